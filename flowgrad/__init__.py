@@ -1,0 +1,56 @@
+"""flowgrad: a deep-learning system built from the flow graph up (Bengio, "Deep Learning for
+AI", MLSS 2020), with PyTorch's API on NumPy (or CuPy) arrays.
+
+Example:
+    >>> import flowgrad as fg
+    >>> x = fg.randn(3, 4, requires_grad=True)
+    >>> (x.tanh() ** 2).sum().backward()
+    >>> x.grad.shape
+    (3, 4)
+"""
+
+from __future__ import annotations
+
+from . import autograd, backend, dtypes, errors, ops  # noqa: F401
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd.grad_mode import inference_mode
+from .creation import *  # noqa: F401,F403
+from .creation import __all__ as _creation_all
+from .dtypes import (bool_ as bool, float16, float32, float64, get_default_dtype, int8,  # noqa: A004
+                     int16, int32, int64, set_default_dtype, uint8)
+from .errors import DeviceError, DTypeError, GraphError, ShapeError
+from .functions import *  # noqa: F401,F403
+from .functions import _namespace as _function_namespace
+from .functions import broadcast_tensors, cat, concat, concatenate, einsum, is_tensor, stack
+from .tensor import Tensor, where
+
+half = float16
+float = float32  # noqa: A001 - PyTorch's aliases
+double = float64
+short = int16
+int = int32  # noqa: A001
+long = int64
+
+__version__ = "0.1.0"
+
+
+def manual_seed(seed: int) -> None:
+    """Seed flowgrad's random streams (rand, randn, dropout, init), for reproducible runs."""
+    backend.manual_seed(seed)
+
+
+def cuda_is_available() -> bool:
+    return backend.cuda_available()
+
+
+class cuda:  # noqa: N801 - mirrors torch.cuda
+    is_available = staticmethod(backend.cuda_available)
+
+
+def _public():
+    names = ["Tensor", "tensor", "where", "cat", "stack", "einsum", "no_grad", "enable_grad",
+             "set_grad_enabled", "manual_seed", "autograd", "nn"]
+    return names + list(_creation_all) + list(_function_namespace)
+
+
+from . import nn  # noqa: E402,F401  (nn imports the package above)

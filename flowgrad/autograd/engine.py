@@ -1,0 +1,144 @@
+"""Back-propagation in a general flow graph (lecture: "Back-Prop in General Flow Graph").
+
+Visit nodes in reverse topological order, computing the gradient wrt each node from the
+gradients wrt its successors: dz/dx = sum_i dz/dy_i dy_i/dx. Both passes are iterative, so an
+RNN unrolled over 10,000 steps or a 100,000-op chain needs no recursion.
+"""
+
+from __future__ import annotations
+
+from ..errors import GraphError
+from .broadcast import sum_to
+from .function import _FREED
+
+
+def _consumer_counts(roots) -> dict:
+    """Pass 1: for every tensor reachable from ``roots`` that requires grad, how many recorded
+    consumers inside this graph use it (its successors' count)."""
+    counts: dict = {}
+    stack = list(roots)
+    while stack:
+        ctx = stack.pop()._ctx
+        if ctx is None:
+            continue
+        needs = ctx.needs_input_grad
+        for i, p in enumerate(ctx.parents):
+            if needs[i]:
+                k = id(p)
+                if k in counts:
+                    counts[k] += 1
+                else:
+                    counts[k] = 1
+                    stack.append(p)
+    return counts
+
+
+def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None = None) -> None:
+    """Propagate ``seeds`` (arrays, one per root) back through the recorded graph.
+
+    Leaves accumulate into ``.grad``; with ``capture`` (id(tensor) -> None) the summed gradients
+    of those tensors are stored in ``capture`` instead and no ``.grad`` is touched.
+    """
+    counts = _consumer_counts(roots)
+    grads: dict = {}
+    ready = []
+    for r, s in zip(roots, seeds):
+        k = id(r)
+        grads[k] = grads[k] + s if k in grads else s
+    for r in roots:
+        if counts.get(id(r), 0) == 0:
+            ready.append(r)
+            counts[id(r)] = -1  # pushed once, even if given twice
+    pop = ready.pop
+    while ready:
+        t = pop()
+        g = grads.pop(id(t), None)
+        if g is not None and t._hooks is not None:
+            g = _run_hooks(t, g)
+        ctx = t._ctx
+        if capture is not None and id(t) in capture:
+            capture[id(t)] = g
+        if ctx is None:  # a leaf: the flow stops here
+            if capture is None and g is not None:
+                _accumulate(t, g)
+            continue
+        if g is not None and t._retains_grad and capture is None:
+            _accumulate(t, g)
+        parents = ctx.parents
+        needs = ctx.needs_input_grad
+        if g is None:  # no gradient reached this node: only release its parents
+            pgrads = ()
+        else:
+            pgrads = _call_backward(ctx, g, t)
+            if not retain_graph:
+                ctx.saved = _FREED if ctx.saved else ()
+        for i, p in enumerate(parents):
+            if not needs[i]:
+                continue
+            k = id(p)
+            gp = pgrads[i] if i < len(pgrads) else None
+            if gp is not None:
+                if gp.shape != p.data.shape:
+                    gp = sum_to(gp, p.data.shape, ctx.fn.__name__)
+                if gp.dtype != p.data.dtype:
+                    gp = gp.astype(p.data.dtype)
+                old = grads.get(k)
+                grads[k] = gp if old is None else old + gp
+            c = counts[k] - 1
+            counts[k] = c
+            if c == 0:
+                ready.append(p)
+
+
+def _call_backward(ctx, g, t) -> tuple:
+    saved = ctx.saved
+    if saved is _FREED:
+        raise GraphError(
+            f"{ctx.fn.__name__}: trying to backward through the graph a second time, but its saved "
+            "values were freed by the first backward(); pass retain_graph=True to the first "
+            "backward() if you need to backward twice")
+    if saved:
+        _check_versions(ctx)
+    out = ctx.fn.backward(ctx, g)
+    if type(out) is not tuple:
+        out = (out,)
+    if len(out) > len(ctx.parents):
+        raise GraphError(f"{ctx.fn.__name__}.backward returned {len(out)} gradients for "
+                         f"{len(ctx.parents)} inputs")
+    return out
+
+
+def _check_versions(ctx) -> None:
+    for i, (p, v) in enumerate(zip(ctx.parents, ctx.versions)):
+        if v is not None and p._version != v:
+            raise GraphError(
+                f"{ctx.fn.__name__} saved its input {i} (shape {tuple(p.shape)}) for backward, but "
+                f"it was modified in place afterwards (version {v} -> {p._version}); clone it "
+                "before modifying it, or modify it after backward()")
+    if ctx.out_ref is not None:
+        ref, v = ctx.out_ref
+        out = ref()
+        if out is not None and out._version != v:
+            raise GraphError(
+                f"{ctx.fn.__name__} saved its output (shape {tuple(out.shape)}) for backward, but "
+                f"it was modified in place afterwards (version {v} -> {out._version})")
+
+
+def _accumulate(t, g) -> None:
+    from ..tensor import Tensor
+
+    if t.grad is None:
+        # Own the array: the same gradient array can reach several tensors (x + y).
+        t.grad = Tensor._wrap(g.copy(), None, False)
+    else:
+        t.grad.data = t.grad.data + g
+
+
+def _run_hooks(t, g):
+    from ..tensor import Tensor
+
+    for hook in t._hooks.values():
+        new = hook(Tensor._wrap(g, None, False))
+        if new is not None:
+            g = new.data if isinstance(new, Tensor) else new
+    return g

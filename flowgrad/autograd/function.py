@@ -1,0 +1,131 @@
+"""Function: one node type of the flow graph (lecture: "Automatic Differentiation" — each node
+type knows how to compute its output, and the gradient wrt its inputs given the gradient wrt its
+output).
+
+An op is a subclass with two static methods over raw arrays::
+
+    class Mul(Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            ctx.save_for_backward(x, y)
+            return x * y
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, y = ctx.saved_tensors
+            return grad * y, grad * x      # broadcast shapes are fine: the engine sums them
+
+``Function.apply(*args)`` unwraps Tensor arguments to arrays, runs ``forward`` and, when grad
+mode is on and an input requires grad, records the node. Non-tensor arguments (dims, flags) are
+passed through unchanged; backward returns one gradient (or None) per forward argument.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from .. import backend
+from ..errors import DeviceError, GraphError
+from . import grad_mode
+
+_FREED = ("<freed>",)
+_SCALARS = (np.generic, int, float, bool)
+
+
+class Context:
+    """What one node keeps between forward and backward (PyTorch's ``ctx``)."""
+
+    __slots__ = ("fn", "parents", "needs_input_grad", "saved", "_saved_src", "versions",
+                 "xp", "out_ref", "__dict__")
+
+    def save_for_backward(self, *arrays) -> None:
+        """Keep arrays (inputs or the output) for backward; they are freed after backward."""
+        self.saved = arrays
+
+    @property
+    def saved_tensors(self) -> tuple:
+        saved = self.saved
+        if saved is _FREED:
+            raise GraphError(
+                f"{self.fn.__name__}: trying to backward through the graph a second time, but its "
+                "saved values were freed by the first backward(); pass retain_graph=True to the "
+                "first backward() if you need to backward twice")
+        return saved
+
+    def mark_non_differentiable(self, *args) -> None:
+        """Accepted for PyTorch compatibility; integer outputs never require grad anyway."""
+
+
+class Function:
+    """Base class of every node type; subclass it to write your own differentiable op."""
+
+    @staticmethod
+    def forward(ctx: Context, *args):
+        raise NotImplementedError("a Function subclass must define forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        raise NotImplementedError("a Function subclass must define backward(ctx, grad)")
+
+    # Output of ops that are not differentiable at all (comparisons, argmax) never requires grad.
+    differentiable = True
+
+    @classmethod
+    def apply(cls, *args):
+        from ..tensor import Tensor  # local: tensor imports this module
+
+        raw = []
+        needs = []
+        record = False
+        first = None
+        for a in args:
+            if isinstance(a, Tensor):
+                if first is None:
+                    first = a
+                elif first.data.__class__ is not a.data.__class__:
+                    raise DeviceError(
+                        f"{cls.__name__.lower()}: operands are on {first.device} and {a.device}; "
+                        "move them to one device with .to()")
+                raw.append(a.data)
+                r = a.requires_grad
+                needs.append(r)
+                record = record or r
+            else:
+                raw.append(a)
+                needs.append(False)
+        ctx = Context()
+        ctx.fn = cls
+        ctx.saved = ()
+        ctx.xp = backend.get_array_module(first.data) if first is not None else backend.np
+        record = record and cls.differentiable and grad_mode.is_grad_enabled()
+        ctx.needs_input_grad = tuple(needs) if record else (False,) * len(args)
+        out = cls.forward(ctx, *raw)
+        if isinstance(out, _SCALARS):  # NumPy returns scalars for 0-d results
+            out = ctx.xp.asarray(out)
+        if not record:
+            return Tensor._wrap(out, None, False)
+        ctx.parents = args
+        saved = ctx.saved
+        if saved:
+            ctx.versions = tuple(a._version if isinstance(a, Tensor) and _holds(saved, a.data)
+                                 else None for a in args)
+        result = Tensor._wrap(out, ctx, True)
+        if saved and _holds(saved, out):
+            ctx.out_ref = (weakref.ref(result), result._version)
+        else:
+            ctx.out_ref = None
+        return result
+
+
+def _holds(saved: tuple, array) -> bool:
+    for s in saved:
+        if s is array:
+            return True
+    return False
+
+
+def once_differentiable(fn):
+    """Accepted for PyTorch compatibility: flowgrad's backward already runs on arrays."""
+    return fn

@@ -1,0 +1,116 @@
+"""Gradient checking by finite differences (lecture: "Why backprop is powerful" — the O(n^2)
+finite-difference alternative, used here to verify the O(n) backprop)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+
+
+class GradcheckError(AssertionError):
+    """Backprop and finite differences disagree; the message lists the worst entries."""
+
+
+def _as_inputs(inputs):
+    from ..tensor import Tensor
+
+    if isinstance(inputs, Tensor):
+        return (inputs,)
+    return tuple(inputs)
+
+
+def _scalarise(out, weights):
+    """Sum of out * w (a fixed random upstream gradient), as a Python float."""
+    from ..tensor import Tensor
+
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    total = 0.0
+    for o, w in zip(outs, weights):
+        if isinstance(o, Tensor) and o.dtype.kind == "f":
+            total += float((backend.to_numpy(o.data).astype(np.float64) * w).sum())
+    return total
+
+
+def numerical_grad(fn, inputs, eps: float = 1e-6, weights=None) -> list:
+    """Central differences of ``sum(fn(*inputs) * weights)`` wrt every floating input."""
+    from ..tensor import Tensor
+    from .grad_mode import no_grad
+
+    inputs = _as_inputs(inputs)
+    grads = []
+    with no_grad():
+        for t in inputs:
+            if not (isinstance(t, Tensor) and t.requires_grad):
+                grads.append(None)
+                continue
+            flat = t.data.reshape(-1)
+            g = np.zeros(flat.size)
+            for i in range(flat.size):
+                orig = flat[i].item()
+                flat[i] = orig + eps
+                plus = _scalarise(fn(*inputs), weights)
+                flat[i] = orig - eps
+                minus = _scalarise(fn(*inputs), weights)
+                flat[i] = orig
+                g[i] = (plus - minus) / (2 * eps)
+            grads.append(g.reshape(t.shape))
+    return grads
+
+
+def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              raise_exception: bool = True, seed: int = 0) -> bool:
+    """Compare backprop's gradients of ``fn`` with central finite differences.
+
+    ``fn(*inputs)`` may return a tensor (or tuple of tensors) of any shape; both sides use the
+    same random upstream gradient, so a backward that forgets to multiply by its incoming
+    gradient is caught. Inputs should be float64 tensors with ``requires_grad=True``. On failure
+    raises GradcheckError naming the input, the worst entries and both values (or returns False).
+    """
+    from ..tensor import Tensor
+
+    inputs = _as_inputs(inputs)
+    for i, t in enumerate(inputs):
+        if isinstance(t, Tensor) and t.requires_grad and t.dtype != np.float64:
+            import warnings
+
+            warnings.warn(f"gradcheck: input {i} is {t.dtype}; finite differences need float64 "
+                          "to be reliable", stacklevel=2)
+    rng = np.random.default_rng(seed)
+    out = fn(*inputs)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    weights = [rng.standard_normal(o.shape) for o in outs]
+    for t in inputs:
+        if isinstance(t, Tensor):
+            t.grad = None
+    total = None
+    for o, w in zip(outs, weights):
+        if isinstance(o, Tensor) and o.requires_grad:
+            term = (o * Tensor._wrap(o.xp.asarray(w, dtype=o.dtype), None, False)).sum()
+            total = term if total is None else total + term
+    if total is not None:
+        total.backward()
+    numeric = numerical_grad(fn, inputs, eps, weights)
+    problems = []
+    for i, (t, n) in enumerate(zip(inputs, numeric)):
+        if n is None:
+            continue
+        a = np.zeros(t.shape) if t.grad is None else backend.to_numpy(t.grad.data).astype(np.float64)
+        err = np.abs(a - n)
+        bad = err > atol + rtol * np.abs(n)
+        if bad.any():
+            worst = np.argsort(err.reshape(-1))[::-1][:5]
+            rows = []
+            for k in worst:
+                idx = np.unravel_index(k, t.shape) if t.shape else ()
+                rows.append(f"    at {tuple(int(j) for j in idx)}: backprop {a.reshape(-1)[k]:.8g}, "
+                            f"numerical {n.reshape(-1)[k]:.8g}, error {err.reshape(-1)[k]:.3g}")
+            problems.append(f"  input {i} (shape {tuple(t.shape)}): {int(bad.sum())} of {bad.size} "
+                            f"entries differ (atol={atol}, rtol={rtol}); worst:\n" + "\n".join(rows))
+    if problems:
+        name = getattr(fn, "__name__", "fn")
+        msg = f"gradcheck of {name}: backprop and finite differences disagree\n" + "\n".join(problems)
+        if raise_exception:
+            raise GradcheckError(msg)
+        return False
+    return True

@@ -1,0 +1,138 @@
+"""The array engine: NumPy, or CuPy for the same code on a GPU.
+
+This is the only module that imports CuPy; every difference between the two lives here
+(chainer.backend.get_array_module is the model).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:  # CPU-only machines: flowgrad still works, GPU tests skip
+    import cupy  # type: ignore[import-not-found]
+    import cupyx  # type: ignore[import-not-found]
+except Exception:  # ImportError, or a CuPy without a usable CUDA driver
+    cupy = None
+    cupyx = None
+
+from .errors import DeviceError
+
+try:
+    from scipy import special as _special
+except ImportError:  # SciPy is optional: erf then falls back to math.erf
+    _special = None
+
+
+def cuda_available() -> bool:
+    if cupy is None:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def get_array_module(*arrays):
+    """numpy, or cupy if any argument is a CuPy array."""
+    if cupy is not None:
+        for a in arrays:
+            if isinstance(a, cupy.ndarray):
+                return cupy
+    return np
+
+
+def device_of(a) -> str:
+    if cupy is not None and isinstance(a, cupy.ndarray):
+        return f"cuda:{a.device.id}" if a.device.id else "cuda"
+    return "cpu"
+
+
+def normalize_device(device) -> str:
+    """'cpu', 'cuda' or 'cuda:N' from a string or an object with a ``type`` attribute."""
+    if device is None:
+        return "cpu"
+    device = str(device)
+    if device == "cuda:0":
+        return "cuda"
+    if device == "cpu" or device.startswith("cuda"):
+        return device
+    raise DeviceError(f"device: expected 'cpu' or 'cuda[:N]', got {device!r}")
+
+
+def xp_for(device: str):
+    if device == "cpu":
+        return np
+    if cupy is None:
+        raise DeviceError(
+            f"device {device!r}: CuPy is not installed; install cupy-cuda12x to use a GPU")
+    return cupy
+
+
+def to_device(a, device: str):
+    """Copy an array to 'cpu' or 'cuda[:N]' (no copy when it is already there)."""
+    device = normalize_device(device)
+    if device == "cpu":
+        return to_numpy(a)
+    xp = xp_for(device)
+    index = int(device.split(":")[1]) if ":" in device else 0
+    with xp.cuda.Device(index):
+        return xp.asarray(a)
+
+
+def to_numpy(a) -> np.ndarray:
+    if cupy is not None and isinstance(a, cupy.ndarray):
+        return cupy.asnumpy(a)
+    return np.asarray(a)
+
+
+# Random streams ----------------------------------------------------------------------------
+
+_rngs: dict = {}
+_seed = {"value": None}
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every random stream flowgrad uses (NumPy's, and CuPy's when present)."""
+    _seed["value"] = int(seed)
+    _rngs.clear()
+
+
+def rng(xp=np):
+    """The Generator that flowgrad's random ops draw from for array module ``xp``."""
+    gen = _rngs.get(xp)
+    if gen is None:
+        seed = _seed["value"]
+        gen = xp.random.default_rng(seed)
+        _rngs[xp] = gen
+    return gen
+
+
+# Kernels whose NumPy and CuPy spellings differ -------------------------------------------------
+
+def scatter_add(xp, target, index, values) -> None:
+    """target[index] += values, accumulating repeated indices (in place)."""
+    if xp is np:
+        np.add.at(target, index, values)
+    else:
+        cupyx.scatter_add(target, index, values)
+
+
+def sliding_window_view(xp, x, window_shape, axis):
+    if xp is np:
+        return np.lib.stride_tricks.sliding_window_view(x, window_shape, axis=axis)
+    return cupy.lib.stride_tricks.sliding_window_view(x, window_shape, axis=axis)
+
+
+_erf_scalar = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(xp, x):
+    if xp is not np:
+        import cupyx.scipy.special as cps  # type: ignore[import-not-found]
+
+        return cps.erf(x)
+    if _special is not None:
+        return _special.erf(x)
+    return _erf_scalar(x).astype(x.dtype)

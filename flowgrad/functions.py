@@ -1,0 +1,101 @@
+"""Module-level forms of tensor operations (fg.exp(x), fg.sum(x, dim), fg.cat, fg.einsum, ...)."""
+
+from __future__ import annotations
+
+from . import dtypes
+from .errors import ShapeError
+from .ops import linalg as L
+from .ops import shape as S
+from .tensor import Tensor, _dim, _operands, as_tensor, where  # noqa: F401
+
+_METHODS = [
+    "abs", "sign", "exp", "log", "log1p", "log2", "log10", "expm1", "sqrt", "rsqrt", "sin", "cos",
+    "tanh", "sigmoid", "relu", "erf", "reciprocal", "square", "clamp", "clip", "maximum",
+    "minimum", "masked_fill", "lerp", "floor", "ceil", "round", "sum", "mean", "var", "std",
+    "max", "min", "amax", "amin", "argmax", "argmin", "prod", "logsumexp", "cumsum", "norm",
+    "all", "any", "reshape", "flatten", "unflatten", "transpose", "permute", "t", "squeeze",
+    "unsqueeze", "split", "chunk", "narrow", "flip", "roll", "tril", "triu", "gather", "scatter",
+    "scatter_add", "index_select", "take_along_dim", "matmul", "mm", "bmm", "outer", "dot",
+    "softmax", "log_softmax", "add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le",
+    "gt", "ge", "logical_and", "logical_or", "logical_xor", "logical_not", "isnan", "isinf",
+    "isfinite", "remainder", "floor_divide", "clone", "unbind", "select", "nonzero",
+    "masked_select", "allclose", "equal",
+]
+
+
+def _make(name):
+    def fn(input, *args, **kwargs):  # noqa: A002
+        if not isinstance(input, Tensor):
+            input = as_tensor(input)
+        return getattr(input, name)(*args, **kwargs)
+
+    fn.__name__ = name
+    fn.__doc__ = f"fg.{name}(input, ...) is input.{name}(...)."
+    return fn
+
+
+_namespace = {n: _make(n) for n in _METHODS if hasattr(Tensor, n)}
+globals().update(_namespace)
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    """Concatenate along an existing dim."""
+    tensors = [t if isinstance(t, Tensor) else as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ShapeError("cat: expected a non-empty sequence of tensors")
+    tensors = _common(tensors, "cat")
+    ref = tensors[0]
+    d = _dim(dim, ref.ndim, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim != ref.ndim or any(a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape))
+                                     if k != d):
+            raise ShapeError(f"cat: tensor {i} has shape {tuple(t.shape)} but tensor 0 has "
+                             f"{tuple(ref.shape)}; all sizes must match except in dimension {dim}")
+    return S.Cat.apply(d, *tensors)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """Stack along a new dim."""
+    tensors = [t if isinstance(t, Tensor) else as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ShapeError("stack: expected a non-empty sequence of tensors")
+    tensors = _common(tensors, "stack")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ShapeError(f"stack: tensor {i} has shape {tuple(t.shape)} but tensor 0 has "
+                             f"{tuple(tensors[0].shape)}; stack needs equal shapes")
+    return S.Stack.apply(_dim(dim, tensors[0].ndim + 1, "stack"), *tensors)
+
+
+def _common(tensors, op):
+    dt = tensors[0].dtype
+    for t in tensors[1:]:
+        if t.dtype != dt:
+            dt = dtypes.promote(dt, t.dtype, 1, 1)
+    return [t.type(dt) for t in tensors]
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation, e.g. fg.einsum("bij,bjk->bik", a, b)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    operands = _common([o if isinstance(o, Tensor) else as_tensor(o) for o in operands], "einsum")
+    return L.Einsum.apply(equation, *operands)
+
+
+def broadcast_tensors(*tensors):
+    import numpy as np
+
+    shape = np.broadcast_shapes(*[t.shape for t in tensors])
+    return tuple(t.expand(shape) for t in tensors)
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(x: Tensor) -> int:
+    return x.numel()

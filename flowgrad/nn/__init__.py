@@ -1,0 +1,3 @@
+"""Neural-network building blocks. ``flowgrad.nn.functional`` holds the stateless ops."""
+
+from . import functional  # noqa: F401

@@ -1,0 +1,144 @@
+"""Non-linearities (lecture: "Non-Linearities"): each derivative from the saved output where it
+is a function of it."""
+
+from __future__ import annotations
+
+import math
+
+from .. import backend
+from ..autograd.function import Function
+
+
+class Relu(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.xp.maximum(x, 0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved
+        return grad * (y > 0)
+
+
+class LeakyRelu(Function):
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return ctx.xp.where(x > 0, x, x * slope)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return ctx.xp.where(x > 0, grad, grad * ctx.slope)
+
+
+class Elu(Function):
+    """ELU (Clevert et al. 2016), scaled as SELU when ``scale`` != 1 (Klambauer et al. 2017)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha, scale):
+        xp = ctx.xp
+        neg = alpha * xp.expm1(xp.minimum(x, 0))
+        y = scale * xp.where(x > 0, x, neg)
+        ctx.save_for_backward(x, neg)
+        ctx.alpha, ctx.scale = alpha, scale
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, neg = ctx.saved
+        return grad * ctx.scale * ctx.xp.where(x > 0, 1, neg + ctx.alpha).astype(grad.dtype)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = 0.5 * (ctx.xp.tanh(0.5 * x) + 1)  # stable for large |x|
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved
+        return grad * y * (1 - y)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.xp.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved
+        return grad * (1 - y * y)
+
+
+class Softplus(Function):
+    """log(1 + exp(beta x)) / beta, linear above ``threshold`` (PyTorch's definition)."""
+
+    @staticmethod
+    def forward(ctx, x, beta, threshold):
+        xp = ctx.xp
+        bx = x * beta
+        ctx.save_for_backward(x)
+        ctx.beta, ctx.threshold = beta, threshold
+        soft = (xp.logaddexp(bx, 0) / beta).astype(x.dtype, copy=False)
+        return xp.where(bx > threshold, x, soft)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        bx = x * ctx.beta
+        s = 0.5 * (ctx.xp.tanh(0.5 * bx) + 1)
+        return ctx.xp.where(bx > ctx.threshold, grad, grad * s)
+
+
+class Silu(Function):
+    """x * sigmoid(x) (Hendrycks & Gimpel 2016; Ramachandran et al. 2017)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        s = 0.5 * (ctx.xp.tanh(0.5 * x) + 1)
+        ctx.save_for_backward(x, s)
+        return x * s
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, s = ctx.saved
+        return grad * s * (1 + x * (1 - s))
+
+
+class Gelu(Function):
+    """GELU (Hendrycks & Gimpel 2016): x Phi(x), exact or with the tanh approximation."""
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        xp = ctx.xp
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            k = math.sqrt(2 / math.pi)
+            t = xp.tanh(k * (x + 0.044715 * x * x * x))
+            ctx.t = t
+            return 0.5 * x * (1 + t)
+        cdf = 0.5 * (1 + backend.erf(xp, x * (1 / math.sqrt(2))).astype(x.dtype, copy=False))
+        ctx.cdf = cdf
+        return x * cdf
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        xp = ctx.xp
+        if ctx.approximate == "tanh":
+            k = math.sqrt(2 / math.pi)
+            t = ctx.t
+            dt = (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
+            return grad * (0.5 * (1 + t) + 0.5 * x * dt)
+        pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+        return grad * (ctx.cdf + x * pdf)

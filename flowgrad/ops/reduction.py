@@ -1,0 +1,186 @@
+"""Reductions over any set of dims, and the normalisers built on them (softmax, log-softmax,
+log-sum-exp) computed stably."""
+
+from __future__ import annotations
+
+from ..autograd.function import Function
+
+
+def _expand_back(grad, shape, dims, keepdim):
+    """Reshape a reduced gradient so that it broadcasts against the input of ``shape``."""
+    if not keepdim and dims is not None:
+        kept = list(grad.shape)
+        for d in sorted(dims):
+            kept.insert(d, 1)
+        grad = grad.reshape(kept)
+    elif dims is None and not keepdim:
+        grad = grad.reshape((1,) * len(shape))
+    return grad
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        return x.sum(axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = _expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim)
+        return ctx.xp.broadcast_to(g, ctx.shape)
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        out = x.mean(axis=dims, keepdims=keepdim)
+        ctx.n = max(x.size // max(out.size, 1), 1) if x.size else 1
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = _expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim) * (1.0 / ctx.n)
+        return ctx.xp.broadcast_to(g.astype(grad.dtype, copy=False), ctx.shape)
+
+
+class AMax(Function):
+    """Max over dims; the gradient is shared evenly between tied maxima (PyTorch's amax)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim, minimum=False):
+        out = x.min(axis=dims, keepdims=True) if minimum else x.max(axis=dims, keepdims=True)
+        ctx.save_for_backward(x, out)
+        ctx.dims, ctx.keepdim = dims, keepdim
+        if not keepdim:
+            return out.reshape(_reduced_shape(x.shape, dims))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved
+        hit = (x == out)
+        count = hit.sum(axis=ctx.dims, keepdims=True)
+        g = _expand_back(grad, x.shape, ctx.dims, ctx.keepdim)
+        return hit * (g / count).astype(grad.dtype, copy=False)
+
+
+def _reduced_shape(shape, dims):
+    if dims is None:
+        return ()
+    return tuple(s for i, s in enumerate(shape) if i not in dims)
+
+
+class Prod(Function):
+    """Product over one dim (or all); the gradient uses exclusive cumulative products, so it is
+    right where inputs are zero."""
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim):
+        ctx.save_for_backward(x)
+        ctx.dim, ctx.keepdim = dim, keepdim
+        if dim is None:
+            return x.prod()
+        return x.prod(axis=dim, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        xp = ctx.xp
+        dim = ctx.dim
+        if dim is None:
+            flat = x.reshape(-1)
+            return (grad * _prod_others(xp, flat, 0)).reshape(x.shape)
+        g = grad if ctx.keepdim else xp.expand_dims(grad, dim)
+        return g * _prod_others(xp, x, dim)
+
+
+def _prod_others(xp, x, dim):
+    """For each position along ``dim``, the product of all other entries along ``dim``."""
+    x = xp.moveaxis(x, dim, -1)
+    ones = xp.ones(x.shape[:-1] + (1,), dtype=x.dtype)
+    left = xp.cumprod(xp.concatenate([ones, x[..., :-1]], axis=-1), axis=-1)
+    right = xp.flip(xp.cumprod(xp.flip(xp.concatenate([x[..., 1:], ones], axis=-1), -1),
+                               axis=-1), -1)
+    return xp.moveaxis(left * right, -1, dim)
+
+
+class Cumsum(Function):
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return ctx.xp.cumsum(x, axis=dim, dtype=x.dtype if x.dtype.kind == "f" else None)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = ctx.xp
+        return xp.flip(xp.cumsum(xp.flip(grad, ctx.dim), axis=ctx.dim), ctx.dim)
+
+
+class LogSumExp(Function):
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        xp = ctx.xp
+        m = x.max(axis=dims, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        out = xp.log(xp.exp(x - m).sum(axis=dims, keepdims=True)) + m
+        ctx.save_for_backward(x, out)
+        ctx.dims, ctx.keepdim = dims, keepdim
+        return out if keepdim else out.reshape(_reduced_shape(x.shape, dims))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved
+        g = _expand_back(grad, x.shape, ctx.dims, ctx.keepdim)
+        return g * ctx.xp.exp(x - out)
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, dim):
+        xp = ctx.xp
+        e = xp.exp(x - x.max(axis=dim, keepdims=True))
+        y = e / e.sum(axis=dim, keepdims=True)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved
+        return y * (grad - (grad * y).sum(axis=ctx.dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, x, dim):
+        xp = ctx.xp
+        shifted = x - x.max(axis=dim, keepdims=True)
+        y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved
+        return grad - ctx.xp.exp(y) * grad.sum(axis=ctx.dim, keepdims=True)
+
+
+class Norm2(Function):
+    """Euclidean norm over dims; its subgradient at 0 is 0 (as in PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        xp = ctx.xp
+        out = xp.sqrt((x * x).sum(axis=dims, keepdims=True))
+        ctx.save_for_backward(x, out)
+        ctx.dims, ctx.keepdim = dims, keepdim
+        return out if keepdim else out.reshape(_reduced_shape(x.shape, dims))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved
+        g = _expand_back(grad, x.shape, ctx.dims, ctx.keepdim)
+        safe = ctx.xp.where(out == 0, 1, out)
+        return (g * x / safe) * (out != 0)

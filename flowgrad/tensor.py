@@ -1,0 +1,1255 @@
+"""Tensor: an array plus its place in the flow graph (lecture: "Chain Rule in Flow Graph" —
+node = computation result, arc = computation dependency).
+
+Every differentiable method calls one ``Function`` from ``flowgrad.ops``; ``backward()`` hands
+the graph to the engine. The API and semantics are PyTorch's.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import namedtuple
+from typing import Any
+
+import numpy as np
+
+from . import backend, dtypes
+from .autograd import engine, grad_mode
+from .errors import DTypeError, GraphError, ShapeError
+from .ops import activation as A
+from .ops import elementwise as E
+from .ops import indexing as I
+from .ops import linalg as L
+from .ops import reduction as R
+from .ops import shape as S
+
+_Number = (int, float, bool)
+values_indices = namedtuple("values_indices", ["values", "indices"])
+
+
+def _dims(dim, ndim: int, op: str):
+    """Normalise ``dim`` (None, int or tuple, negatives allowed) to None or a sorted tuple."""
+    if dim is None:
+        return None
+    if isinstance(dim, (list, tuple)):
+        if len(dim) == 0:
+            return None
+        return tuple(sorted(_dim(d, ndim, op) for d in dim))
+    return (_dim(dim, ndim, op),)
+
+
+def _dim(d: int, ndim: int, op: str) -> int:
+    n = max(ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"{op}: dimension {d} is out of range for a tensor with {ndim} "
+                         f"dimensions (expected {-n} to {n - 1})")
+    return d + n if d < 0 else d
+
+
+def _shape_arg(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _index_arg(index):
+    """Replace Tensors inside an index by their arrays (lists become int/bool arrays)."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(_index_arg(i) for i in index)
+    if isinstance(index, list):
+        return np.asarray([i.item() if isinstance(i, Tensor) else i for i in index])
+    return index
+
+
+class Tensor:
+    """A multi-dimensional array that records the operations applied to it.
+
+    Example:
+        >>> x = fg.tensor([1.0, 2.0], requires_grad=True)
+        >>> (x * x).sum().backward()
+        >>> x.grad
+        tensor([2., 4.])
+    """
+
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_version", "_hooks",
+                 "_retains_grad", "__weakref__")
+    __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data: Any = None, requires_grad: bool = False, dtype=None) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        xp = backend.get_array_module(data)
+        arr = xp.asarray([] if data is None else data,
+                         dtype=dtypes.to_dtype(dtype) if dtype is not None else None)
+        if dtype is None and arr.dtype.kind in "fiu" and (arr.dtype.kind == "f" or data is not None
+                                                          and not hasattr(data, "dtype")):
+            arr = arr.astype(dtypes.get_default_dtype(), copy=False)  # torch.Tensor is float
+        self.data = arr
+        self.grad = None
+        self._ctx = None
+        self._version = 0
+        self._hooks = None
+        self._retains_grad = False
+        self._requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, data, ctx, requires_grad: bool) -> "Tensor":
+        t = object.__new__(Tensor)
+        t.data = data
+        t.grad = None
+        t._ctx = ctx
+        t._requires_grad = requires_grad
+        t._version = 0
+        t._hooks = None
+        t._retains_grad = False
+        return t
+
+    # --- autograd state -----------------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise DTypeError(f"requires_grad: only floating-point tensors can require gradients, "
+                             f"got {self.data.dtype}; convert with .float() first")
+        if not requires_grad and self._ctx is not None:
+            raise GraphError("requires_grad_(False): this tensor is the output of a recorded "
+                             "operation; use .detach() to get a tensor outside the graph")
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """The node type (Function subclass) that produced this tensor, or None for a leaf."""
+        return None if self._ctx is None else self._ctx.fn
+
+    def retain_grad(self) -> None:
+        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward."""
+        if self._ctx is not None:
+            self._retains_grad = True
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor
+        replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
+        if not self._requires_grad:
+            raise GraphError("register_hook: cannot register a hook on a tensor that does not "
+                             "require grad")
+        if self._hooks is None:
+            self._hooks = {}
+        key = builtins.max(self._hooks, default=-1) + 1
+        self._hooks[key] = hook
+        return _HookHandle(self._hooks, key)
+
+    def backward(self, gradient=None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs=None) -> None:
+        """Back-propagate from this tensor (lecture: "Back-Prop in General Flow Graph")."""
+        if create_graph:
+            raise GraphError("backward: create_graph=True (higher-order gradients) is not "
+                             "supported; flowgrad computes first-order gradients")
+        if not self._requires_grad:
+            raise GraphError("backward: this tensor does not require grad and has no grad_fn; "
+                             "did you forget requires_grad=True on a leaf, or run under no_grad?")
+        seed = _seed(self, gradient, "backward")
+        capture = None
+        if inputs is not None:
+            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+            capture = {id(t): None for t in inputs}
+        engine.run_backward([self], [seed], bool(retain_graph), capture)
+        if capture is not None:
+            for t in inputs:
+                g = capture[id(t)]
+                if g is not None:
+                    engine._accumulate(t, g)
+
+    def detach(self) -> "Tensor":
+        return Tensor._wrap(self.data, None, False)
+
+    def detach_(self) -> "Tensor":
+        self._ctx = None
+        self._requires_grad = False
+        return self
+
+    # --- attributes and conversions -------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    def size(self, dim: int | None = None):
+        if dim is None:
+            return self.data.shape
+        return self.data.shape[_dim(dim, self.data.ndim, "size")]
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    ndimension = dim
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    nelement = numel
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    @property
+    def xp(self):
+        """The array module of this tensor's storage (numpy or cupy)."""
+        return backend.get_array_module(self.data)
+
+    def element_size(self) -> int:
+        return self.data.dtype.itemsize
+
+    def item(self):
+        if self.data.size != 1:
+            raise ShapeError(f"item: only one-element tensors can be converted to a Python "
+                             f"number, got shape {tuple(self.data.shape)}")
+        return backend.to_numpy(self.data).reshape(()).item()
+
+    def tolist(self):
+        return backend.to_numpy(self.data).tolist()
+
+    def numpy(self, force: bool = False) -> np.ndarray:
+        if self._requires_grad and not force:
+            raise GraphError("numpy: can't call numpy() on a tensor that requires grad; use "
+                             "tensor.detach().numpy()")
+        if self.device != "cpu" and not force:
+            raise GraphError(f"numpy: tensor is on {self.device}; use tensor.cpu().numpy()")
+        return backend.to_numpy(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        arr = backend.to_numpy(self.data)
+        return arr if dtype is None else arr.astype(dtype)
+
+    def clone(self) -> "Tensor":
+        return E.Clone.apply(self)
+
+    def contiguous(self) -> "Tensor":
+        if self.data.flags.c_contiguous:
+            return self
+        return E.Clone.apply(self)
+
+    def is_contiguous(self) -> bool:
+        return bool(self.data.flags.c_contiguous)
+
+    def to(self, *args, **kwargs) -> "Tensor":
+        """to(dtype), to(device), to(device, dtype) or to(other): PyTorch's overloads."""
+        device, dtype = kwargs.get("device"), kwargs.get("dtype")
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, str) or type(a).__name__ == "device":
+                device = a
+            else:
+                dtype = a
+        out = self
+        if dtype is not None:
+            out = out.type(dtype)
+        if device is not None and backend.normalize_device(device) != out.device:
+            out = _ToDevice.apply(out, backend.normalize_device(device))
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, device: int | None = None) -> "Tensor":
+        return self.to("cuda" if device is None else f"cuda:{device}")
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"flowgrad.{self.data.dtype}"
+        dtype = dtypes.to_dtype(dtype)
+        if dtype == self.data.dtype:
+            return self
+        if dtype.kind == "f" and self.data.dtype.kind == "f":
+            return E.Cast.apply(self, dtype)
+        return Tensor._wrap(self.data.astype(dtype), None, False)
+
+    def float(self) -> "Tensor":
+        return self.type(dtypes.float32)
+
+    def double(self) -> "Tensor":
+        return self.type(dtypes.float64)
+
+    def half(self) -> "Tensor":
+        return self.type(dtypes.float16)
+
+    def long(self) -> "Tensor":
+        return self.type(dtypes.int64)
+
+    def int(self) -> "Tensor":
+        return self.type(dtypes.int32)
+
+    def bool(self) -> "Tensor":
+        return self.type(dtypes.bool_)
+
+    def is_floating_point(self) -> bool:
+        return self.data.dtype.kind == "f"
+
+    def __repr__(self) -> str:
+        body = np.array2string(backend.to_numpy(self.data), separator=", ", precision=4,
+                               prefix="tensor(")
+        extra = []
+        if self.data.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool_):
+            extra.append(f"dtype=flowgrad.{self.data.dtype}")
+        if self.device != "cpu":
+            extra.append(f"device='{self.device}'")
+        if self._ctx is not None:
+            extra.append(f"grad_fn=<{self._ctx.fn.__name__}Backward>")
+        elif self._requires_grad:
+            extra.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.data.shape[0]))
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with {self.data.size} "
+                               "elements is ambiguous; use .any() or .all()")
+        return bool(self.data.reshape(()))
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    __hash__ = object.__hash__
+
+    # --- arithmetic -------------------------------------------------------------------------------
+    def __add__(self, other):
+        a, b = _operands(self, other, "add")
+        return E.Add.apply(a, b)
+
+    def __radd__(self, other):
+        a, b = _operands(self, other, "add")
+        return E.Add.apply(b, a)
+
+    def __sub__(self, other):
+        a, b = _operands(self, other, "sub")
+        return E.Sub.apply(a, b)
+
+    def __rsub__(self, other):
+        a, b = _operands(self, other, "sub")
+        return E.Sub.apply(b, a)
+
+    def __mul__(self, other):
+        a, b = _operands(self, other, "mul")
+        return E.Mul.apply(a, b)
+
+    def __rmul__(self, other):
+        a, b = _operands(self, other, "mul")
+        return E.Mul.apply(b, a)
+
+    def __truediv__(self, other):
+        a, b = _operands(self, other, "div", true_div=True)
+        return E.Div.apply(a, b)
+
+    def __rtruediv__(self, other):
+        a, b = _operands(self, other, "div", true_div=True)
+        return E.Div.apply(b, a)
+
+    def __floordiv__(self, other):
+        a, b = _operands(self, other, "floor_divide")
+        return E.FloorDivide.apply(a, b)
+
+    def __rfloordiv__(self, other):
+        a, b = _operands(self, other, "floor_divide")
+        return E.FloorDivide.apply(b, a)
+
+    def __mod__(self, other):
+        a, b = _operands(self, other, "remainder")
+        return E.Remainder.apply(a, b)
+
+    def __rmod__(self, other):
+        a, b = _operands(self, other, "remainder")
+        return E.Remainder.apply(b, a)
+
+    def __pow__(self, other):
+        a, b = _operands(self, other, "pow")
+        return E.Pow.apply(a, b)
+
+    def __rpow__(self, other):
+        a, b = _operands(self, other, "pow")
+        return E.Pow.apply(b, a)
+
+    def __matmul__(self, other):
+        return self.matmul(other)
+
+    def __rmatmul__(self, other):
+        return as_tensor(other, dtype=self.dtype).matmul(self)
+
+    def __neg__(self):
+        return E.Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return E.Abs.apply(self)
+
+    def __invert__(self):
+        if self.data.dtype.kind != "b":
+            return Tensor._wrap(~self.data, None, False)
+        return E.LogicalNot.apply(self)
+
+    def _compare(self, other, op):
+        a, b = _operands(self, other, op)
+        return E.Compare.apply(a, b, op)
+
+    def __eq__(self, other):  # type: ignore[override]
+        return self._compare(other, "eq")
+
+    def __ne__(self, other):  # type: ignore[override]
+        return self._compare(other, "ne")
+
+    def __lt__(self, other):
+        return self._compare(other, "lt")
+
+    def __le__(self, other):
+        return self._compare(other, "le")
+
+    def __gt__(self, other):
+        return self._compare(other, "gt")
+
+    def __ge__(self, other):
+        return self._compare(other, "ge")
+
+    def __and__(self, other):
+        return self._compare(other, "and") if self.dtype.kind == "b" else \
+            Tensor._wrap(self.data & _raw(other), None, False)
+
+    def __or__(self, other):
+        return self._compare(other, "or") if self.dtype.kind == "b" else \
+            Tensor._wrap(self.data | _raw(other), None, False)
+
+    def __xor__(self, other):
+        return self._compare(other, "xor") if self.dtype.kind == "b" else \
+            Tensor._wrap(self.data ^ _raw(other), None, False)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def add(self, other, alpha=1):
+        return self + (other * alpha if alpha != 1 else other)
+
+    def sub(self, other, alpha=1):
+        return self - (other * alpha if alpha != 1 else other)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other, rounding_mode=None):
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode == "floor":
+            return self // other
+        if rounding_mode == "trunc":
+            q = self / other
+            return Tensor._wrap(self.xp.trunc(q.data).astype(q.dtype), None, False)
+        raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
+
+    multiply, subtract, divide, true_divide = mul, sub, div, __truediv__
+
+    def floor_divide(self, other):
+        return self // other
+
+    def remainder(self, other):
+        return self % other
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def neg(self):
+        return E.Neg.apply(self)
+
+    negative = neg
+
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
+    def logical_and(self, other):
+        return E.Compare.apply(self, _raw_tensor(other), "and")
+
+    def logical_or(self, other):
+        return E.Compare.apply(self, _raw_tensor(other), "or")
+
+    def logical_xor(self, other):
+        return E.Compare.apply(self, _raw_tensor(other), "xor")
+
+    def logical_not(self):
+        return E.LogicalNot.apply(self)
+
+    def equal(self, other) -> bool:
+        return self.shape == other.shape and bool((self.data == other.data).all())
+
+    def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+        return bool(self.xp.allclose(self.data, _raw(other), rtol=rtol, atol=atol,
+                                     equal_nan=equal_nan))
+
+    def isnan(self):
+        return Tensor._wrap(self.xp.isnan(self.data), None, False)
+
+    def isinf(self):
+        return Tensor._wrap(self.xp.isinf(self.data), None, False)
+
+    def isfinite(self):
+        return Tensor._wrap(self.xp.isfinite(self.data), None, False)
+
+    # --- maths ------------------------------------------------------------------------------------
+    def exp(self):
+        return E.Exp.apply(self)
+
+    def expm1(self):
+        return E.Expm1.apply(self)
+
+    def log(self):
+        return E.Log.apply(self)
+
+    def log1p(self):
+        return E.Log1p.apply(self)
+
+    def log2(self):
+        return E.Log.apply(self) * (1 / np.log(2))
+
+    def log10(self):
+        return E.Log.apply(self) * (1 / np.log(10))
+
+    def sqrt(self):
+        return E.Sqrt.apply(self)
+
+    def rsqrt(self):
+        return E.Rsqrt.apply(self)
+
+    def sin(self):
+        return E.Sin.apply(self)
+
+    def cos(self):
+        return E.Cos.apply(self)
+
+    def tanh(self):
+        return A.Tanh.apply(self)
+
+    def sigmoid(self):
+        return A.Sigmoid.apply(self)
+
+    def relu(self):
+        return A.Relu.apply(self)
+
+    def abs(self):
+        return E.Abs.apply(self)
+
+    absolute = abs
+
+    def sign(self):
+        return E.Sign.apply(self)
+
+    def erf(self):
+        return E.Erf.apply(self)
+
+    def reciprocal(self):
+        return E.Reciprocal.apply(self)
+
+    def square(self):
+        return E.Pow.apply(self, 2)
+
+    def floor(self):
+        return Tensor._wrap(self.xp.floor(self.data), None, False)
+
+    def ceil(self):
+        return Tensor._wrap(self.xp.ceil(self.data), None, False)
+
+    def round(self):
+        return Tensor._wrap(self.xp.round(self.data), None, False)
+
+    def clamp(self, min=None, max=None):  # noqa: A002 - PyTorch's argument names
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            out = self
+            if min is not None:
+                out = where(out < min, min, out)
+            if max is not None:
+                out = where(out > max, max, out)
+            return out
+        if self.dtype.kind != "f":
+            return Tensor._wrap(self.xp.clip(self.data, min, max), None, False)
+        return E.Clamp.apply(self, min, max)
+
+    clip = clamp
+
+    def clamp_min(self, min):  # noqa: A002
+        return self.clamp(min=min)
+
+    def clamp_max(self, max):  # noqa: A002
+        return self.clamp(max=max)
+
+    def maximum(self, other):
+        a, b = _operands(self, other, "maximum")
+        return E.Maximum.apply(a, b)
+
+    def minimum(self, other):
+        a, b = _operands(self, other, "minimum")
+        return E.Minimum.apply(a, b)
+
+    def where(self, condition, other):
+        return where(condition, self, other)
+
+    def masked_fill(self, mask, value):
+        mask = _raw_tensor(mask)
+        if mask.dtype.kind != "b":
+            raise DTypeError(f"masked_fill: mask must be a bool tensor, got {mask.dtype}")
+        return where(mask, value, self)
+
+    def lerp(self, end, weight):
+        return self + weight * (end - self)
+
+    def softmax(self, dim):
+        return R.Softmax.apply(self, _dim(dim, self.ndim, "softmax"))
+
+    def log_softmax(self, dim):
+        return R.LogSoftmax.apply(self, _dim(dim, self.ndim, "log_softmax"))
+
+    # --- reductions -------------------------------------------------------------------------------
+    def sum(self, dim=None, keepdim: bool = False, dtype=None):
+        x = self if dtype is None else self.type(dtype)
+        if x.dtype.kind == "b":
+            x = x.long()
+        return R.Sum.apply(x, _dims(dim, self.ndim, "sum"), keepdim)
+
+    def mean(self, dim=None, keepdim: bool = False, dtype=None):
+        x = self if dtype is None else self.type(dtype)
+        if x.dtype.kind != "f":
+            raise DTypeError(f"mean: input dtype should be floating point, got {x.dtype}")
+        return R.Mean.apply(x, _dims(dim, self.ndim, "mean"), keepdim)
+
+    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        dims = _dims(dim, self.ndim, "var")
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        n = self.numel() if dims is None else int(np.prod([self.shape[d] for d in dims]))
+        centred = self - self.mean(dim=dims, keepdim=True)
+        scale = 1.0 / (n - correction) if n > correction else float("nan")
+        return (centred * centred).sum(dim=dims, keepdim=keepdim) * scale
+
+    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+
+    def _extreme(self, dim, keepdim, minimum):
+        name = "min" if minimum else "max"
+        if dim is None:
+            return R.AMax.apply(self, None, False, minimum)
+        if isinstance(dim, Tensor):
+            return self.minimum(dim) if minimum else self.maximum(dim)
+        d = _dim(dim, self.ndim, name)
+        if self.shape and self.shape[d] == 0:
+            raise ShapeError(f"{name}: cannot reduce over an empty dimension {d} of {self.shape}")
+        idx = (self.xp.argmin if minimum else self.xp.argmax)(self.data, axis=d, keepdims=True)
+        values = I.Gather.apply(self, d, idx)
+        indices = Tensor._wrap(idx, None, False)
+        if not keepdim:
+            values = values.squeeze(d)
+            indices = indices.squeeze(d)
+        return values_indices(values, indices)
+
+    def max(self, dim=None, keepdim: bool = False):
+        return self._extreme(dim, keepdim, False)
+
+    def min(self, dim=None, keepdim: bool = False):
+        return self._extreme(dim, keepdim, True)
+
+    def amax(self, dim=(), keepdim: bool = False):
+        return R.AMax.apply(self, _dims(dim if dim != () else None, self.ndim, "amax"), keepdim, False)
+
+    def amin(self, dim=(), keepdim: bool = False):
+        return R.AMax.apply(self, _dims(dim if dim != () else None, self.ndim, "amin"), keepdim, True)
+
+    def argmax(self, dim=None, keepdim: bool = False):
+        return _argext(self, dim, keepdim, self.xp.argmax)
+
+    def argmin(self, dim=None, keepdim: bool = False):
+        return _argext(self, dim, keepdim, self.xp.argmin)
+
+    def prod(self, dim=None, keepdim: bool = False):
+        return R.Prod.apply(self, None if dim is None else _dim(dim, self.ndim, "prod"), keepdim)
+
+    def logsumexp(self, dim, keepdim: bool = False):
+        return R.LogSumExp.apply(self, _dims(dim, self.ndim, "logsumexp"), keepdim)
+
+    def cumsum(self, dim):
+        return R.Cumsum.apply(self, _dim(dim, self.ndim, "cumsum"))
+
+    def norm(self, p="fro", dim=None, keepdim: bool = False):
+        dims = _dims(dim, self.ndim, "norm")
+        if p in ("fro", 2, 2.0):
+            return R.Norm2.apply(self, dims, keepdim)
+        if p in (float("inf"), "inf"):
+            return self.abs().amax(dim=dims if dims else (), keepdim=keepdim)
+        if p == 1:
+            return self.abs().sum(dim=dims, keepdim=keepdim)
+        return (self.abs() ** p).sum(dim=dims, keepdim=keepdim) ** (1.0 / p)
+
+    def all(self, dim=None, keepdim: bool = False):
+        return Tensor._wrap(self.xp.asarray(self.data.astype(bool).all(
+            axis=_dims(dim, self.ndim, "all"), keepdims=keepdim)), None, False)
+
+    def any(self, dim=None, keepdim: bool = False):
+        return Tensor._wrap(self.xp.asarray(self.data.astype(bool).any(
+            axis=_dims(dim, self.ndim, "any"), keepdims=keepdim)), None, False)
+
+    # --- shape ------------------------------------------------------------------------------------
+    def reshape(self, *shape):
+        shape = _shape_arg(shape)
+        if self.data.shape == shape:
+            return self
+        try:
+            return S.Reshape.apply(self, shape)
+        except ValueError:
+            raise ShapeError(f"reshape: shape {shape} is invalid for input of shape "
+                             f"{tuple(self.shape)} ({self.numel()} elements)") from None
+
+    def view(self, *shape):
+        if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)):
+            return self.type(shape[0])
+        return self.reshape(*shape)
+
+    def view_as(self, other):
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        s, e = _dim(start_dim, self.ndim, "flatten"), _dim(end_dim, self.ndim, "flatten")
+        shape = self.shape[:s] + (-1,) + self.shape[e + 1:] if e >= s else self.shape
+        if e >= s:
+            shape = self.shape[:s] + (int(np.prod(self.shape[s:e + 1])),) + self.shape[e + 1:]
+        return self.reshape(shape)
+
+    def unflatten(self, dim: int, sizes):
+        d = _dim(dim, self.ndim, "unflatten")
+        sizes = list(sizes)
+        if -1 in sizes:
+            known = int(np.prod([s for s in sizes if s != -1]))
+            sizes[sizes.index(-1)] = self.shape[d] // known
+        if int(np.prod(sizes)) != self.shape[d]:
+            raise ShapeError(f"unflatten: sizes {tuple(sizes)} do not multiply to the size "
+                             f"{self.shape[d]} of dimension {dim} of {tuple(self.shape)}")
+        return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            shape = tuple(s for s in self.shape if s != 1)
+        else:
+            dims = _dims(dim, self.ndim, "squeeze") or ()
+            shape = tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1))
+        return self.reshape(shape)
+
+    def unsqueeze(self, dim: int):
+        d = _dim(dim, self.ndim + 1, "unsqueeze")
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+    def permute(self, *dims):
+        dims = tuple(_dim(d, self.ndim, "permute") for d in _shape_arg(dims))
+        if sorted(dims) != list(range(self.ndim)):
+            raise ShapeError(f"permute: dims {dims} are not a permutation of the "
+                             f"{self.ndim} dimensions of {tuple(self.shape)}")
+        return S.Permute.apply(self, dims)
+
+    def transpose(self, dim0: int, dim1: int):
+        perm = list(range(self.ndim))
+        d0, d1 = _dim(dim0, self.ndim, "transpose"), _dim(dim1, self.ndim, "transpose")
+        perm[d0], perm[d1] = perm[d1], perm[d0]
+        return S.Permute.apply(self, tuple(perm))
+
+    swapaxes = swapdims = transpose
+
+    def t(self):
+        if self.ndim > 2:
+            raise ShapeError(f"t: expects a tensor with <= 2 dimensions, got {tuple(self.shape)}")
+        return self if self.ndim < 2 else self.transpose(0, 1)
+
+    @property
+    def T(self):  # noqa: N802
+        return S.Permute.apply(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self):  # noqa: N802
+        if self.ndim < 2:
+            raise ShapeError(f"mT: expects at least 2 dimensions, got {tuple(self.shape)}")
+        return self.transpose(-2, -1)
+
+    def expand(self, *sizes):
+        sizes = _shape_arg(sizes)
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ShapeError(f"expand: the number of sizes ({len(sizes)}) must be at least the "
+                             f"number of dimensions of {tuple(self.shape)}")
+        shape = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+        for i, s in enumerate(self.shape):
+            if s != 1 and s != shape[i + lead]:
+                raise ShapeError(f"expand: cannot expand {tuple(self.shape)} to {shape}: "
+                                 f"dimension {i} has size {s} (only size-1 dims can expand)")
+        if shape == self.shape:
+            return self
+        return S.Expand.apply(self, shape)
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+    def broadcast_to(self, shape):
+        return self.expand(shape)
+
+    def repeat(self, *sizes):
+        sizes = _shape_arg(sizes)
+        if len(sizes) < self.ndim:
+            raise ShapeError(f"repeat: number of repeat sizes ({len(sizes)}) can not be smaller "
+                             f"than the number of dimensions of {tuple(self.shape)}")
+        return S.Repeat.apply(self, sizes)
+
+    def split(self, split_size_or_sections, dim: int = 0):
+        d = _dim(dim, self.ndim, "split")
+        n = self.shape[d]
+        if isinstance(split_size_or_sections, int):
+            step = split_size_or_sections
+            sizes = [builtins.min(step, n - s) for s in range(0, n, step)] or [0]
+        else:
+            sizes = list(split_size_or_sections)
+            if builtins.sum(sizes) != n:
+                raise ShapeError(f"split: sections {sizes} do not sum to {n}, the size of "
+                                 f"dimension {dim} of {tuple(self.shape)}")
+        out, start = [], 0
+        for s in sizes:
+            out.append(self.narrow(d, start, s))
+            start += s
+        return tuple(out)
+
+    def chunk(self, chunks: int, dim: int = 0):
+        n = self.shape[_dim(dim, self.ndim, "chunk")]
+        return self.split(-(-n // chunks) if n else 1, dim)
+
+    def unbind(self, dim: int = 0):
+        d = _dim(dim, self.ndim, "unbind")
+        return tuple(self.select(d, i) for i in range(self.shape[d]))
+
+    def narrow(self, dim: int, start: int, length: int):
+        d = _dim(dim, self.ndim, "narrow")
+        if start < 0:
+            start += self.shape[d]
+        if not 0 <= start <= start + length <= self.shape[d]:
+            raise IndexError(f"narrow: start {start} + length {length} exceeds the size "
+                             f"{self.shape[d]} of dimension {dim}")
+        idx = (slice(None),) * d + (slice(start, start + length),)
+        return I.GetItem.apply(self, idx)
+
+    def select(self, dim: int, index: int):
+        d = _dim(dim, self.ndim, "select")
+        return I.GetItem.apply(self, (slice(None),) * d + (index,))
+
+    def flip(self, *dims):
+        dims = tuple(_dim(d, self.ndim, "flip") for d in _shape_arg(dims))
+        return S.Flip.apply(self, dims)
+
+    def roll(self, shifts, dims=None):
+        if dims is None:
+            return S.Roll.apply(self.flatten(), shifts, None).reshape(self.shape)
+        if isinstance(dims, int):
+            dims = _dim(dims, self.ndim, "roll")
+        else:
+            dims = tuple(_dim(d, self.ndim, "roll") for d in dims)
+            shifts = tuple(shifts)
+        return S.Roll.apply(self, shifts, dims)
+
+    def tril(self, diagonal: int = 0):
+        return S.Triangle.apply(self, diagonal, False)
+
+    def triu(self, diagonal: int = 0):
+        return S.Triangle.apply(self, diagonal, True)
+
+    # --- indexing ---------------------------------------------------------------------------------
+    def __getitem__(self, index):
+        index = _index_arg(index)
+        try:
+            return I.GetItem.apply(self, index)
+        except IndexError as e:
+            raise IndexError(f"index: {e} (tensor of shape {tuple(self.shape)})") from None
+
+    def __setitem__(self, index, value) -> None:
+        _check_inplace(self, "__setitem__ (x[...] = v)", value)
+        self.data[_index_arg(index)] = _raw(value)
+        self._version += 1
+
+    def gather(self, dim: int, index):
+        d = _dim(dim, self.ndim, "gather")
+        idx = _raw(index)
+        if idx.ndim != self.ndim:
+            raise ShapeError(f"gather: index {tuple(idx.shape)} must have as many dimensions as "
+                             f"the input {tuple(self.shape)}")
+        _check_index_range("gather", idx, self.shape[d])
+        return I.Gather.apply(self, d, idx)
+
+    def take_along_dim(self, indices, dim=None):
+        idx = _raw(indices)
+        if dim is None:
+            return self.flatten().gather(0, Tensor._wrap(idx.reshape(-1), None, False))
+        d = _dim(dim, self.ndim, "take_along_dim")
+        shape = np.broadcast_shapes(
+            tuple(1 if i == d else s for i, s in enumerate(self.shape)),
+            tuple(1 if i == d else s for i, s in enumerate(idx.shape)))
+        x_shape = tuple(self.shape[d] if i == d else s for i, s in enumerate(shape))
+        i_shape = tuple(idx.shape[d] if i == d else s for i, s in enumerate(shape))
+        x = self.expand(x_shape)
+        return x.gather(d, Tensor._wrap(self.xp.broadcast_to(idx, i_shape), None, False))
+
+    def scatter(self, dim: int, index, src=None, value=None, reduce=None):
+        if reduce is not None:
+            if reduce != "add":
+                raise ValueError(f"scatter: reduce={reduce!r} is not supported (only 'add')")
+            return self.scatter_add(dim, index, src)
+        src = value if src is None else src
+        d = _dim(dim, self.ndim, "scatter")
+        idx = _raw(index)
+        _check_index_range("scatter", idx, self.shape[d])
+        src = src if isinstance(src, Tensor) else float(src) if self.dtype.kind == "f" else src
+        return I.Scatter.apply(self, d, idx, src)
+
+    def scatter_add(self, dim: int, index, src):
+        d = _dim(dim, self.ndim, "scatter_add")
+        idx = _raw(index)
+        _check_index_range("scatter_add", idx, self.shape[d])
+        return I.ScatterAdd.apply(self, d, idx, src)
+
+    def index_select(self, dim: int, index):
+        d = _dim(dim, self.ndim, "index_select")
+        idx = _raw(index)
+        if idx.ndim > 1:
+            raise ShapeError(f"index_select: index must be 1-D, got shape {tuple(idx.shape)}")
+        _check_index_range("index_select", idx, self.shape[d])
+        return I.IndexSelect.apply(self, d, idx.reshape(-1))
+
+    def masked_select(self, mask):
+        return self[_raw(mask)]
+
+    def nonzero(self, as_tuple: bool = False):
+        nz = self.xp.nonzero(self.data)
+        if as_tuple:
+            return tuple(Tensor._wrap(a, None, False) for a in nz)
+        return Tensor._wrap(self.xp.stack(nz, axis=1), None, False)
+
+    # --- linear algebra ---------------------------------------------------------------------------
+    def matmul(self, other):
+        if not isinstance(other, Tensor):
+            other = as_tensor(other, dtype=self.dtype)
+        if other.data.dtype != self.data.dtype:
+            raise DTypeError(f"matmul: expected both operands to have the same dtype, got "
+                             f"{self.dtype} and {other.dtype}")
+        return L.MatMul.apply(self, other)
+
+    mm = matmul
+
+    def bmm(self, other):
+        if self.ndim != 3 or other.ndim != 3:
+            raise ShapeError(f"bmm: expects two 3-D tensors, got {tuple(self.shape)} and "
+                             f"{tuple(other.shape)}")
+        if self.shape[0] != other.shape[0]:
+            raise ShapeError(f"bmm: batch sizes differ: {tuple(self.shape)} and "
+                             f"{tuple(other.shape)}")
+        return self.matmul(other)
+
+    def outer(self, other):
+        if self.ndim != 1 or other.ndim != 1:
+            raise ShapeError(f"outer: expects two 1-D tensors, got {tuple(self.shape)} and "
+                             f"{tuple(other.shape)}")
+        return self.reshape(-1, 1) * other.reshape(1, -1)
+
+    ger = outer
+
+    def dot(self, other):
+        if self.ndim != 1 or other.ndim != 1:
+            raise ShapeError(f"dot: expects two 1-D tensors, got {tuple(self.shape)} and "
+                             f"{tuple(other.shape)}")
+        return self.matmul(other)
+
+    # --- in place (each bumps the version counter) ------------------------------------------------
+    def _inplace(self, name, array_op, other=None):
+        _check_inplace(self, name, other)
+        array_op(self.data)
+        self._version += 1
+        return self
+
+    def add_(self, other, alpha=1):
+        o = _raw(other) if alpha == 1 else _raw(other) * alpha
+        return self._inplace("add_", lambda a: self.xp.add(a, o, out=a, casting="unsafe"), other)
+
+    def sub_(self, other, alpha=1):
+        o = _raw(other) if alpha == 1 else _raw(other) * alpha
+        return self._inplace("sub_", lambda a: self.xp.subtract(a, o, out=a, casting="unsafe"),
+                             other)
+
+    def mul_(self, other):
+        o = _raw(other)
+        return self._inplace("mul_", lambda a: self.xp.multiply(a, o, out=a, casting="unsafe"),
+                             other)
+
+    def div_(self, other):
+        o = _raw(other)
+        return self._inplace("div_", lambda a: self.xp.true_divide(a, o, out=a, casting="unsafe"),
+                             other)
+
+    def zero_(self):
+        return self._inplace("zero_", lambda a: a.fill(0))
+
+    def fill_(self, value):
+        return self._inplace("fill_", lambda a: a.fill(_raw(value)), value)
+
+    def copy_(self, src):
+        s = _raw(src)
+        if backend.get_array_module(s) is not self.xp:
+            s = backend.to_device(s, self.device)
+        return self._inplace("copy_", lambda a: self.xp.copyto(a, s, casting="unsafe"), src)
+
+    def clamp_(self, min=None, max=None):  # noqa: A002
+        return self._inplace("clamp_", lambda a: self.xp.clip(a, min, max, out=a))
+
+    clip_ = clamp_
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0):
+        r = backend.rng(self.xp).standard_normal(self.shape)
+        return self._inplace("normal_", lambda a: self.xp.copyto(a, r * std + mean,
+                                                                  casting="unsafe"))
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0):
+        r = backend.rng(self.xp).random(self.shape)
+        return self._inplace("uniform_", lambda x: self.xp.copyto(x, r * (b - a) + a,
+                                                                   casting="unsafe"))
+
+
+class _HookHandle:
+    def __init__(self, hooks: dict, key: int) -> None:
+        self.hooks, self.key = hooks, key
+
+    def remove(self) -> None:
+        self.hooks.pop(self.key, None)
+
+
+def _check_inplace(t: Tensor, name: str, other=None) -> None:
+    if grad_mode.is_grad_enabled() and (t._requires_grad or (isinstance(other, Tensor)
+                                                              and other._requires_grad)):
+        what = "a leaf tensor that requires grad" if t._ctx is None else "a tensor in the graph"
+        raise GraphError(f"in-place {name} on {what} (shape {tuple(t.shape)}) would break the "
+                         "flow graph; write an out-of-place expression (x = x + y, fg.where, "
+                         "fg.cat), or wrap the update in fg.no_grad()")
+
+
+def _check_index_range(op: str, idx, n: int) -> None:
+    if idx.dtype.kind not in "iu":
+        raise DTypeError(f"{op}: index must be an integer tensor, got {idx.dtype}")
+    if idx.size and (int(idx.max()) >= n or int(idx.min()) < -n):
+        bad = int(idx.max()) if int(idx.max()) >= n else int(idx.min())
+        raise IndexError(f"{op}: index {bad} is out of bounds for dimension of size {n}")
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _raw_tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else as_tensor(x)
+
+
+def _argext(t: Tensor, dim, keepdim, fn) -> Tensor:
+    if dim is None:
+        out = fn(t.data.reshape(-1))
+        if keepdim:
+            out = t.xp.asarray(out).reshape((1,) * t.ndim)
+        return Tensor._wrap(t.xp.asarray(out), None, False)
+    d = _dim(dim, t.ndim, "argmax")
+    return Tensor._wrap(t.xp.asarray(fn(t.data, axis=d, keepdims=keepdim)), None, False)
+
+
+def _operands(t: Tensor, other, op: str, true_div: bool = False):
+    """The two operands of a binary op on ``t``, promoted by PyTorch's dtype rules.
+
+    A Python number stays a (weakly typed) scalar, so float32 * 2.0 stays float32.
+    """
+    kind = t.data.dtype.kind
+    if isinstance(other, Tensor):
+        odt = other.data.dtype
+        if odt != t.data.dtype:
+            target = dtypes.promote(t.data.dtype, odt, t.data.ndim, other.data.ndim)
+            if true_div and target.kind != "f":
+                target = dtypes.get_default_dtype()
+            return t.type(target), other.type(target)
+        if true_div and kind != "f":
+            d = dtypes.get_default_dtype()
+            return t.type(d), other.type(d)
+        return t, other
+    if type(other) in _Number or isinstance(other, (np.number, np.bool_)):
+        if kind == "f":
+            return t, (float(other) if isinstance(other, np.floating) else other)
+        if isinstance(other, (float, np.floating)) or true_div:
+            return t.type(dtypes.get_default_dtype()), float(other)
+        if kind == "b" and not isinstance(other, (bool, np.bool_)):
+            return t.long(), int(other)
+        return t, other
+    other = as_tensor(other, device=t.device)
+    return _operands(t, other, op, true_div)
+
+
+def _seed(root: Tensor, gradient, op: str):
+    if gradient is None:
+        if root.data.size != 1:
+            raise GraphError(f"{op}: grad can be implicitly created only for scalar outputs; "
+                             f"this output has shape {tuple(root.shape)}, so pass a gradient of "
+                             f"that shape: {op}(gradient=fg.ones_like(out))")
+        return root.xp.ones_like(root.data)
+    g = _raw(gradient)
+    g = root.xp.asarray(g, dtype=root.data.dtype)
+    if g.shape != root.data.shape:
+        raise ShapeError(f"{op}: gradient has shape {tuple(g.shape)} but the output has shape "
+                         f"{tuple(root.shape)}")
+    return g
+
+
+_ToDevice = E.ToDevice
+
+
+# Public functions that need Tensor ---------------------------------------------------------------
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """A Tensor sharing ``data``'s memory when it is already an array of the right dtype."""
+    if isinstance(data, Tensor):
+        out = data
+        if dtype is not None or device is not None:
+            out = data.to(device=device, dtype=dtype)
+        return out
+    return tensor(data, dtype=dtype, device=device, _copy=False)
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False, _copy: bool = True) -> Tensor:
+    """A new leaf tensor from nested lists, numbers or arrays (PyTorch's ``torch.tensor``).
+
+    Python floats become float32 (the default dtype), ints int64 and bools bool; arrays keep
+    their dtype.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, (list, tuple)) and any(isinstance(v, Tensor) for v in _flat(data)):
+        data = _nested_to_array(data)
+    xp = backend.get_array_module(data) if device is None else backend.xp_for(
+        backend.normalize_device(device))
+    if dtype is not None:
+        dt = dtypes.to_dtype(dtype)
+    elif hasattr(data, "dtype"):
+        dt = data.dtype
+        if dt == np.float64 and not isinstance(data, np.ndarray) and np.ndim(data) == 0 \
+                and isinstance(data, np.floating):
+            dt = np.dtype(np.float64)
+    else:
+        probe = np.asarray(data)
+        dt = probe.dtype
+        if dt.kind == "f":
+            dt = dtypes.get_default_dtype()
+        elif dt.kind in "iu":
+            dt = dtypes.int64
+    if device is not None and backend.normalize_device(device) != "cpu":
+        arr = backend.to_device(np.asarray(backend.to_numpy(data), dtype=dt),
+                                backend.normalize_device(device))
+    else:
+        arr = xp.array(data, dtype=dt, copy=True) if _copy else xp.asarray(data, dtype=dt)
+    t = Tensor._wrap(arr, None, False)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _flat(data):
+    for v in data:
+        if isinstance(v, (list, tuple)):
+            yield from _flat(v)
+        else:
+            yield v
+
+
+def _nested_to_array(data):
+    if isinstance(data, Tensor):
+        return backend.to_numpy(data.data)
+    if isinstance(data, (list, tuple)):
+        return np.asarray([_nested_to_array(v) for v in data])
+    return data
+
+
+def where(condition, input=None, other=None):  # noqa: A002
+    """Elementwise choice: ``input`` where ``condition`` holds, else ``other``."""
+    cond = _raw_tensor(condition)
+    if input is None and other is None:
+        return cond.nonzero(as_tuple=True)
+    if cond.dtype.kind != "b":
+        raise DTypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
+    if isinstance(input, Tensor) and isinstance(other, Tensor) and input.dtype != other.dtype:
+        input, other = _operands(input, other, "where")
+    elif isinstance(input, Tensor) and not isinstance(other, Tensor):
+        other = _operands(input, other, "where")[1]
+    elif isinstance(other, Tensor) and not isinstance(input, Tensor):
+        input = _operands(other, input, "where")[1]
+    elif not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        input = as_tensor(input)
+    return E.Where.apply(cond.data, input, other)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from . import dtypes
 from .errors import ShapeError
 from .ops import linalg as L
@@ -34,6 +36,7 @@ def _make(name):
     return fn
 
 
+# Bound after every use of a builtin of the same name (sum, max, abs, ...) in this module.
 _namespace = {n: _make(n) for n in _METHODS if hasattr(Tensor, n)}
 globals().update(_namespace)
 
@@ -47,7 +50,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     ref = tensors[0]
     d = _dim(dim, ref.ndim, "cat")
     for i, t in enumerate(tensors):
-        if t.ndim != ref.ndim or any(a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape))
+        if t.ndim != ref.ndim or builtins.any(a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape))
                                      if k != d):
             raise ShapeError(f"cat: tensor {i} has shape {tuple(t.shape)} but tensor 0 has "
                              f"{tuple(ref.shape)}; all sizes must match except in dimension {dim}")

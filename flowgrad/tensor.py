@@ -15,6 +15,7 @@ import numpy as np
 
 from . import backend, dtypes
 from .autograd import engine, grad_mode
+from .autograd import function as _function_module
 from .errors import DTypeError, GraphError, ShapeError
 from .ops import activation as A
 from .ops import elementwise as E
@@ -1080,6 +1081,9 @@ class Tensor:
         r = backend.rng(self.xp).random(self.shape)
         return self._inplace("uniform_", lambda x: self.xp.copyto(x, r * (b - a) + a,
                                                                    casting="unsafe"))
+
+
+_function_module.Tensor = Tensor
 
 
 class _HookHandle:

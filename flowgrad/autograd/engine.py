@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..errors import GraphError
 from .broadcast import sum_to
+from . import function
 from .function import _FREED
 
 
@@ -19,7 +20,7 @@ def _consumer_counts(roots) -> dict:
     stack = list(roots)
     while stack:
         ctx = stack.pop()._ctx
-        if ctx is None:
+        if ctx is None or ctx.parents is None:  # a leaf, or a node freed by a past backward
             continue
         needs = ctx.needs_input_grad
         for i, p in enumerate(ctx.parents):
@@ -70,8 +71,6 @@ def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None 
             pgrads = ()
         else:
             pgrads = _call_backward(ctx, g, t)
-            if not retain_graph:
-                ctx.saved = _FREED if ctx.saved else ()
         for i, p in enumerate(parents):
             if not needs[i]:
                 continue
@@ -88,11 +87,14 @@ def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None 
             counts[k] = c
             if c == 0:
                 ready.append(p)
+        if not retain_graph:  # free the graph: saved arrays, and the edges that keep inputs alive
+            ctx.saved = _FREED
+            ctx.parents = None
 
 
 def _call_backward(ctx, g, t) -> tuple:
     saved = ctx.saved
-    if saved is _FREED:
+    if saved is _FREED or ctx.parents is None:
         raise GraphError(
             f"{ctx.fn.__name__}: trying to backward through the graph a second time, but its saved "
             "values were freed by the first backward(); pass retain_graph=True to the first "
@@ -125,8 +127,7 @@ def _check_versions(ctx) -> None:
 
 
 def _accumulate(t, g) -> None:
-    from ..tensor import Tensor
-
+    Tensor = function.Tensor
     if t.grad is None:
         # Own the array: the same gradient array can reach several tensors (x + y).
         t.grad = Tensor._wrap(g.copy(), None, False)
@@ -135,8 +136,7 @@ def _accumulate(t, g) -> None:
 
 
 def _run_hooks(t, g):
-    from ..tensor import Tensor
-
+    Tensor = function.Tensor
     for hook in t._hooks.values():
         new = hook(Tensor._wrap(g, None, False))
         if new is not None:

@@ -27,9 +27,10 @@ import weakref
 import numpy as np
 
 from .. import backend
-from ..errors import DeviceError, GraphError
+from ..errors import DeviceError, GraphError, ShapeError
 from . import grad_mode
 
+Tensor = None  # bound by flowgrad.tensor once it is defined (tensor imports this module)
 _FREED = ("<freed>",)
 _SCALARS = (np.generic, int, float, bool)
 
@@ -74,8 +75,6 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        from ..tensor import Tensor  # local: tensor imports this module
-
         raw = []
         needs = []
         record = False
@@ -101,7 +100,10 @@ class Function:
         ctx.xp = backend.get_array_module(first.data) if first is not None else backend.np
         record = record and cls.differentiable and grad_mode.is_grad_enabled()
         ctx.needs_input_grad = tuple(needs) if record else (False,) * len(args)
-        out = cls.forward(ctx, *raw)
+        try:
+            out = cls.forward(ctx, *raw)
+        except ValueError as e:
+            raise _explain(cls, raw, e) from None
         if isinstance(out, _SCALARS):  # NumPy returns scalars for 0-d results
             out = ctx.xp.asarray(out)
         if not record:
@@ -117,6 +119,28 @@ class Function:
         else:
             ctx.out_ref = None
         return result
+
+
+def _explain(cls, raw, error):
+    """Turn an array library's ValueError into a ShapeError naming the op and the shapes."""
+    from .broadcast import broadcast_shape
+
+    if isinstance(error, ShapeError):
+        return error
+    op = _snake(cls.__name__)
+    shapes = [tuple(a.shape) for a in raw if hasattr(a, "shape") and hasattr(a, "dtype")]
+    if "broadcast" in str(error) and len(shapes) > 1:
+        try:
+            broadcast_shape(op, *shapes)
+        except ShapeError as e:
+            return e
+    given = ", ".join(str(s) for s in shapes)
+    return ShapeError(f"{op}: {error} (input shapes {given})")
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower()
+                   for i, c in enumerate(name))
 
 
 def _holds(saved: tuple, array) -> bool:

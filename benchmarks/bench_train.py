@@ -1,0 +1,519 @@
+"""Training-step throughput: flowgrad against PyTorch, in one process, on the same data.
+
+Each workload runs the same training step (forward, loss, backward, SGD update) in both
+frameworks from the same initial weights (NumPy arrays copied into both), on 2 threads each,
+and reports steps/s, samples/s and the flowgrad/PyTorch throughput ratio.
+
+    python benchmarks/bench_train.py                  # all workloads
+    python benchmarks/bench_train.py --quick          # fewer steps (a smoke run)
+    python benchmarks/bench_train.py --only tiny      # one workload (or a list: mlp,tiny)
+    python benchmarks/bench_train.py --profile tiny   # cProfile flowgrad's steps, top 25
+
+Workloads: ``mlp`` (784-1024-1024-10 ReLU, batch 128, cross-entropy), ``cnn`` (2 conv3x3 +
+max-pool, 2 linear, batch 64, cross-entropy), ``tiny`` (2-16-16-1 tanh, batch 8, MSE).
+flowgrad's models are written with explicit parameter tensors and ``flowgrad.nn.functional``;
+where a functional op does not exist yet the MLPs fall back to the fused ``Linear`` node and
+tensor methods, and the CNN is skipped. Only this script imports torch, never the library.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+THREADS = 2
+_HAVE_THREADPOOLCTL = importlib.util.find_spec("threadpoolctl") is not None
+if not _HAVE_THREADPOOLCTL:  # must be set before NumPy loads OpenBLAS
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = str(THREADS)
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import gc  # noqa: E402
+import platform  # noqa: E402
+import pstats  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run from a checkout without installing flowgrad
+    sys.path.insert(0, _ROOT)
+
+import flowgrad as fg  # noqa: E402
+from flowgrad.ops.linalg import Linear  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as TF  # noqa: N812
+except ImportError:  # flowgrad-only run (profiling still works)
+    torch = None
+    TF = None
+
+LR = 0.01
+REPEATS = 3
+
+
+# --- flowgrad's functional ops, or the fallbacks while nn.functional is being written -------------
+
+def _fg_functional():
+    """The flowgrad ops the models use: ``nn.functional``'s where it has them, else fallbacks.
+
+    Returns a dict of callables and a dict naming where each came from.
+    """
+    try:
+        import flowgrad.nn.functional as F  # noqa: N812
+    except Exception:  # noqa: BLE001 - a half-written module must not stop the benchmark
+        F = None
+    ops, source = {}, {}
+
+    def pick(name, fallback):
+        fn = getattr(F, name, None) if F is not None else None
+        if fn is not None:
+            ops[name], source[name] = fn, f"F.{name}"
+        else:
+            ops[name], source[name] = fallback, "fallback"
+
+    pick("linear", lambda x, w, b=None: Linear.apply(x, w, b))
+    # The fallback cross-entropy takes a (B, 1) int64 index; F.cross_entropy a (B,) target.
+    pick("cross_entropy", lambda z, t: -(z.log_softmax(dim=1).gather(1, t).mean()))
+    pick("mse_loss", lambda y, t: ((y - t) ** 2).mean())
+    conv = getattr(F, "conv2d", None) if F is not None else None
+    pool = getattr(F, "max_pool2d", None) if F is not None else None
+    if conv is None or pool is None:
+        try:  # the conv ops may live in their own module before nn.functional re-exports them
+            from flowgrad.nn import functional_conv as FC  # noqa: N812
+
+            conv = conv or getattr(FC, "conv2d", None)
+            pool = pool or getattr(FC, "max_pool2d", None)
+        except Exception:  # noqa: BLE001
+            pass
+    if conv is not None and pool is not None:
+        ops["conv2d"], ops["max_pool2d"] = conv, pool
+        source["conv2d"], source["max_pool2d"] = "F.conv2d", "F.max_pool2d"
+    return ops, source
+
+
+def _fg_param(a: np.ndarray):
+    return fg.tensor(a.copy(), requires_grad=True)
+
+
+def _fg_sgd(params, lr=LR):
+    """Plain SGD on the arrays, in place, then drop the gradients (as zero_grad(set_to_none))."""
+    with fg.no_grad():
+        for p in params:
+            p.data -= lr * p.grad.data
+            p.grad = None
+
+
+def _torch_param(a: np.ndarray):
+    return torch.tensor(a.copy(), requires_grad=True)
+
+
+# --- workloads -----------------------------------------------------------------------------------
+
+def _uniform(rng, shape, fan_in):
+    bound = 1.0 / np.sqrt(fan_in)  # PyTorch's default init range for Linear and Conv2d
+    return rng.uniform(-bound, bound, size=shape).astype(np.float32)
+
+
+def _linear_params(rng, sizes):
+    out = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        out.append(_uniform(rng, (fan_out, fan_in), fan_in))
+        out.append(_uniform(rng, (fan_out,), fan_in))
+    return out
+
+
+@dataclass
+class Workload:
+    name: str
+    desc: str
+    batch: int
+    target: float  # flowgrad/PyTorch throughput ratio to reach
+    make: Callable  # rng -> (inputs, targets, [param arrays])
+    build_fg: Callable  # (ops, x, t, params) -> step() returning the loss tensor
+    build_torch: Callable  # (x, t, params) -> step() returning the loss tensor
+    needs: tuple = ()  # functional ops without which the workload is skipped
+
+
+def _make_mlp(rng):
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    t = rng.integers(0, 10, size=128).astype(np.int64)
+    return x, t, _linear_params(rng, [784, 1024, 1024, 10])
+
+
+def _fg_classifier_target(ops, source, t):
+    """(B,) labels for F.cross_entropy, (B, 1) for the gather fallback."""
+    if source["cross_entropy"] == "fallback":
+        return fg.tensor(t.reshape(-1, 1))
+    return fg.tensor(t)
+
+
+def _fg_mlp(ops, source, x, t, arrays):
+    linear, ce = ops["linear"], ops["cross_entropy"]
+    xt, tt = fg.tensor(x), _fg_classifier_target(ops, source, t)
+    params = [_fg_param(a) for a in arrays]
+    w1, b1, w2, b2, w3, b3 = params
+
+    def step():
+        h = linear(xt, w1, b1).relu()
+        h = linear(h, w2, b2).relu()
+        loss = ce(linear(h, w3, b3), tt)
+        loss.backward()
+        _fg_sgd(params)
+        return loss
+
+    return step
+
+
+def _torch_mlp(x, t, arrays):
+    xt, tt = torch.from_numpy(x.copy()), torch.from_numpy(t.copy())
+    params = [_torch_param(a) for a in arrays]
+    w1, b1, w2, b2, w3, b3 = params
+    opt = torch.optim.SGD(params, lr=LR)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        h = TF.linear(xt, w1, b1).relu()
+        h = TF.linear(h, w2, b2).relu()
+        loss = TF.cross_entropy(TF.linear(h, w3, b3), tt)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def _make_cnn(rng):
+    x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    t = rng.integers(0, 10, size=64).astype(np.int64)
+    params = [_uniform(rng, (32, 1, 3, 3), 9), _uniform(rng, (32,), 9),
+              _uniform(rng, (64, 32, 3, 3), 32 * 9), _uniform(rng, (64,), 32 * 9)]
+    params += _linear_params(rng, [64 * 7 * 7, 128, 10])
+    return x, t, params
+
+
+def _fg_cnn(ops, source, x, t, arrays):
+    linear, ce = ops["linear"], ops["cross_entropy"]
+    conv2d, max_pool2d = ops["conv2d"], ops["max_pool2d"]
+    xt, tt = fg.tensor(x), _fg_classifier_target(ops, source, t)
+    params = [_fg_param(a) for a in arrays]
+    c1, cb1, c2, cb2, w1, b1, w2, b2 = params
+    n = x.shape[0]
+
+    def step():
+        h = max_pool2d(conv2d(xt, c1, cb1, padding=1).relu(), 2)
+        h = max_pool2d(conv2d(h, c2, cb2, padding=1).relu(), 2)
+        h = linear(h.reshape(n, -1), w1, b1).relu()
+        loss = ce(linear(h, w2, b2), tt)
+        loss.backward()
+        _fg_sgd(params)
+        return loss
+
+    return step
+
+
+def _torch_cnn(x, t, arrays):
+    xt, tt = torch.from_numpy(x.copy()), torch.from_numpy(t.copy())
+    params = [_torch_param(a) for a in arrays]
+    c1, cb1, c2, cb2, w1, b1, w2, b2 = params
+    opt = torch.optim.SGD(params, lr=LR)
+    n = x.shape[0]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        h = TF.max_pool2d(TF.conv2d(xt, c1, cb1, padding=1).relu(), 2)
+        h = TF.max_pool2d(TF.conv2d(h, c2, cb2, padding=1).relu(), 2)
+        h = TF.linear(h.reshape(n, -1), w1, b1).relu()
+        loss = TF.cross_entropy(TF.linear(h, w2, b2), tt)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def _make_tiny(rng):
+    x = rng.uniform(-1, 1, size=(8, 2)).astype(np.float32)
+    t = (np.sin(3 * x[:, :1]) * np.cos(2 * x[:, 1:])).astype(np.float32)
+    return x, t, _linear_params(rng, [2, 16, 16, 1])
+
+
+def _fg_tiny(ops, source, x, t, arrays):
+    linear, mse = ops["linear"], ops["mse_loss"]
+    xt, tt = fg.tensor(x), fg.tensor(t)
+    params = [_fg_param(a) for a in arrays]
+    w1, b1, w2, b2, w3, b3 = params
+
+    def step():
+        h = linear(xt, w1, b1).tanh()
+        h = linear(h, w2, b2).tanh()
+        loss = mse(linear(h, w3, b3), tt)
+        loss.backward()
+        _fg_sgd(params)
+        return loss
+
+    return step
+
+
+def _torch_tiny(x, t, arrays):
+    xt, tt = torch.from_numpy(x.copy()), torch.from_numpy(t.copy())
+    params = [_torch_param(a) for a in arrays]
+    w1, b1, w2, b2, w3, b3 = params
+    opt = torch.optim.SGD(params, lr=LR)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        h = TF.linear(xt, w1, b1).tanh()
+        h = TF.linear(h, w2, b2).tanh()
+        loss = TF.mse_loss(TF.linear(h, w3, b3), tt)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+WORKLOADS = {
+    "mlp": Workload("mlp", "MLP 784-1024-1024-10 ReLU, batch 128, cross-entropy, SGD lr 0.01",
+                    128, 1.0, _make_mlp, _fg_mlp, _torch_mlp),
+    "cnn": Workload("cnn", "CNN 1x28x28: conv3x3 32 > ReLU > maxpool2 > conv3x3 64 > ReLU > "
+                    "maxpool2 > linear 3136-128 > ReLU > linear 128-10, batch 64, cross-entropy, "
+                    "SGD lr 0.01", 64, 0.6, _make_cnn, _fg_cnn, _torch_cnn,
+                    needs=("conv2d", "max_pool2d")),
+    "tiny": Workload("tiny", "tiny MLP 2-16-16-1 tanh, batch 8, MSE, SGD lr 0.01",
+                     8, 0.6, _make_tiny, _fg_tiny, _torch_tiny),
+}
+
+
+# --- timing --------------------------------------------------------------------------------------
+
+def _run(step, n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return time.perf_counter() - t0
+
+
+def measure(step, seconds: float, warmup: int) -> tuple[int, float]:
+    """Steps per repeat and the best seconds per step over REPEATS repeats of about
+    ``seconds`` / REPEATS each, after ``warmup`` steps and a calibration run."""
+    _run(step, warmup)
+    n = 1
+    while True:  # calibrate: grow until a run takes long enough to time reliably
+        dt = _run(step, n)
+        if dt >= 0.05 or n >= 1 << 20:
+            break
+        n *= 4
+    per_step = dt / n
+    n = max(3, int(seconds / REPEATS / per_step))
+    best = float("inf")
+    for _ in range(REPEATS):
+        gc.collect()
+        best = min(best, _run(step, n) / n)
+    return n, best
+
+
+def _loss(t) -> float:
+    return float(t.item())
+
+
+def _check_losses(name, fg_step, torch_step) -> bool:
+    """Run two steps in each framework from the same weights: step 1's loss checks the
+    forward, step 2's (after one update) the gradients and the SGD update."""
+    ok = True
+    for i in (1, 2):
+        a, b = _loss(fg_step()), _loss(torch_step())
+        diff = abs(a - b)
+        good = diff <= 1e-4 * max(1.0, abs(b))
+        ok = ok and good
+        when = "initial weights" if i == 1 else "after 1 update"
+        print(f"  loss step {i} ({when}): flowgrad {a:.7f}  pytorch {b:.7f}  "
+              f"|diff| {diff:.1e}  {'OK' if good else 'MISMATCH'}")
+    return ok
+
+
+def run_workload(w: Workload, ops, source, seconds: float, warmup: int) -> dict | None:
+    print(f"\n[{w.name}] {w.desc}")
+    missing = [op for op in w.needs if op not in ops]
+    if missing:
+        print(f"  skipped: F.{missing[0]} not available")
+        return None
+    used = sorted({source[k] for k in ("linear", "cross_entropy", "mse_loss", "conv2d",
+                                       "max_pool2d") if k in source and k in _uses(w)})
+    print(f"  flowgrad ops: {', '.join(used)}")
+    x, t, arrays = w.make(np.random.default_rng(0))
+    try:
+        fg_step = w.build_fg(ops, source, x, t, arrays)
+        fg_step()  # one step to see that it builds; rebuilt below from the initial weights
+        fg_step = w.build_fg(ops, source, x, t, arrays)
+    except Exception as e:  # noqa: BLE001 - report and go on with the other workloads
+        print(f"  skipped: flowgrad step failed: {type(e).__name__}: {e}")
+        return None
+    result = {"name": w.name, "batch": w.batch, "target": w.target}
+    if torch is not None:
+        torch_step = w.build_torch(x, t, arrays)
+        result["loss_ok"] = _check_losses(w.name, fg_step, torch_step)
+    for label, step in (("flowgrad", fg_step), ("pytorch", torch_step if torch else None)):
+        if step is None:
+            continue
+        n, sec = measure(step, seconds, warmup)
+        sps = 1.0 / sec
+        result[label] = sps
+        last = _loss(step())
+        print(f"  {label:8s}: {sps:10.1f} steps/s  {sps * w.batch:11.0f} samples/s  "
+              f"({_fmt_time(sec)}/step, best of {REPEATS} x {n} steps; loss now {last:.4g})")
+    if "pytorch" in result:
+        ratio = result["flowgrad"] / result["pytorch"]
+        result["ratio"] = ratio
+        verdict = "meets" if ratio >= w.target else "below"
+        print(f"  ratio flowgrad/pytorch: {ratio:.3f}x  ({verdict} target >= {w.target}x)")
+    return result
+
+
+def _uses(w: Workload) -> tuple:
+    if w.name == "cnn":
+        return ("linear", "cross_entropy", "conv2d", "max_pool2d")
+    if w.name == "mlp":
+        return ("linear", "cross_entropy")
+    return ("linear", "mse_loss")
+
+
+def _fmt_time(sec: float) -> str:
+    return f"{sec * 1e3:.2f} ms" if sec >= 1e-3 else f"{sec * 1e6:.1f} µs"
+
+
+# --- profile -------------------------------------------------------------------------------------
+
+def profile_workload(w: Workload, ops, source, seconds: float, warmup: int, top: int = 25):
+    missing = [op for op in w.needs if op not in ops]
+    if missing:
+        print(f"\n[{w.name}] skipped: F.{missing[0]} not available")
+        return
+    x, t, arrays = w.make(np.random.default_rng(0))
+    step = w.build_fg(ops, source, x, t, arrays)
+    n, sec = measure(step, min(seconds, 1.5), warmup)
+    steps = max(10, int(seconds / sec))
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        step()
+    prof.disable()
+    stats = pstats.Stats(prof)
+    total = stats.total_tt
+    print(f"\n[{w.name}] cProfile of {steps} flowgrad steps: {_fmt_time(sec)}/step unprofiled, "
+          f"{_fmt_time(total / steps)}/step profiled (the profiler inflates per-call costs)")
+    print(f"  ops: {', '.join(sorted(set(source[k] for k in _uses(w) if k in source)))}")
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    print(f"  {'calls/step':>10s} {'tottime/step':>13s} {'%':>5s} {'cumtime/step':>13s} "
+          f"{'per call':>9s}  function")
+    for (filename, line, func), (_cc, nc, tt, ct, _callers) in rows:
+        where = _short_path(filename)
+        loc = f"{where}:{line}({func})" if line else f"{func}"
+        print(f"  {nc / steps:10.1f} {tt / steps * 1e6:11.1f}µs {100 * tt / total:5.1f} "
+              f"{ct / steps * 1e6:11.1f}µs {tt / nc * 1e6:7.2f}µs  {loc}")
+
+
+def _short_path(filename: str) -> str:
+    if filename.startswith(_ROOT):
+        return os.path.relpath(filename, _ROOT)
+    if filename == "~":
+        return ""
+    parts = filename.split(os.sep)
+    return os.sep.join(parts[-2:])
+
+
+# --- machine -------------------------------------------------------------------------------------
+
+def describe_machine() -> None:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        for line in info.splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        logical = sum(1 for line in info.splitlines() if line.startswith("processor"))
+    except OSError:
+        logical = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"CPU: {model} ({logical} logical CPUs, {usable} usable by this process); "
+          f"{platform.machine()}, Python {platform.python_version()}")
+    blas = "?"
+    try:
+        deps = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{deps.get('name')} {deps.get('version')}"
+    except Exception:  # noqa: BLE001 - older NumPy: show_config only prints
+        pass
+    print(f"numpy {np.__version__} (BLAS {blas}); flowgrad {fg.__version__}; "
+          f"torch {torch.__version__ if torch else 'not installed'}")
+    if torch is not None:
+        cfg = torch.__config__.show()
+        tblas = [s.strip() for s in cfg.replace("\n", ",").split(",") if "BLAS_INFO" in s]
+        cap = [s.strip() for s in cfg.splitlines() if "CPU capability" in s]
+        print(f"torch: {', '.join(tblas + cap)}; threads {torch.get_num_threads()}")
+    if _HAVE_THREADPOOLCTL:
+        from threadpoolctl import threadpool_info
+
+        for lib in threadpool_info():
+            print(f"  threadpool: {lib['internal_api']} {lib.get('version')} "
+                  f"({lib['user_api']}, {lib['num_threads']} threads, "
+                  f"arch {lib.get('architecture', '-')}) {os.path.basename(lib['filepath'])}")
+    else:
+        print(f"  threadpoolctl not installed: OPENBLAS_NUM_THREADS={THREADS} set before import")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (about 0.5 s each)")
+    parser.add_argument("--only", metavar="NAME",
+                        help=f"run only these workloads (comma-separated: {','.join(WORKLOADS)})")
+    parser.add_argument("--profile", metavar="NAME", choices=list(WORKLOADS),
+                        help="cProfile flowgrad's steps of one workload; print the top 25")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="seconds per framework per workload (default 3, --quick 0.5)")
+    args = parser.parse_args(argv)
+    seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 3.0)
+    warmup = 3 if args.quick else 10
+
+    if _HAVE_THREADPOOLCTL:
+        from threadpoolctl import threadpool_limits
+
+        _limits = threadpool_limits(limits=THREADS, user_api="blas")  # noqa: F841 - keep alive
+    if torch is not None:
+        torch.set_num_threads(THREADS)
+    describe_machine()
+    ops, source = _fg_functional()
+
+    if args.profile:
+        profile_workload(WORKLOADS[args.profile], ops, source, 2 * seconds / 3, warmup)
+        return 0
+
+    names = list(WORKLOADS) if not args.only else [s.strip() for s in args.only.split(",")]
+    unknown = [s for s in names if s not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")
+    results = []
+    for name in names:
+        r = run_workload(WORKLOADS[name], ops, source, seconds, warmup)
+        if r is not None:
+            results.append(r)
+
+    if results and torch is not None:
+        print(f"\nSummary (throughput ratio flowgrad/pytorch, {THREADS} threads each):")
+        for r in results:
+            status = "ok" if r["ratio"] >= r["target"] else "BELOW TARGET"
+            loss = "" if r.get("loss_ok", True) else "  LOSS MISMATCH"
+            print(f"  {r['name']:5s} {r['ratio']:6.3f}x  (target >= {r['target']}x: {status})"
+                  f"  flowgrad {r['flowgrad']:9.1f} steps/s  pytorch {r['pytorch']:9.1f} "
+                  f"steps/s{loss}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

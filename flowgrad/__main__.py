@@ -1,0 +1,3 @@
+from flowgrad.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,247 @@
+"""Fused loss primitives (lecture: "Log-Likelihood as Loss function"): each is one node of the
+flow graph because fusing buys numerical stability or speed over the composition.
+
+* ``CrossEntropy``: log-softmax + negative log-likelihood of class indices in one pass; the
+  gradient is ``p - onehot(target)`` without ever forming log(softmax) twice.
+* ``NLLLoss``: picking ``-logp[target]``; its backward writes one entry per row instead of
+  scattering through a gather.
+* ``BCEWithLogits``: binary cross-entropy on logits via log-sigmoid, finite at any logit.
+* ``BinaryCrossEntropy``: on probabilities, logs clamped at -100 and a gradient that stays finite
+  when a probability is exactly 0 or 1 (a composed ``log`` would give 0/0 there).
+
+Class-index losses take the input as (N, C, d1, ...) or (C,), the target as (N, d1, ...) or ();
+``reduction`` is 'none', 'mean' or 'sum' and 'mean' divides by the total weight of the targets
+that are not ``ignore_index``, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.function import Function
+
+
+def _rows(xp, x, target):
+    """Classes last and rows flat: (M, C) logits and (M,) targets, plus what undoes it."""
+    if x.ndim == 1:
+        return x[None, :], target.reshape(1)
+    if x.ndim == 2:
+        return x, target
+    c = x.shape[1]
+    return xp.moveaxis(x, 1, -1).reshape(-1, c), target.reshape(-1)
+
+
+def _unrows(xp, g2, shape):
+    """Inverse of ``_rows`` for a gradient of shape (M, C)."""
+    if len(shape) == 1:
+        return g2[0]
+    if len(shape) == 2:
+        return g2
+    moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
+    return xp.moveaxis(g2.reshape(moved), -1, 1)
+
+
+def _target_weights(xp, t, weight, ignore_index, dtype):
+    """Safe class indices (ignored -> 0) and each row's weight (0 where ignored)."""
+    valid = t != ignore_index
+    safe = xp.where(valid, t, 0)
+    if weight is None:
+        wt = valid.astype(dtype)
+    else:
+        wt = weight[safe] * valid
+    return safe, wt.astype(dtype, copy=False)
+
+
+def _reduce(xp, per, reduction, total, shape, dtype):
+    if reduction == "none":
+        return per.reshape(shape).astype(dtype, copy=False)
+    s = per.sum()
+    if reduction == "sum":
+        return xp.asarray(s, dtype=dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return xp.asarray(s / total, dtype=dtype)
+
+
+def _row_grad(xp, grad, reduction, total, m, dtype):
+    """Upstream gradient per row (M,) (or a scalar broadcasting against the rows)."""
+    if reduction == "none":
+        return grad.reshape(m)
+    if reduction == "sum":
+        return grad.reshape(())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (grad.reshape(()) / xp.asarray(total, dtype=dtype)).astype(dtype, copy=False)
+
+
+class CrossEntropy(Function):
+    """Softmax cross-entropy with class-index targets, ignore_index, class weights and label
+    smoothing (Szegedy et al. 2016), fused for stability; input (N, C, d1, ...) or (C,)."""
+
+    @staticmethod
+    def forward(ctx, x, target, weight, ignore_index, label_smoothing, reduction):
+        xp = ctx.xp
+        x2, t = _rows(xp, x, target)
+        m, c = x2.shape
+        shifted = x2 - x2.max(axis=1, keepdims=True)
+        logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))  # (M, C)
+        safe, wt = _target_weights(xp, t, weight, ignore_index, x.dtype)
+        rows = xp.arange(m)
+        per = -logp[rows, safe] * wt  # (M,)
+        eps = label_smoothing
+        if eps > 0:
+            if weight is None:
+                smooth = -logp.sum(axis=1)
+            else:
+                smooth = -(logp * weight).sum(axis=1)
+            per = (1 - eps) * per + (eps / c) * smooth * (t != ignore_index)
+        total = float(wt.sum()) if reduction == "mean" else 1.0
+        ctx.save_for_backward(logp)
+        ctx.shape, ctx.safe, ctx.wt, ctx.total = x.shape, safe, wt, total
+        ctx.weight, ctx.eps, ctx.reduction = weight, eps, reduction
+        ctx.valid = (t != ignore_index) if eps > 0 else None
+        return _reduce(xp, per, reduction, total, target.shape, x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (logp,) = ctx.saved
+        xp = ctx.xp
+        m, c = logp.shape
+        g = _row_grad(xp, grad, ctx.reduction, ctx.total, m, logp.dtype)
+        coef = g * ctx.wt  # (M,)
+        p = xp.exp(logp)
+        eps = ctx.eps
+        rows = xp.arange(m)
+        if eps > 0:
+            coef = coef * (1 - eps)
+        gx = p * coef[:, None]
+        gx[rows, ctx.safe] -= coef
+        if eps > 0:
+            gv = (g * ctx.valid) * (eps / c)  # (M,)
+            if ctx.weight is None:
+                gx += gv[:, None] * (p * c - 1)
+            else:
+                w = ctx.weight
+                gx += gv[:, None] * (p * w.sum() - w)
+        return _unrows(xp, gx.astype(logp.dtype, copy=False), ctx.shape), None, None, None, \
+            None, None
+
+
+class NLLLoss(Function):
+    """Negative log-likelihood of class indices given log-probabilities, with ignore_index and
+    class weights; input (N, C, d1, ...) or (C,)."""
+
+    @staticmethod
+    def forward(ctx, x, target, weight, ignore_index, reduction):
+        xp = ctx.xp
+        x2, t = _rows(xp, x, target)
+        m = x2.shape[0]
+        safe, wt = _target_weights(xp, t, weight, ignore_index, x.dtype)
+        per = -x2[xp.arange(m), safe] * wt
+        total = float(wt.sum()) if reduction == "mean" else 1.0
+        ctx.shape, ctx.dtype, ctx.safe, ctx.wt, ctx.total = x.shape, x.dtype, safe, wt, total
+        ctx.reduction = reduction
+        return _reduce(xp, per, reduction, total, target.shape, x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = ctx.xp
+        m = ctx.safe.shape[0]
+        c = ctx.shape[1] if len(ctx.shape) > 1 else ctx.shape[0]
+        g = _row_grad(xp, grad, ctx.reduction, ctx.total, m, ctx.dtype)
+        gx = xp.zeros((m, c), dtype=ctx.dtype)
+        gx[xp.arange(m), ctx.safe] = -(g * ctx.wt)
+        return _unrows(xp, gx, ctx.shape), None, None, None, None
+
+
+def _elementwise_reduce(xp, loss, reduction, dtype):
+    if reduction == "none":
+        return loss.astype(dtype, copy=False)
+    if reduction == "sum":
+        return xp.asarray(loss.sum(), dtype=dtype)
+    with np.errstate(invalid="ignore"):
+        return xp.asarray(loss.mean() if loss.size else np.nan, dtype=dtype)
+
+
+def _elementwise_grad(grad, reduction, n):
+    if reduction == "mean":
+        return grad * (1.0 / n) if n else grad * np.nan
+    return grad
+
+
+class BCEWithLogits(Function):
+    """Binary cross-entropy on logits, -[lw y log s(x) + (1-y) log(1-s(x))] with
+    lw = 1 + (pos_weight - 1) y, computed as (1-y) x - lw log s(x) with a stable log-sigmoid;
+    every operand broadcasts against the input (pos_weight along the last dim)."""
+
+    @staticmethod
+    def forward(ctx, x, y, weight, pos_weight, reduction):
+        xp = ctx.xp
+        log_sig = -xp.logaddexp(0, -x)  # log sigmoid(x), finite for any x
+        if pos_weight is not None:
+            lw = 1 + (pos_weight - 1) * y
+            loss = (1 - y) * x - lw * log_sig
+        else:
+            lw = None
+            loss = (1 - y) * x - log_sig
+        raw = loss
+        if weight is not None:
+            loss = loss * weight
+        ctx.save_for_backward(x, y)
+        ctx.log_sig, ctx.lw, ctx.raw, ctx.n = log_sig, lw, raw, loss.size
+        ctx.weight, ctx.pos_weight, ctx.reduction = weight, pos_weight, reduction
+        return _elementwise_reduce(xp, loss, reduction, x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        xp = ctx.xp
+        needs = ctx.needs_input_grad
+        g = _elementwise_grad(grad, ctx.reduction, ctx.n)
+        w, pw = ctx.weight, ctx.pos_weight
+        gw_out = g if w is None else g * w
+        gx = gy = gwt = gpw = None
+        if needs[0]:
+            s_neg = 0.5 * (xp.tanh(-0.5 * x) + 1)  # sigmoid(-x) = 1 - sigmoid(x)
+            lw = 1 if ctx.lw is None else ctx.lw
+            gx = gw_out * ((1 - y) - lw * s_neg)
+        if needs[1]:
+            dy = -x if pw is None else -x - (pw - 1) * ctx.log_sig
+            gy = gw_out * dy
+        if needs[2]:
+            gwt = g * ctx.raw
+        if needs[3]:
+            gpw = gw_out * (-y * ctx.log_sig)
+        return gx, gy, gwt, gpw, None
+
+
+class BinaryCrossEntropy(Function):
+    """Binary cross-entropy on probabilities, -w [y log x + (1-y) log(1-x)] with both logs
+    clamped at -100 (PyTorch's rule), so x = 0 or 1 gives a finite loss and gradient."""
+
+    @staticmethod
+    def forward(ctx, x, y, weight, reduction):
+        xp = ctx.xp
+        with np.errstate(divide="ignore"):
+            lx = xp.maximum(xp.log(x), -100)
+            l1x = xp.maximum(xp.log1p(-x), -100)
+        raw = -(y * lx + (1 - y) * l1x)
+        loss = raw if weight is None else raw * weight
+        ctx.save_for_backward(x, y)
+        ctx.lx, ctx.l1x, ctx.raw, ctx.n = lx, l1x, raw, loss.size
+        ctx.weight, ctx.reduction = weight, reduction
+        return _elementwise_reduce(xp, loss, reduction, x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        xp = ctx.xp
+        needs = ctx.needs_input_grad
+        g = _elementwise_grad(grad, ctx.reduction, ctx.n)
+        gw_out = g if ctx.weight is None else g * ctx.weight
+        gx = gy = gwt = None
+        if needs[0]:
+            gx = gw_out * (x - y) / xp.maximum(x * (1 - x), 1e-12)
+        if needs[1]:
+            gy = gw_out * (ctx.l1x - ctx.lx)
+        if needs[2]:
+            gwt = g * ctx.raw
+        return gx, gy, gwt, None

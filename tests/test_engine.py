@@ -1,0 +1,368 @@
+"""The flow-graph engine: multiple paths, accumulation, grad modes, retained and freed graphs,
+hooks, in-place version checks, depth, memory, and the errors it raises."""
+
+import gc
+import sys
+import weakref
+
+import numpy as np
+import pytest
+
+import flowgrad as fg
+from flowgrad.errors import DTypeError, GraphError, ShapeError
+
+
+def test_micrograd_style_expression_matches_torch(torch):
+    def f(m, a, b):
+        c = a + b
+        d = a * b + b ** 3
+        c = c + c + 1
+        c = c + 1 + c + (-a)
+        d = d + d * 2 + (b + a).relu()
+        d = d + 3 * d + (b - a).relu()
+        e = c - d
+        f_ = e ** 2
+        g = f_ / 2.0
+        g = g + 10.0 / f_
+        return g
+
+    a, b = fg.tensor(-4.0, dtype=fg.float64, requires_grad=True), \
+        fg.tensor(2.0, dtype=fg.float64, requires_grad=True)
+    ta, tb = torch.tensor(-4.0, dtype=torch.float64, requires_grad=True), \
+        torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    g, tg = f(fg, a, b), f(torch, ta, tb)
+    g.backward()
+    tg.backward()
+    assert abs(g.item() - tg.item()) < 1e-9
+    assert abs(a.grad.item() - ta.grad.item()) < 1e-9
+    assert abs(b.grad.item() - tb.grad.item()) < 1e-9
+
+
+def test_diamond_sums_over_both_paths():
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    z = y.exp() + y.sin()  # y has two successors
+    z.sum().backward()
+    xn = np.array([1.0, 2.0], dtype=np.float32)
+    expected = 3 * (np.exp(3 * xn) + np.cos(3 * xn))
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-5)
+
+
+def test_reused_operand_in_one_op():
+    x = fg.tensor([1.5, -2.0], requires_grad=True)
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, -4.0])
+
+
+def test_leaves_accumulate_across_backward_calls():
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    (x * 2).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, 5.0])
+
+
+def test_shared_gradient_arrays_are_not_aliased():
+    x = fg.ones(3, requires_grad=True)
+    y = fg.ones(3, requires_grad=True)
+    (x + y).sum().backward()
+    x.grad.zero_()
+    np.testing.assert_allclose(y.grad.numpy(), [1.0, 1.0, 1.0])
+
+
+def test_no_grad_records_nothing_and_decorates():
+    x = fg.ones(2, requires_grad=True)
+    with fg.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.grad_fn is None
+
+    @fg.no_grad()
+    def double(t):
+        return t * 2
+
+    assert not double(x).requires_grad
+    with fg.no_grad():
+        with fg.enable_grad():
+            assert (x * 2).requires_grad
+    with fg.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert fg.is_grad_enabled()
+
+
+def test_set_grad_enabled_as_function_call():
+    fg.set_grad_enabled(False)
+    try:
+        assert not fg.is_grad_enabled()
+    finally:
+        fg.set_grad_enabled(True)
+    assert fg.is_grad_enabled()
+
+
+def test_second_backward_through_freed_graph_says_retain_graph():
+    x = fg.ones(3, requires_grad=True)
+    y = (x.exp() * 2).sum()
+    y.backward()
+    with pytest.raises(GraphError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_retain_graph_allows_second_backward():
+    x = fg.ones(3, requires_grad=True)
+    y = (x.exp() * 2).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 4 * np.e * np.ones(3), rtol=1e-6)
+
+
+def test_saved_arrays_are_released_after_backward():
+    x = fg.randn(100, requires_grad=True)
+    h = x.exp()
+    ref = weakref.ref(h.data)
+    z = (h * x).sum()
+    del h
+    gc.collect()
+    assert ref() is not None  # held by the graph (saved by Mul)
+    z.backward()
+    gc.collect()
+    assert ref() is None
+
+
+def test_retain_grad_and_hooks():
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    seen = []
+    y.register_hook(lambda g: seen.append(g.numpy().copy()))
+    handle = x.register_hook(lambda g: g * 10)
+    (y * y).sum().backward()
+    np.testing.assert_allclose(y.grad.numpy(), [4.0, 8.0])
+    np.testing.assert_allclose(seen[0], [4.0, 8.0])
+    np.testing.assert_allclose(x.grad.numpy(), [80.0, 160.0])
+    handle.remove()
+    x.grad = None
+    (x * 1).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, 1.0])
+
+
+def test_autograd_grad_leaves_dot_grad_untouched():
+    x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = fg.tensor([0.5, 0.5, 0.5], requires_grad=True)
+    y = (x * x * w).sum()
+    gx, gw = fg.autograd.grad(y, [x, w])
+    np.testing.assert_allclose(gx.numpy(), [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(gw.numpy(), [1.0, 4.0, 9.0])
+    assert x.grad is None and w.grad is None
+    unused = fg.ones(2, requires_grad=True)
+    with pytest.raises(GraphError, match="allow_unused"):
+        fg.autograd.grad((x * 2).sum(), [x, unused])
+    gx, gu = fg.autograd.grad((x * 2).sum(), [x, unused], allow_unused=True)
+    assert gu is None
+
+
+def test_autograd_grad_of_intermediate_node():
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    y = (h * h).sum()
+    (gh,) = fg.autograd.grad(y, h)
+    np.testing.assert_allclose(gh.numpy(), [6.0, 12.0])
+
+
+def test_backward_with_explicit_gradient_and_inputs():
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    w = fg.tensor([3.0, 4.0], requires_grad=True)
+    y = x * w
+    y.backward(fg.tensor([1.0, 0.5]), inputs=[x])
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 2.0])
+    assert w.grad is None
+
+
+def test_chain_of_100k_ops_at_default_recursion_limit():
+    assert sys.getrecursionlimit() <= 10_000
+    x = fg.tensor(1.0, dtype=fg.float64, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.00001
+    y.backward()
+    assert abs(x.grad.item() - 1.00001 ** 100_000) < 1e-6
+
+
+def test_bptt_over_10000_steps():
+    """Back-prop through time (lecture: "Back-Prop in Recurrent & Recursive Nets")."""
+    fg.manual_seed(0)
+    w = (fg.randn(8, 8) * 0.1).requires_grad_()
+    u = (fg.randn(4, 8) * 0.1).requires_grad_()
+    h = fg.zeros(1, 8)
+    x = fg.randn(1, 4)
+    for _ in range(10_000):
+        h = (h @ w + x @ u).tanh()
+    h.sum().backward()
+    assert w.grad.shape == (8, 8) and np.isfinite(w.grad.numpy()).all()
+    assert np.abs(u.grad.numpy()).sum() > 0
+
+
+def test_recursive_net_over_a_tree_shares_weights():
+    """A recursive net: one composition function applied over a binary tree."""
+    w = fg.randn(6, 3, dtype=fg.float64, requires_grad=True)
+
+    def compose(a, b):
+        return (fg.cat([a, b], dim=-1) @ w).tanh()
+
+    leaves = [fg.randn(1, 3, dtype=fg.float64) for _ in range(4)]
+
+    def tree(weights):
+        old = w.data
+        w.data = weights
+        try:
+            root = compose(compose(leaves[0], leaves[1]), compose(leaves[2], leaves[3]))
+            return root.sum()
+        finally:
+            w.data = old
+
+    tree(w.data).backward()
+    analytic = w.grad.numpy().copy()
+    eps = 1e-6
+    numeric = np.zeros_like(analytic)
+    for idx in np.ndindex(*analytic.shape):
+        wp, wm = w.data.copy(), w.data.copy()
+        wp[idx] += eps
+        wm[idx] -= eps
+        with fg.no_grad():
+            numeric[idx] = (tree(wp).item() - tree(wm).item()) / (2 * eps)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_in_place_change_of_saved_input_is_caught():
+    w = fg.ones(3, requires_grad=True)
+    x = fg.tensor([1.0, 2.0, 3.0])
+    y = (w * x).sum()
+    x.mul_(2)
+    with pytest.raises(GraphError, match=r"Mul saved its input 1 .*modified in place.*version 0 -> 1"):
+        y.backward()
+
+
+def test_in_place_update_of_parameter_between_forward_and_backward_is_caught():
+    w = fg.ones(3, requires_grad=True)
+    y = (w * fg.tensor([1.0, 2.0, 3.0])).sum()
+    with fg.no_grad():
+        w.sub_(0.1)
+    with pytest.raises(GraphError, match="modified in place"):
+        y.backward()
+
+
+def test_in_place_change_of_saved_output_is_caught():
+    x = fg.ones(3, requires_grad=True)
+    y = x.exp()
+    z = y.sum()
+    with fg.no_grad():
+        y.add_(1)
+    with pytest.raises(GraphError, match="Exp saved its output"):
+        z.backward()
+
+
+def test_in_place_ops_refused_on_tensors_that_require_grad():
+    w = fg.ones(3, requires_grad=True)
+    with pytest.raises(GraphError, match="in-place add_ on a leaf tensor that requires grad"):
+        w.add_(1)
+    with pytest.raises(GraphError, match="no_grad"):
+        w[0] = 5.0
+    with fg.no_grad():
+        w.add_(1).mul_(2)
+        w[0] = 7.0
+    np.testing.assert_allclose(w.detach().numpy(), [7.0, 4.0, 4.0])
+    assert w._version == 3
+
+
+def test_in_place_methods_values():
+    x = fg.zeros(2, 3)
+    x.add_(fg.ones(3), alpha=2).sub_(0.5).mul_(4).div_(2)
+    np.testing.assert_allclose(x.numpy(), np.full((2, 3), 3.0))
+    x.clamp_(max=1.0)
+    np.testing.assert_allclose(x.numpy(), np.ones((2, 3)))
+    x.fill_(2.5)
+    x[0, 1:] = fg.tensor([7.0, 8.0])
+    np.testing.assert_allclose(x.numpy(), [[2.5, 7, 8], [2.5, 2.5, 2.5]])
+    x.copy_(np.zeros((2, 3)))
+    x.zero_()
+    assert x.sum().item() == 0 and x._version == 9
+
+
+def test_errors_that_teach():
+    with pytest.raises(DTypeError, match="only floating-point tensors can require gradients"):
+        fg.tensor([1, 2, 3], requires_grad=True)
+    with pytest.raises(GraphError, match="pass a gradient"):
+        (fg.ones(3, requires_grad=True) * 2).backward()
+    with pytest.raises(ShapeError, match=r"matmul: cannot multiply \(2, 3\) by \(4, 5\)"):
+        fg.ones(2, 3) @ fg.ones(4, 5)
+    with pytest.raises(ShapeError, match=r"add: shapes \(3, 4\) and \(5,\) cannot be broadcast"):
+        fg.ones(3, 4) + fg.ones(5)
+    with pytest.raises(IndexError, match="gather: index 7 is out of bounds"):
+        fg.ones(2, 5).gather(1, fg.tensor([[7], [0]]))
+    with pytest.raises(ShapeError, match="reshape: shape"):
+        fg.ones(2, 3).reshape(4, 2)
+    with pytest.raises(GraphError, match="does not require grad"):
+        fg.ones(2).sum().backward()
+
+
+def test_mixing_devices_is_a_clear_error(monkeypatch):
+    from flowgrad.autograd.function import Function
+
+    class Fake(np.ndarray):
+        pass
+
+    a = fg.ones(2)
+    b = fg.Tensor._wrap(np.ones(2).view(Fake), None, False)
+
+    class Op(Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            return x + y
+
+    with pytest.raises(fg.DeviceError, match="move them to one device"):
+        Op.apply(a, b)
+
+
+def test_custom_function_with_tensor_io():
+    class Cube(fg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            assert ctx.needs_input_grad[0]
+            return grad * 3 * x ** 2
+
+    x = fg.tensor([1.0, -2.0], dtype=fg.float64, requires_grad=True)
+    y = Cube.apply(x)
+    assert y.grad_fn is Cube
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 12.0])
+    assert fg.autograd.gradcheck(Cube.apply, (fg.tensor([0.3, 0.7], dtype=fg.float64,
+                                                         requires_grad=True),))
+
+
+def test_gradcheck_reports_worst_entries():
+    class Wrong(fg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 3  # wrong: should be 2
+
+    x = fg.randn(2, 3, dtype=fg.float64, requires_grad=True)
+    with pytest.raises(fg.autograd.GradcheckError, match=r"input 0 \(shape \(2, 3\)\): 6 of 6 "
+                                                          r"entries differ(.|\n)*backprop"):
+        fg.autograd.gradcheck(Wrong.apply, (x,))
+    assert fg.autograd.gradcheck(Wrong.apply, (x,), raise_exception=False) is False
+
+
+def test_integer_outputs_never_require_grad():
+    x = fg.randn(3, 4, requires_grad=True)
+    assert not x.argmax(dim=1).requires_grad
+    assert not (x > 0).requires_grad
+    assert not x.long().requires_grad
+    values, indices = x.max(dim=1)
+    assert values.requires_grad and indices.dtype == fg.int64

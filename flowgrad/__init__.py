@@ -16,8 +16,19 @@ from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.grad_mode import inference_mode
 from .creation import *  # noqa: F401,F403
 from .creation import __all__ as _creation_all
-from .dtypes import (bool_ as bool, float16, float32, float64, get_default_dtype, int8,  # noqa: A004
-                     int16, int32, int64, set_default_dtype, uint8)
+from .dtypes import bool_ as bool  # noqa: A004
+from .dtypes import (
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    int8,
+    int16,
+    int32,
+    int64,
+    set_default_dtype,
+    uint8,
+)
 from .errors import DeviceError, DTypeError, GraphError, ShapeError
 from .functions import *  # noqa: F401,F403
 from .functions import _namespace as _function_namespace

@@ -21,7 +21,7 @@ _METHODS = [
     "softmax", "log_softmax", "add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le",
     "gt", "ge", "logical_and", "logical_or", "logical_xor", "logical_not", "isnan", "isinf",
     "isfinite", "remainder", "floor_divide", "clone", "unbind", "select", "nonzero",
-    "masked_select", "allclose", "equal",
+    "masked_select", "allclose", "equal", "sort", "argsort", "topk",
 ]
 
 
@@ -50,8 +50,8 @@ def cat(tensors, dim: int = 0) -> Tensor:
     ref = tensors[0]
     d = _dim(dim, ref.ndim, "cat")
     for i, t in enumerate(tensors):
-        if t.ndim != ref.ndim or builtins.any(a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape))
-                                     if k != d):
+        if t.ndim != ref.ndim or builtins.any(
+                a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape)) if k != d):
             raise ShapeError(f"cat: tensor {i} has shape {tuple(t.shape)} but tensor 0 has "
                              f"{tuple(ref.shape)}; all sizes must match except in dimension {dim}")
     return S.Cat.apply(d, *tensors)

@@ -98,7 +98,7 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
-    def _wrap(cls, data, ctx, requires_grad: bool) -> "Tensor":
+    def _wrap(cls, data, ctx, requires_grad: bool) -> Tensor:
         t = object.__new__(Tensor)
         t.data = data
         t.grad = None
@@ -118,7 +118,7 @@ class Tensor:
     def requires_grad(self, value: bool) -> None:
         self.requires_grad_(value)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind not in "fc":
             raise DTypeError(f"requires_grad: only floating-point tensors can require gradients, "
                              f"got {self.data.dtype}; convert with .float() first")
@@ -179,10 +179,10 @@ class Tensor:
                 if g is not None:
                     engine._accumulate(t, g)
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         return Tensor._wrap(self.data, None, False)
 
-    def detach_(self) -> "Tensor":
+    def detach_(self) -> Tensor:
         self._ctx = None
         self._requires_grad = False
         return self
@@ -252,10 +252,10 @@ class Tensor:
         arr = backend.to_numpy(self.data)
         return arr if dtype is None else arr.astype(dtype)
 
-    def clone(self) -> "Tensor":
+    def clone(self) -> Tensor:
         return E.Clone.apply(self)
 
-    def contiguous(self) -> "Tensor":
+    def contiguous(self) -> Tensor:
         if self.data.flags.c_contiguous:
             return self
         return E.Clone.apply(self)
@@ -263,7 +263,7 @@ class Tensor:
     def is_contiguous(self) -> bool:
         return bool(self.data.flags.c_contiguous)
 
-    def to(self, *args, **kwargs) -> "Tensor":
+    def to(self, *args, **kwargs) -> Tensor:
         """to(dtype), to(device), to(device, dtype) or to(other): PyTorch's overloads."""
         device, dtype = kwargs.get("device"), kwargs.get("dtype")
         for a in args:
@@ -280,10 +280,10 @@ class Tensor:
             out = _ToDevice.apply(out, backend.normalize_device(device))
         return out
 
-    def cpu(self) -> "Tensor":
+    def cpu(self) -> Tensor:
         return self.to("cpu")
 
-    def cuda(self, device: int | None = None) -> "Tensor":
+    def cuda(self, device: int | None = None) -> Tensor:
         return self.to("cuda" if device is None else f"cuda:{device}")
 
     def type(self, dtype=None):
@@ -296,22 +296,46 @@ class Tensor:
             return E.Cast.apply(self, dtype)
         return Tensor._wrap(self.data.astype(dtype), None, False)
 
-    def float(self) -> "Tensor":
+    def type_as(self, other) -> Tensor:
+        return self.type(other.dtype)
+
+    def new_tensor(self, data, dtype=None, requires_grad: bool = False) -> Tensor:
+        return tensor(data, dtype=dtype or self.dtype, device=self.device,
+                      requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        return self._new_filled(size, 0, dtype, requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        return self._new_filled(size, 1, dtype, requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+        return self._new_filled((tuple(size),), fill_value, dtype, requires_grad)
+
+    def new_empty(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        return self._new_filled(size, 0, dtype, requires_grad)
+
+    def _new_filled(self, size, value, dtype, requires_grad) -> Tensor:
+        dt = self.dtype if dtype is None else dtypes.to_dtype(dtype)
+        t = Tensor._wrap(self.xp.full(_shape_arg(size), value, dtype=dt), None, False)
+        return t.requires_grad_() if requires_grad else t
+
+    def float(self) -> Tensor:
         return self.type(dtypes.float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return self.type(dtypes.float64)
 
-    def half(self) -> "Tensor":
+    def half(self) -> Tensor:
         return self.type(dtypes.float16)
 
-    def long(self) -> "Tensor":
+    def long(self) -> Tensor:
         return self.type(dtypes.int64)
 
-    def int(self) -> "Tensor":
+    def int(self) -> Tensor:
         return self.type(dtypes.int32)
 
-    def bool(self) -> "Tensor":
+    def bool(self) -> Tensor:
         return self.type(dtypes.bool_)
 
     def is_floating_point(self) -> bool:
@@ -319,6 +343,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         body = np.array2string(backend.to_numpy(self.data), separator=", ", precision=4,
+                               floatmode="maxprec_equal",
                                prefix="tensor(")
         extra = []
         if self.data.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool_):
@@ -490,7 +515,8 @@ class Tensor:
         if rounding_mode == "trunc":
             q = self / other
             return Tensor._wrap(self.xp.trunc(q.data).astype(q.dtype), None, False)
-        raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
+        raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', "
+                         f"got {rounding_mode!r}")
 
     multiply, subtract, divide, true_divide = mul, sub, div, __truediv__
 
@@ -717,10 +743,12 @@ class Tensor:
         return self._extreme(dim, keepdim, True)
 
     def amax(self, dim=(), keepdim: bool = False):
-        return R.AMax.apply(self, _dims(dim if dim != () else None, self.ndim, "amax"), keepdim, False)
+        dims = _dims(dim if dim != () else None, self.ndim, "amax")
+        return R.AMax.apply(self, dims, keepdim, False)
 
     def amin(self, dim=(), keepdim: bool = False):
-        return R.AMax.apply(self, _dims(dim if dim != () else None, self.ndim, "amin"), keepdim, True)
+        dims = _dims(dim if dim != () else None, self.ndim, "amin")
+        return R.AMax.apply(self, dims, keepdim, True)
 
     def argmax(self, dim=None, keepdim: bool = False):
         return _argext(self, dim, keepdim, self.xp.argmax)
@@ -995,6 +1023,26 @@ class Tensor:
             return tuple(Tensor._wrap(a, None, False) for a in nz)
         return Tensor._wrap(self.xp.stack(nz, axis=1), None, False)
 
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        """Sorted values (differentiable, through gather) and the permutation indices."""
+        d = _dim(dim, self.ndim, "sort")
+        idx = self.xp.argsort(-self.data if descending else self.data, axis=d, kind="stable")
+        return values_indices(I.Gather.apply(self, d, idx), Tensor._wrap(idx, None, False))
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        return self.sort(dim, descending, stable).indices
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
+        """The k largest (or smallest) entries along ``dim`` and their indices."""
+        d = _dim(dim, self.ndim, "topk")
+        if not 0 <= k <= self.shape[d]:
+            raise ShapeError(f"topk: k={k} is out of range for dimension {dim} of size "
+                             f"{self.shape[d]}")
+        key = -self.data if largest else self.data
+        idx = self.xp.argsort(key, axis=d, kind="stable")
+        idx = self.xp.take(idx, self.xp.arange(k), axis=d)
+        return values_indices(I.Gather.apply(self, d, idx), Tensor._wrap(idx, None, False))
+
     # --- linear algebra ---------------------------------------------------------------------------
     def matmul(self, other):
         if not isinstance(other, Tensor):
@@ -1054,6 +1102,11 @@ class Tensor:
         o = _raw(other)
         return self._inplace("div_", lambda a: self.xp.true_divide(a, o, out=a, casting="unsafe"),
                              other)
+
+    def masked_fill_(self, mask, value):
+        m = _raw(mask)
+        return self._inplace("masked_fill_", lambda a: self.xp.putmask(a, m, _raw(value))
+                             if self.xp is np else a.__setitem__(m, _raw(value)), value)
 
     def zero_(self):
         return self._inplace("zero_", lambda a: a.fill(0))
@@ -1188,7 +1241,8 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     return tensor(data, dtype=dtype, device=device, _copy=False)
 
 
-def tensor(data, dtype=None, device=None, requires_grad: bool = False, _copy: bool = True) -> Tensor:
+def tensor(data, dtype=None, device=None, requires_grad: bool = False,
+           _copy: bool = True) -> Tensor:
     """A new leaf tensor from nested lists, numbers or arrays (PyTorch's ``torch.tensor``).
 
     Python floats become float32 (the default dtype), ints int64 and bools bool; arrays keep

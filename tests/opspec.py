@@ -7,8 +7,9 @@ match, so one lambda serves both (write ``m.nn.functional.relu(x)``, ``x.sum(dim
 
 from __future__ import annotations
 
+from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -56,25 +57,26 @@ def _outputs(out):
     return [out]
 
 
-def _to_lib(m, a, dtype, requires_grad):
+def _to_lib(m, a, dtype, requires_grad, device=None):
     if isinstance(a, np.ndarray):
         if a.dtype.kind == "f":
             a = a.astype(dtype)
         if m is fg:
-            return fg.tensor(a, requires_grad=requires_grad)
+            return fg.tensor(a, requires_grad=requires_grad, device=device)
         return m.tensor(a, requires_grad=requires_grad)
     return a
 
 
-def run(m, spec: OpSpec, dtype: str, seed: int = 0):
-    """Run the spec in library ``m``; returns (outputs as float64/int arrays, input grads)."""
+def run(m, spec: OpSpec, dtype: str, seed: int = 0, device=None):
+    """Run the spec in library ``m`` (flowgrad on ``device``, default cpu); returns the outputs
+    as arrays, their dtypes, and the inputs' gradients."""
     xs, consts = spec.inputs(seed)
     which = range(len(xs)) if spec.grad_inputs is None else spec.grad_inputs
-    ts = [_to_lib(m, a, dtype, spec.grad and i in which) for i, a in enumerate(xs)]
-    cs = [_to_lib(m, c, dtype, False) for c in consts]
+    ts = [_to_lib(m, a, dtype, spec.grad and i in which, device) for i, a in enumerate(xs)]
+    cs = [_to_lib(m, c, dtype, False, device) for c in consts]
     outs = _outputs(spec.fn(m, *ts, *cs))
-    arrays = [np.array(o.detach().cpu().numpy() if m is not fg else o.detach().numpy())
-              if hasattr(o, "shape") else np.asarray(o) for o in outs]
+    arrays = [np.array(o.detach().cpu().numpy()) if hasattr(o, "shape") else np.asarray(o)
+              for o in outs]
     grads = None
     if spec.grad:
         rng = np.random.default_rng(seed + 1)
@@ -82,16 +84,41 @@ def run(m, spec: OpSpec, dtype: str, seed: int = 0):
         for o in outs:
             if hasattr(o, "requires_grad") and o.requires_grad:
                 w = rng.standard_normal(tuple(o.shape))
-                term = (o * _to_lib(m, w, dtype, False)).sum()
+                term = (o * _to_lib(m, w, dtype, False, device)).sum()
                 total = term if total is None else total + term
         if total is not None:
             total.backward()
-        grads = [None if t.grad is None else np.array(t.grad.detach().numpy()) for t in ts]
+        grads = [None if t.grad is None else np.array(t.grad.detach().cpu().numpy())
+                 for t in ts]
     return arrays, [str(o.dtype).replace("torch.", "") for o in outs if hasattr(o, "dtype")], grads
 
 
+@contextlib.contextmanager
+def assert_covers(spec: OpSpec):
+    """Fail if running the spec did not call the forward of every Function it claims to cover."""
+    called = set()
+    originals = {}
+    for cls in spec.covers:
+        fwd = cls.__dict__["forward"]
+        originals[cls] = fwd
+
+        def spy(*args, _cls=cls, _fwd=fwd.__func__, **kwargs):
+            called.add(_cls)
+            return _fwd(*args, **kwargs)
+
+        cls.forward = staticmethod(spy)
+    try:
+        yield
+    finally:
+        for cls, fwd in originals.items():
+            cls.forward = fwd
+    missed = [c.__name__ for c in spec.covers if c not in called]
+    assert not missed, f"{spec.name}: claims to cover {missed} but never calls them"
+
+
 def check_against_torch(spec: OpSpec, dtype: str, torch) -> None:
-    fg_out, fg_dt, fg_grads = run(fg, spec, dtype)
+    with assert_covers(spec):
+        fg_out, fg_dt, fg_grads = run(fg, spec, dtype)
     th_out, th_dt, th_grads = run(torch, spec, dtype)
     atol, rtol = spec.tol32 if dtype == "float32" else spec.tol64
     assert len(fg_out) == len(th_out), f"{spec.name}: {len(fg_out)} outputs vs torch {len(th_out)}"

@@ -8,8 +8,8 @@ RNN unrolled over 10,000 steps or a 100,000-op chain needs no recursion.
 from __future__ import annotations
 
 from ..errors import GraphError
-from .broadcast import sum_to
 from . import function
+from .broadcast import sum_to
 from .function import _FREED
 
 

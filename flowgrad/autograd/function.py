@@ -31,6 +31,7 @@ from ..errors import DeviceError, GraphError, ShapeError
 from . import grad_mode
 
 Tensor = None  # bound by flowgrad.tensor once it is defined (tensor imports this module)
+_grad_state = grad_mode._state
 _FREED = ("<freed>",)
 _SCALARS = (np.generic, int, float, bool)
 
@@ -88,7 +89,7 @@ class Function:
                         f"{cls.__name__.lower()}: operands are on {first.device} and {a.device}; "
                         "move them to one device with .to()")
                 raw.append(a.data)
-                r = a.requires_grad
+                r = a._requires_grad
                 needs.append(r)
                 record = record or r
             else:
@@ -97,8 +98,11 @@ class Function:
         ctx = Context()
         ctx.fn = cls
         ctx.saved = ()
-        ctx.xp = backend.get_array_module(first.data) if first is not None else backend.np
-        record = record and cls.differentiable and grad_mode.is_grad_enabled()
+        if first is None or first.data.__class__ is np.ndarray:
+            ctx.xp = np
+        else:
+            ctx.xp = backend.get_array_module(first.data)
+        record = record and cls.differentiable and _grad_state.enabled
         ctx.needs_input_grad = tuple(needs) if record else (False,) * len(args)
         try:
             out = cls.forward(ctx, *raw)

@@ -8,16 +8,16 @@ from __future__ import annotations
 import functools
 import threading
 
-_state = threading.local()
-_state.enabled = True
+
+class _GradState(threading.local):
+    enabled = True  # every thread starts with recording on
+
+
+_state = _GradState()
 
 
 def is_grad_enabled() -> bool:
-    try:
-        return _state.enabled
-    except AttributeError:  # a new thread starts with recording on
-        _state.enabled = True
-        return True
+    return _state.enabled
 
 
 class set_grad_enabled:

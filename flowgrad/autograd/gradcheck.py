@@ -95,7 +95,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     for i, (t, n) in enumerate(zip(inputs, numeric)):
         if n is None:
             continue
-        a = np.zeros(t.shape) if t.grad is None else backend.to_numpy(t.grad.data).astype(np.float64)
+        a = (np.zeros(t.shape) if t.grad is None
+             else backend.to_numpy(t.grad.data).astype(np.float64))
         err = np.abs(a - n)
         bad = err > atol + rtol * np.abs(n)
         if bad.any():
@@ -103,13 +104,16 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
             rows = []
             for k in worst:
                 idx = np.unravel_index(k, t.shape) if t.shape else ()
-                rows.append(f"    at {tuple(int(j) for j in idx)}: backprop {a.reshape(-1)[k]:.8g}, "
-                            f"numerical {n.reshape(-1)[k]:.8g}, error {err.reshape(-1)[k]:.3g}")
-            problems.append(f"  input {i} (shape {tuple(t.shape)}): {int(bad.sum())} of {bad.size} "
-                            f"entries differ (atol={atol}, rtol={rtol}); worst:\n" + "\n".join(rows))
+                where = tuple(int(j) for j in idx)
+                rows.append(f"    at {where}: backprop {a.reshape(-1)[k]:.8g}, numerical "
+                            f"{n.reshape(-1)[k]:.8g}, error {err.reshape(-1)[k]:.3g}")
+            problems.append(f"  input {i} (shape {tuple(t.shape)}): {int(bad.sum())} of "
+                            f"{bad.size} entries differ (atol={atol}, rtol={rtol}); worst:\n"
+                            + "\n".join(rows))
     if problems:
         name = getattr(fn, "__name__", "fn")
-        msg = f"gradcheck of {name}: backprop and finite differences disagree\n" + "\n".join(problems)
+        msg = (f"gradcheck of {name}: backprop and finite differences disagree\n"
+               + "\n".join(problems))
         if raise_exception:
             raise GradcheckError(msg)
         return False

@@ -53,10 +53,16 @@ class Elu(Function):
         return grad * ctx.scale * ctx.xp.where(x > 0, 1, neg + ctx.alpha).astype(grad.dtype)
 
 
+def sigmoid(xp, x):
+    """1 / (1 + exp(-x)) without overflow, exact in both tails (exp of -|x| only)."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1, e) / (1 + e)
+
+
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
-        y = 0.5 * (ctx.xp.tanh(0.5 * x) + 1)  # stable for large |x|
+        y = sigmoid(ctx.xp, x)
         ctx.save_for_backward(y)
         return y
 
@@ -95,7 +101,7 @@ class Softplus(Function):
     def backward(ctx, grad):
         (x,) = ctx.saved
         bx = x * ctx.beta
-        s = 0.5 * (ctx.xp.tanh(0.5 * bx) + 1)
+        s = sigmoid(ctx.xp, bx)
         return ctx.xp.where(bx > ctx.threshold, grad, grad * s)
 
 
@@ -104,7 +110,7 @@ class Silu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        s = 0.5 * (ctx.xp.tanh(0.5 * x) + 1)
+        s = sigmoid(ctx.xp, x)
         ctx.save_for_backward(x, s)
         return x * s
 

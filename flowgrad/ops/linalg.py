@@ -104,7 +104,9 @@ class Bilinear(Function):
         g2 = xp.einsum("...k,kij,...i->...j", grad, w, x1, optimize=True) if needs[1] else None
         gw = gb = None
         if needs[2]:
-            gw = xp.einsum("...k,...i,...j->kij", grad, x1, x2, optimize=True)
+            g2d = grad.reshape(-1, grad.shape[-1])
+            gw = xp.einsum("bk,bi,bj->kij", g2d, x1.reshape(-1, x1.shape[-1]),
+                           x2.reshape(-1, x2.shape[-1]), optimize=True)
         if needs[3]:
             gb = grad.reshape(-1, grad.shape[-1]).sum(axis=0)
         return g1, g2, gw, gb
@@ -136,7 +138,8 @@ def parse_einsum(equation: str, shapes) -> tuple[list[str], str]:
         out = rhs.replace("...", ell)
     else:
         letters = "".join(out_ins)
-        out = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ell))
+        once = (c for c in set(letters) if letters.count(c) == 1 and c not in ell)
+        out = ell + "".join(sorted(once))
     return out_ins, out
 
 

@@ -200,9 +200,10 @@ class BCEWithLogits(Function):
         gw_out = g if w is None else g * w
         gx = gy = gwt = gpw = None
         if needs[0]:
-            s_neg = 0.5 * (xp.tanh(-0.5 * x) + 1)  # sigmoid(-x) = 1 - sigmoid(x)
-            lw = 1 if ctx.lw is None else ctx.lw
-            gx = gw_out * ((1 - y) - lw * s_neg)
+            e = xp.exp(-xp.abs(x))
+            sig = xp.where(x >= 0, 1, e) / (1 + e)  # sigmoid(x), exact in both tails
+            # (1 - y) - lw (1 - sigmoid) = lw sigmoid - pos_weight y, without cancellation
+            gx = gw_out * (sig - y if pw is None else ctx.lw * sig - pw * y)
         if needs[1]:
             dy = -x if pw is None else -x - (pw - 1) * ctx.log_sig
             gy = gw_out * dy

@@ -8,6 +8,7 @@ from flowgrad.ops import indexing as I
 from flowgrad.ops import linalg as L
 from flowgrad.ops import reduction as R
 from flowgrad.ops import shape as S
+
 from opspec import OpSpec
 
 
@@ -88,7 +89,7 @@ SPECS = [
            covers=(E.LogicalNot,)),
     OpSpec("cast", lambda m, x: x.double().float() * 2, covers=(E.Cast,), dtypes=("float32",)),
     OpSpec("cast_to", lambda m, x: x.to(m.float64) * 2, covers=(E.Cast,), dtypes=("float32",)),
-    OpSpec("cast_int", lambda m, x: (x * 3).long(), grad=False, covers=(E.Cast,)),
+    OpSpec("cast_int", lambda m, x: (x * 3).long(), grad=False, covers=(E.Mul,)),
     OpSpec("clone", lambda m, x: x.clone() * x, covers=(E.Clone,)),
     OpSpec("promote_0d", lambda m, x, y: x * y.double().reshape(()), shapes=((3, 4), (1,)),
            dtypes=("float32",), covers=(E.Mul,)),
@@ -136,6 +137,11 @@ SPECS = [
     OpSpec("norm_inf", lambda m, x: x.norm(p=float("inf"), dim=1), covers=(R.AMax,)),
     OpSpec("all_any", lambda m, x: [(x > 0).all(), (x > 0).any(dim=1), (x > 0).all(0, True)],
            grad=False),
+    OpSpec("sort", lambda m, x: m.sort(x, dim=1), covers=(I.Gather,)),
+    OpSpec("sort_desc", lambda m, x: x.sort(0, descending=True).values, covers=(I.Gather,)),
+    OpSpec("topk", lambda m, x: x.topk(2, dim=1), covers=(I.Gather,)),
+    OpSpec("topk_smallest", lambda m, x: x.topk(3, dim=0, largest=False), covers=(I.Gather,)),
+    OpSpec("argsort", lambda m, x: x.argsort(dim=-1, descending=True), grad=False),
     # --- shape ------------------------------------------------------------------------------------
     OpSpec("reshape", lambda m, x: x.reshape(4, 3) * 2, covers=(S.Reshape,)),
     OpSpec("view_infer", lambda m, x: x.view(-1, 2), shapes=((2, 3, 4),), covers=(S.Reshape,)),
@@ -200,7 +206,9 @@ SPECS = [
     OpSpec("index_select_0", lambda m, x, i: x.index_select(0, i), shapes=((4, 2, 3),),
            consts=lambda r: (np.array([1, 1, 3]),), covers=(I.IndexSelect,)),
     OpSpec("take_along_dim", lambda m, x, i: m.take_along_dim(x, i, dim=1), shapes=((3, 5),),
-           consts=ints(1, 2, high=5), covers=(I.Gather, S.Expand)),
+           consts=ints(1, 2, high=5), covers=(I.Gather,)),
+    OpSpec("take_along_dim_broadcast", lambda m, x, i: m.take_along_dim(x, i, dim=2),
+           shapes=((3, 1, 4),), consts=ints(1, 2, 2, high=4), covers=(I.Gather, S.Expand)),
     OpSpec("take_along_dim_flat", lambda m, x, i: m.take_along_dim(x, i), shapes=((3, 5),),
            consts=ints(4, high=15), covers=(I.Gather,)),
     # --- linear algebra ---------------------------------------------------------------------------

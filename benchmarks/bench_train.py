@@ -55,6 +55,8 @@ except ImportError:  # flowgrad-only run (profiling still works)
 
 LR = 0.01
 REPEATS = 3
+NOISY_CORES = 0.25  # other processes' load (cores) above which a timing is flagged
+SETTLE_S = 0.5  # idle pause before timing a framework (see measure)
 
 
 # --- flowgrad's functional ops, or the fallbacks while nn.functional is being written -------------
@@ -66,7 +68,7 @@ def _fg_functional():
     """
     try:
         import flowgrad.nn.functional as F  # noqa: N812
-    except Exception:  # noqa: BLE001 - a half-written module must not stop the benchmark
+    except Exception:  # a half-written module must not stop the benchmark
         F = None
     ops, source = {}, {}
 
@@ -89,7 +91,7 @@ def _fg_functional():
 
             conv = conv or getattr(FC, "conv2d", None)
             pool = pool or getattr(FC, "max_pool2d", None)
-        except Exception:  # noqa: BLE001
+        except Exception:  # a broken module: no CNN
             pass
     if conv is not None and pool is not None:
         ops["conv2d"], ops["max_pool2d"] = conv, pool
@@ -135,9 +137,10 @@ class Workload:
     batch: int
     target: float  # flowgrad/PyTorch throughput ratio to reach
     make: Callable  # rng -> (inputs, targets, [param arrays])
-    build_fg: Callable  # (ops, x, t, params) -> step() returning the loss tensor
-    build_torch: Callable  # (x, t, params) -> step() returning the loss tensor
-    needs: tuple = ()  # functional ops without which the workload is skipped
+    build_fg: Callable  # (ops, source, x, t, arrays) -> step() returning the loss tensor
+    build_torch: Callable  # (x, t, arrays) -> step() returning the loss tensor
+    uses: tuple = ()  # the flowgrad functional ops the model calls
+    needs: tuple = ()  # those without which the workload is skipped (no fallback)
 
 
 def _make_mlp(rng):
@@ -146,7 +149,7 @@ def _make_mlp(rng):
     return x, t, _linear_params(rng, [784, 1024, 1024, 10])
 
 
-def _fg_classifier_target(ops, source, t):
+def _fg_classifier_target(source, t):
     """(B,) labels for F.cross_entropy, (B, 1) for the gather fallback."""
     if source["cross_entropy"] == "fallback":
         return fg.tensor(t.reshape(-1, 1))
@@ -155,7 +158,7 @@ def _fg_classifier_target(ops, source, t):
 
 def _fg_mlp(ops, source, x, t, arrays):
     linear, ce = ops["linear"], ops["cross_entropy"]
-    xt, tt = fg.tensor(x), _fg_classifier_target(ops, source, t)
+    xt, tt = fg.tensor(x), _fg_classifier_target(source, t)
     params = [_fg_param(a) for a in arrays]
     w1, b1, w2, b2, w3, b3 = params
 
@@ -200,7 +203,7 @@ def _make_cnn(rng):
 def _fg_cnn(ops, source, x, t, arrays):
     linear, ce = ops["linear"], ops["cross_entropy"]
     conv2d, max_pool2d = ops["conv2d"], ops["max_pool2d"]
-    xt, tt = fg.tensor(x), _fg_classifier_target(ops, source, t)
+    xt, tt = fg.tensor(x), _fg_classifier_target(source, t)
     params = [_fg_param(a) for a in arrays]
     c1, cb1, c2, cb2, w1, b1, w2, b2 = params
     n = x.shape[0]
@@ -280,13 +283,14 @@ def _torch_tiny(x, t, arrays):
 
 WORKLOADS = {
     "mlp": Workload("mlp", "MLP 784-1024-1024-10 ReLU, batch 128, cross-entropy, SGD lr 0.01",
-                    128, 1.0, _make_mlp, _fg_mlp, _torch_mlp),
+                    128, 1.0, _make_mlp, _fg_mlp, _torch_mlp, uses=("linear", "cross_entropy")),
     "cnn": Workload("cnn", "CNN 1x28x28: conv3x3 32 > ReLU > maxpool2 > conv3x3 64 > ReLU > "
                     "maxpool2 > linear 3136-128 > ReLU > linear 128-10, batch 64, cross-entropy, "
                     "SGD lr 0.01", 64, 0.6, _make_cnn, _fg_cnn, _torch_cnn,
+                    uses=("conv2d", "max_pool2d", "linear", "cross_entropy"),
                     needs=("conv2d", "max_pool2d")),
     "tiny": Workload("tiny", "tiny MLP 2-16-16-1 tanh, batch 8, MSE, SGD lr 0.01",
-                     8, 0.6, _make_tiny, _fg_tiny, _torch_tiny),
+                     8, 0.6, _make_tiny, _fg_tiny, _torch_tiny, uses=("linear", "mse_loss")),
 }
 
 
@@ -299,30 +303,79 @@ def _run(step, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def measure(step, seconds: float, warmup: int) -> tuple[int, float]:
-    """Steps per repeat and the best seconds per step over REPEATS repeats of about
-    ``seconds`` / REPEATS each, after ``warmup`` steps and a calibration run."""
-    _run(step, warmup)
+def _calibrate(step, seconds: float, warmup: float) -> int:
+    """Steps per repeat so that one repeat takes about ``seconds``, after ``warmup`` seconds
+    of untimed steps."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < warmup:
+        _run(step, 3)
     n = 1
-    while True:  # calibrate: grow until a run takes long enough to time reliably
+    while True:  # grow until a run takes long enough to time reliably
         dt = _run(step, n)
         if dt >= 0.05 or n >= 1 << 20:
             break
         n *= 4
-    per_step = dt / n
-    n = max(3, int(seconds / REPEATS / per_step))
-    best = float("inf")
-    for _ in range(REPEATS):
-        gc.collect()
-        best = min(best, _run(step, n) / n)
-    return n, best
+    dt = min(dt, _run(step, n), _run(step, n))  # a burst of load elsewhere inflates one run
+    return max(3, int(seconds / (dt / n)))
+
+
+def _cpu_busy_s() -> float | None:
+    """CPU seconds spent busy on the whole machine so far (all cores), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / _HZ
+
+
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _timed_repeat(step, n: int) -> tuple[float, float | None]:
+    """Seconds per step over ``n`` steps, and how many cores other processes kept busy
+    meanwhile (machine busy time minus this process's CPU time, per wall second)."""
+    gc.collect()
+    busy0, own0 = _cpu_busy_s(), time.process_time()
+    dt = _run(step, n)
+    busy1, own1 = _cpu_busy_s(), time.process_time()
+    other = None
+    if busy0 is not None and busy1 is not None:
+        other = max(0.0, (busy1 - busy0) - (own1 - own0)) / dt
+    return dt / n, other
+
+
+def measure(step, seconds: float, warmup: float,
+            repeats: int = REPEATS) -> tuple[int, int, float, float]:
+    """Steps per repeat, repeats run, the best seconds per step over those repeats of about
+    ``seconds`` / ``repeats`` each (after warm-up and calibration), and how many cores other
+    processes used during that best repeat.
+
+    When other processes loaded the machine during every repeat, up to ``repeats`` more are
+    run, stopping at the first quiet one: PyTorch's 2 OpenMP threads in particular slow down
+    many-fold when another process holds one of 2 cores.
+
+    The other framework's worker threads may still be spinning after its last call (OpenBLAS
+    busy-waits for a while after a GEMM, OpenMP after a parallel region); on a 2-core machine
+    they would take a core from this one, so pause first until they sleep.
+    """
+    time.sleep(SETTLE_S)
+    n = _calibrate(step, seconds / repeats, warmup)
+    best, best_other, done = float("inf"), 0.0, 0
+    while done < repeats or (done < 2 * repeats and best_other > NOISY_CORES):
+        sec, other = _timed_repeat(step, n)
+        done += 1
+        if sec < best:
+            best, best_other = sec, (other or 0.0)
+    return n, done, best, best_other
 
 
 def _loss(t) -> float:
     return float(t.item())
 
 
-def _check_losses(name, fg_step, torch_step) -> bool:
+def _check_losses(fg_step, torch_step) -> bool:
     """Run two steps in each framework from the same weights: step 1's loss checks the
     forward, step 2's (after one update) the gradients and the SGD update."""
     ok = True
@@ -337,36 +390,39 @@ def _check_losses(name, fg_step, torch_step) -> bool:
     return ok
 
 
-def run_workload(w: Workload, ops, source, seconds: float, warmup: int) -> dict | None:
+def run_workload(w: Workload, ops, source, seconds: float, warmup: float,
+                 repeats: int) -> dict | None:
     print(f"\n[{w.name}] {w.desc}")
     missing = [op for op in w.needs if op not in ops]
     if missing:
         print(f"  skipped: F.{missing[0]} not available")
         return None
-    used = sorted({source[k] for k in ("linear", "cross_entropy", "mse_loss", "conv2d",
-                                       "max_pool2d") if k in source and k in _uses(w)})
-    print(f"  flowgrad ops: {', '.join(used)}")
+    print(f"  flowgrad ops: {_describe_ops(w, source)}")
     x, t, arrays = w.make(np.random.default_rng(0))
     try:
         fg_step = w.build_fg(ops, source, x, t, arrays)
         fg_step()  # one step to see that it builds; rebuilt below from the initial weights
         fg_step = w.build_fg(ops, source, x, t, arrays)
-    except Exception as e:  # noqa: BLE001 - report and go on with the other workloads
+    except Exception as e:  # report it and go on with the other workloads
         print(f"  skipped: flowgrad step failed: {type(e).__name__}: {e}")
         return None
     result = {"name": w.name, "batch": w.batch, "target": w.target}
     if torch is not None:
         torch_step = w.build_torch(x, t, arrays)
-        result["loss_ok"] = _check_losses(w.name, fg_step, torch_step)
-    for label, step in (("flowgrad", fg_step), ("pytorch", torch_step if torch else None)):
-        if step is None:
-            continue
-        n, sec = measure(step, seconds, warmup)
+        result["loss_ok"] = _check_losses(fg_step, torch_step)
+    steps = {"flowgrad": fg_step}
+    if torch is not None:
+        steps["pytorch"] = torch_step
+    for label, step in steps.items():  # one after the other: see measure()
+        n, done, sec, other = measure(step, seconds, warmup, repeats)
         sps = 1.0 / sec
         result[label] = sps
+        result["noisy"] = result.get("noisy", False) or other > NOISY_CORES
         last = _loss(step())
+        noise = f"; NOISY: other processes used {other:.2f} cores" if other > NOISY_CORES else ""
         print(f"  {label:8s}: {sps:10.1f} steps/s  {sps * w.batch:11.0f} samples/s  "
-              f"({_fmt_time(sec)}/step, best of {REPEATS} x {n} steps; loss now {last:.4g})")
+              f"({_fmt_time(sec)}/step, best of {done} x {n} steps; loss now {last:.4g}"
+              f"{noise})")
     if "pytorch" in result:
         ratio = result["flowgrad"] / result["pytorch"]
         result["ratio"] = ratio
@@ -375,12 +431,8 @@ def run_workload(w: Workload, ops, source, seconds: float, warmup: int) -> dict 
     return result
 
 
-def _uses(w: Workload) -> tuple:
-    if w.name == "cnn":
-        return ("linear", "cross_entropy", "conv2d", "max_pool2d")
-    if w.name == "mlp":
-        return ("linear", "cross_entropy")
-    return ("linear", "mse_loss")
+def _describe_ops(w: Workload, source: dict) -> str:
+    return ", ".join(f"{op}: {source[op]}" for op in w.uses)
 
 
 def _fmt_time(sec: float) -> str:
@@ -389,14 +441,14 @@ def _fmt_time(sec: float) -> str:
 
 # --- profile -------------------------------------------------------------------------------------
 
-def profile_workload(w: Workload, ops, source, seconds: float, warmup: int, top: int = 25):
+def profile_workload(w: Workload, ops, source, seconds: float, warmup: float, top: int = 25):
     missing = [op for op in w.needs if op not in ops]
     if missing:
         print(f"\n[{w.name}] skipped: F.{missing[0]} not available")
         return
     x, t, arrays = w.make(np.random.default_rng(0))
     step = w.build_fg(ops, source, x, t, arrays)
-    n, sec = measure(step, min(seconds, 1.5), warmup)
+    _, _, sec, _ = measure(step, min(seconds, 1.5), warmup)
     steps = max(10, int(seconds / sec))
     prof = cProfile.Profile()
     prof.enable()
@@ -407,7 +459,7 @@ def profile_workload(w: Workload, ops, source, seconds: float, warmup: int, top:
     total = stats.total_tt
     print(f"\n[{w.name}] cProfile of {steps} flowgrad steps: {_fmt_time(sec)}/step unprofiled, "
           f"{_fmt_time(total / steps)}/step profiled (the profiler inflates per-call costs)")
-    print(f"  ops: {', '.join(sorted(set(source[k] for k in _uses(w) if k in source)))}")
+    print(f"  flowgrad ops: {_describe_ops(w, source)}")
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
     print(f"  {'calls/step':>10s} {'tottime/step':>13s} {'%':>5s} {'cumtime/step':>13s} "
           f"{'per call':>9s}  function")
@@ -429,26 +481,36 @@ def _short_path(filename: str) -> str:
 
 # --- machine -------------------------------------------------------------------------------------
 
-def describe_machine() -> None:
-    model = "unknown"
+def _cpu_description() -> tuple[str, int | None]:
+    """CPU model (with family/model numbers and SIMD flags: VMs often hide the name) and the
+    number of logical CPUs, from /proc/cpuinfo."""
     try:
         with open("/proc/cpuinfo") as f:
-            info = f.read()
-        for line in info.splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        logical = sum(1 for line in info.splitlines() if line.startswith("processor"))
+            lines = f.read().splitlines()
     except OSError:
-        logical = os.cpu_count()
+        return platform.processor() or "unknown", os.cpu_count()
+    fields: dict = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    logical = sum(1 for line in lines if line.startswith("processor"))
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
+            if f in fields.get("flags", "").split()]
+    model = (f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')} "
+             f"model {fields.get('model', '?')}; {' '.join(simd) or 'no AVX2'})")
+    return model, logical
+
+
+def describe_machine() -> None:
+    model, logical = _cpu_description()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"CPU: {model} ({logical} logical CPUs, {usable} usable by this process); "
+    print(f"CPU: {model}; {logical} logical CPUs, {usable} usable by this process; "
           f"{platform.machine()}, Python {platform.python_version()}")
     blas = "?"
     try:
         deps = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         blas = f"{deps.get('name')} {deps.get('version')}"
-    except Exception:  # noqa: BLE001 - older NumPy: show_config only prints
+    except Exception:  # older NumPy: show_config only prints
         pass
     print(f"numpy {np.__version__} (BLAS {blas}); flowgrad {fg.__version__}; "
           f"torch {torch.__version__ if torch else 'not installed'}")
@@ -477,9 +539,11 @@ def main(argv=None) -> int:
                         help="cProfile flowgrad's steps of one workload; print the top 25")
     parser.add_argument("--seconds", type=float, default=None,
                         help="seconds per framework per workload (default 3, --quick 0.5)")
+    parser.add_argument("--repeats", type=int, default=REPEATS,
+                        help=f"timed repeats per framework; the best counts (default {REPEATS})")
     args = parser.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 3.0)
-    warmup = 3 if args.quick else 10
+    warmup = 0.1 if args.quick else 0.3  # seconds of warm-up steps
 
     if _HAVE_THREADPOOLCTL:
         from threadpoolctl import threadpool_limits
@@ -500,7 +564,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")
     results = []
     for name in names:
-        r = run_workload(WORKLOADS[name], ops, source, seconds, warmup)
+        r = run_workload(WORKLOADS[name], ops, source, seconds, warmup, args.repeats)
         if r is not None:
             results.append(r)
 
@@ -509,6 +573,7 @@ def main(argv=None) -> int:
         for r in results:
             status = "ok" if r["ratio"] >= r["target"] else "BELOW TARGET"
             loss = "" if r.get("loss_ok", True) else "  LOSS MISMATCH"
+            loss += "  (noisy machine: rerun)" if r.get("noisy") else ""
             print(f"  {r['name']:5s} {r['ratio']:6.3f}x  (target >= {r['target']}x: {status})"
                   f"  flowgrad {r['flowgrad']:9.1f} steps/s  pytorch {r['pytorch']:9.1f} "
                   f"steps/s{loss}")

@@ -1217,7 +1217,7 @@ def _seed(root: Tensor, gradient, op: str):
             raise GraphError(f"{op}: grad can be implicitly created only for scalar outputs; "
                              f"this output has shape {tuple(root.shape)}, so pass a gradient of "
                              f"that shape: {op}(gradient=fg.ones_like(out))")
-        return root.xp.ones_like(root.data)
+        return root.xp.array(1, dtype=root.data.dtype).reshape(root.data.shape)
     g = _raw(gradient)
     g = root.xp.asarray(g, dtype=root.data.dtype)
     if g.shape != root.data.shape:

@@ -42,6 +42,7 @@ def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None 
     """
     counts = _consumer_counts(roots)
     grads: dict = {}
+    handed = set(map(id, seeds))  # arrays already owned elsewhere: a leaf must copy them
     ready = []
     for r, s in zip(roots, seeds):
         k = id(r)
@@ -61,10 +62,10 @@ def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None 
             capture[id(t)] = g
         if ctx is None:  # a leaf: the flow stops here
             if capture is None and g is not None:
-                _accumulate(t, g)
+                _accumulate(t, g, handed)
             continue
         if g is not None and t._retains_grad and capture is None:
-            _accumulate(t, g)
+            _accumulate(t, g, handed)
         parents = ctx.parents
         needs = ctx.needs_input_grad
         if g is None:  # no gradient reached this node: only release its parents
@@ -126,11 +127,19 @@ def _check_versions(ctx) -> None:
                 f"it was modified in place afterwards (version {v} -> {out._version})")
 
 
-def _accumulate(t, g) -> None:
+def _accumulate(t, g, handed: set | None = None) -> None:
+    """Add ``g`` into ``t.grad``. A new ``.grad`` takes ``g`` itself only when no one else can
+    see it (a fresh array not handed to another tensor in this pass); else a copy, so that an
+    in-place change of one ``.grad`` (zero_, clipping) never shows up in another."""
     Tensor = function.Tensor
     if t.grad is None:
-        # Own the array: the same gradient array can reach several tensors (x + y).
-        t.grad = Tensor._wrap(g.copy(), None, False)
+        flags = g.flags
+        if handed is None or id(g) in handed or not flags.owndata \
+                or not getattr(flags, "writeable", True):
+            g = g.copy()
+        if handed is not None:
+            handed.add(id(g))
+        t.grad = Tensor._wrap(g, None, False)
     else:
         t.grad.data = t.grad.data + g
 

@@ -852,6 +852,8 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,  # n
     "Gaussian output"); with ``weight`` (input's shape), 'mean' divides by its sum."""
     reduction = _reduction("mse_loss", size_average, reduce, reduction)
     x, y = _pair("mse_loss", input, target)
+    if weight is None and x.dtype == y.dtype:
+        return LS.MSELoss.apply(x, y, reduction)
     d = x - y
     return _weighted("mse_loss", d * d, weight, reduction, input)
 

@@ -18,30 +18,47 @@ def _expand_back(grad, shape, dims, keepdim):
     return grad
 
 
+def _spread(xp, grad, shape, dims, keepdim, scale=None):
+    """The gradient of a sum/mean over ``dims``: ``grad`` broadcast back to ``shape``."""
+    if dims is None and grad.size == 1:  # full reduction: one value everywhere (the hot case)
+        value = grad.reshape(()) if scale is None else grad.reshape(()) * scale
+        out = xp.empty(shape, dtype=grad.dtype)
+        out.fill(value)
+        return out
+    g = _expand_back(grad, shape, dims, keepdim)
+    if scale is not None:
+        g = (g * scale).astype(grad.dtype, copy=False)
+    return xp.broadcast_to(g, shape)
+
+
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        if dims is None and not keepdim and x.dtype.kind == "f":
+            return ctx.xp.add.reduce(x, axis=None)
         return x.sum(axis=dims, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, grad):
-        g = _expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim)
-        return ctx.xp.broadcast_to(g, ctx.shape)
+        return _spread(ctx.xp, grad, ctx.shape, ctx.dims, ctx.keepdim)
 
 
 class Mean(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
-        out = x.mean(axis=dims, keepdims=keepdim)
-        ctx.n = max(x.size // max(out.size, 1), 1) if x.size else 1
-        return out
+        kept = 1
+        for d in (range(x.ndim) if dims is None else dims):
+            kept *= x.shape[d]
+        ctx.n = kept
+        total = ctx.xp.add.reduce(x, axis=dims, keepdims=keepdim)
+        return total * (1.0 / kept) if kept else total * float("nan")
 
     @staticmethod
     def backward(ctx, grad):
-        g = _expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim) * (1.0 / ctx.n)
-        return ctx.xp.broadcast_to(g.astype(grad.dtype, copy=False), ctx.shape)
+        return _spread(ctx.xp, grad, ctx.shape, ctx.dims, ctx.keepdim,
+                       1.0 / ctx.n if ctx.n else float("nan"))
 
 
 class AMax(Function):

@@ -4,7 +4,7 @@ torch.nn.functional with the same lambda (m=flowgrad or m=torch)."""
 import numpy as np
 
 import flowgrad as fg
-from flowgrad.ops.loss import BCEWithLogits, BinaryCrossEntropy, CrossEntropy, NLLLoss
+from flowgrad.ops.loss import BCEWithLogits, BinaryCrossEntropy, CrossEntropy, MSELoss, NLLLoss
 
 from opspec import OpSpec
 
@@ -172,11 +172,14 @@ SPECS = [
            make=lambda rng: [rng.uniform(-3, 3, (3, 4)), rng.uniform(0, 1, (3, 4)),
                              rng.uniform(0.5, 2, (3, 4)), rng.uniform(0.5, 3, (4,))]),
     # --- regression losses (composed) ------------------------------------------------------
-    OpSpec("loss.mse", lambda m, x, y: F(m).mse_loss(x, y), shapes=((3, 4), (3, 4))),
+    OpSpec("loss.mse", lambda m, x, y: F(m).mse_loss(x, y), shapes=((3, 4), (3, 4)),
+           covers=(MSELoss,)),
     OpSpec("loss.mse_sum", lambda m, x, y: F(m).mse_loss(x, y, reduction="sum"),
-           shapes=((3, 4), (3, 4))),
+           shapes=((3, 4), (3, 4)), covers=(MSELoss,)),
     OpSpec("loss.mse_none", lambda m, x, y: F(m).mse_loss(x, y, reduction="none"),
-           shapes=((3, 4), (3, 4))),
+           shapes=((3, 4), (3, 4)), covers=(MSELoss,)),
+    OpSpec("loss.mse_target_no_grad", lambda m, x, y: F(m).mse_loss(x, y), grad_inputs=(0,),
+           shapes=((5, 1), (5, 1)), covers=(MSELoss,)),
     OpSpec("loss.mse_weight", lambda m, x, y, w: F(m).mse_loss(x, y, weight=w),
            shapes=((3, 4), (3, 4)), consts=lambda rng: (rng.uniform(0, 2, (3, 4)),)),
     OpSpec("loss.l1", lambda m, x, y: F(m).l1_loss(x, y), shapes=((3, 4), (3, 4))),

@@ -113,10 +113,7 @@ def rng(xp=np):
 
 def scatter_add(xp, target, index, values) -> None:
     """target[index] += values, accumulating repeated indices (in place)."""
-    if xp is np:
-        np.add.at(target, index, values)
-    else:
-        cupyx.scatter_add(target, index, values)
+    xp.add.at(target, index, values)  # NumPy and CuPy >= 13 spell it the same
 
 
 def sliding_window_view(xp, x, window_shape, axis):

@@ -39,7 +39,9 @@ class GetItem(Function):
 def _full_index(xp, index, dim):
     """The tuple of index arrays that addresses ``index``'s entries along ``dim`` (gather's
     addressing made explicit for NumPy's advanced indexing)."""
-    grids = list(xp.indices(index.shape, sparse=True))
+    n = index.ndim
+    grids = [xp.arange(s).reshape((1,) * i + (s,) + (1,) * (n - i - 1))
+             for i, s in enumerate(index.shape)]  # np.indices(sparse=True), which CuPy lacks
     grids[dim] = index
     return tuple(grids)
 

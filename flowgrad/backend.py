@@ -12,10 +12,8 @@ import numpy as np
 
 try:  # CPU-only machines: flowgrad still works, GPU tests skip
     import cupy  # type: ignore[import-not-found]
-    import cupyx  # type: ignore[import-not-found]
 except Exception:  # ImportError, or a CuPy without a usable CUDA driver
     cupy = None
-    cupyx = None
 
 from .errors import DeviceError
 

@@ -7,8 +7,8 @@ match, so one lambda serves both (write ``m.nn.functional.relu(x)``, ``x.sum(dim
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -6,6 +6,7 @@ import pytest
 
 import flowgrad as fg
 from flowgrad import backend
+
 from opspec import run
 from specs import all_specs
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections import namedtuple
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -133,7 +134,7 @@ class Tensor:
         return self._ctx is None
 
     @property
-    def grad_fn(self):
+    def grad_fn(self) -> type | None:
         """The node type (Function subclass) that produced this tensor, or None for a leaf."""
         return None if self._ctx is None else self._ctx.fn
 
@@ -146,7 +147,7 @@ class Tensor:
     def retains_grad(self) -> bool:
         return self._retains_grad
 
-    def register_hook(self, hook):
+    def register_hook(self, hook) -> _HookHandle:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor
         replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
         if not self._requires_grad:
@@ -192,7 +193,7 @@ class Tensor:
     def shape(self) -> tuple:
         return self.data.shape
 
-    def size(self, dim: int | None = None):
+    def size(self, dim: int | None = None) -> tuple | int:
         if dim is None:
             return self.data.shape
         return self.data.shape[_dim(dim, self.data.ndim, "size")]
@@ -212,7 +213,7 @@ class Tensor:
     nelement = numel
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.data.dtype
 
     @property
@@ -231,13 +232,13 @@ class Tensor:
     def element_size(self) -> int:
         return self.data.dtype.itemsize
 
-    def item(self):
+    def item(self) -> float | int | bool:
         if self.data.size != 1:
             raise ShapeError(f"item: only one-element tensors can be converted to a Python "
                              f"number, got shape {tuple(self.data.shape)}")
         return backend.to_numpy(self.data).reshape(()).item()
 
-    def tolist(self):
+    def tolist(self) -> list | float | int | bool:
         return backend.to_numpy(self.data).tolist()
 
     def numpy(self, force: bool = False) -> np.ndarray:
@@ -248,7 +249,7 @@ class Tensor:
             raise GraphError(f"numpy: tensor is on {self.device}; use tensor.cpu().numpy()")
         return backend.to_numpy(self.data)
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
         arr = backend.to_numpy(self.data)
         return arr if dtype is None else arr.astype(dtype)
 
@@ -286,7 +287,7 @@ class Tensor:
     def cuda(self, device: int | None = None) -> Tensor:
         return self.to("cuda" if device is None else f"cuda:{device}")
 
-    def type(self, dtype=None):
+    def type(self, dtype=None) -> Tensor | str:
         if dtype is None:
             return f"flowgrad.{self.data.dtype}"
         dtype = dtypes.to_dtype(dtype)
@@ -361,7 +362,7 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         if self.data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.data.shape[0]))
@@ -386,83 +387,83 @@ class Tensor:
     __hash__ = object.__hash__
 
     # --- arithmetic -------------------------------------------------------------------------------
-    def __add__(self, other):
+    def __add__(self, other) -> Tensor:
         a, b = _operands(self, other, "add")
         return E.Add.apply(a, b)
 
-    def __radd__(self, other):
+    def __radd__(self, other) -> Tensor:
         a, b = _operands(self, other, "add")
         return E.Add.apply(b, a)
 
-    def __sub__(self, other):
+    def __sub__(self, other) -> Tensor:
         a, b = _operands(self, other, "sub")
         return E.Sub.apply(a, b)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other) -> Tensor:
         a, b = _operands(self, other, "sub")
         return E.Sub.apply(b, a)
 
-    def __mul__(self, other):
+    def __mul__(self, other) -> Tensor:
         a, b = _operands(self, other, "mul")
         return E.Mul.apply(a, b)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other) -> Tensor:
         a, b = _operands(self, other, "mul")
         return E.Mul.apply(b, a)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other) -> Tensor:
         a, b = _operands(self, other, "div", true_div=True)
         return E.Div.apply(a, b)
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other) -> Tensor:
         a, b = _operands(self, other, "div", true_div=True)
         return E.Div.apply(b, a)
 
-    def __floordiv__(self, other):
+    def __floordiv__(self, other) -> Tensor:
         a, b = _operands(self, other, "floor_divide")
         return E.FloorDivide.apply(a, b)
 
-    def __rfloordiv__(self, other):
+    def __rfloordiv__(self, other) -> Tensor:
         a, b = _operands(self, other, "floor_divide")
         return E.FloorDivide.apply(b, a)
 
-    def __mod__(self, other):
+    def __mod__(self, other) -> Tensor:
         a, b = _operands(self, other, "remainder")
         return E.Remainder.apply(a, b)
 
-    def __rmod__(self, other):
+    def __rmod__(self, other) -> Tensor:
         a, b = _operands(self, other, "remainder")
         return E.Remainder.apply(b, a)
 
-    def __pow__(self, other):
+    def __pow__(self, other) -> Tensor:
         a, b = _operands(self, other, "pow")
         return E.Pow.apply(a, b)
 
-    def __rpow__(self, other):
+    def __rpow__(self, other) -> Tensor:
         a, b = _operands(self, other, "pow")
         return E.Pow.apply(b, a)
 
-    def __matmul__(self, other):
+    def __matmul__(self, other) -> Tensor:
         return self.matmul(other)
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self, other) -> Tensor:
         return as_tensor(other, dtype=self.dtype).matmul(self)
 
-    def __neg__(self):
+    def __neg__(self) -> Tensor:
         return E.Neg.apply(self)
 
-    def __pos__(self):
+    def __pos__(self) -> Tensor:
         return self
 
-    def __abs__(self):
+    def __abs__(self) -> Tensor:
         return E.Abs.apply(self)
 
-    def __invert__(self):
+    def __invert__(self) -> Tensor:
         if self.data.dtype.kind != "b":
             return Tensor._wrap(~self.data, None, False)
         return E.LogicalNot.apply(self)
 
-    def _compare(self, other, op):
+    def _compare(self, other, op) -> Tensor:
         a, b = _operands(self, other, op)
         return E.Compare.apply(a, b, op)
 
@@ -472,42 +473,42 @@ class Tensor:
     def __ne__(self, other):  # type: ignore[override]
         return self._compare(other, "ne")
 
-    def __lt__(self, other):
+    def __lt__(self, other) -> Tensor:
         return self._compare(other, "lt")
 
-    def __le__(self, other):
+    def __le__(self, other) -> Tensor:
         return self._compare(other, "le")
 
-    def __gt__(self, other):
+    def __gt__(self, other) -> Tensor:
         return self._compare(other, "gt")
 
-    def __ge__(self, other):
+    def __ge__(self, other) -> Tensor:
         return self._compare(other, "ge")
 
-    def __and__(self, other):
+    def __and__(self, other) -> Tensor:
         return self._compare(other, "and") if self.dtype.kind == "b" else \
             Tensor._wrap(self.data & _raw(other), None, False)
 
-    def __or__(self, other):
+    def __or__(self, other) -> Tensor:
         return self._compare(other, "or") if self.dtype.kind == "b" else \
             Tensor._wrap(self.data | _raw(other), None, False)
 
-    def __xor__(self, other):
+    def __xor__(self, other) -> Tensor:
         return self._compare(other, "xor") if self.dtype.kind == "b" else \
             Tensor._wrap(self.data ^ _raw(other), None, False)
 
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
-    def add(self, other, alpha=1):
+    def add(self, other, alpha=1) -> Tensor:
         return self + (other * alpha if alpha != 1 else other)
 
-    def sub(self, other, alpha=1):
+    def sub(self, other, alpha=1) -> Tensor:
         return self - (other * alpha if alpha != 1 else other)
 
-    def mul(self, other):
+    def mul(self, other) -> Tensor:
         return self * other
 
-    def div(self, other, rounding_mode=None):
+    def div(self, other, rounding_mode=None) -> Tensor:
         if rounding_mode is None:
             return self / other
         if rounding_mode == "floor":
@@ -520,48 +521,48 @@ class Tensor:
 
     multiply, subtract, divide, true_divide = mul, sub, div, __truediv__
 
-    def floor_divide(self, other):
+    def floor_divide(self, other) -> Tensor:
         return self // other
 
-    def remainder(self, other):
+    def remainder(self, other) -> Tensor:
         return self % other
 
-    def pow(self, exponent):
+    def pow(self, exponent) -> Tensor:
         return self ** exponent
 
-    def neg(self):
+    def neg(self) -> Tensor:
         return E.Neg.apply(self)
 
     negative = neg
 
-    def eq(self, other):
+    def eq(self, other) -> Tensor:
         return self == other
 
-    def ne(self, other):
+    def ne(self, other) -> Tensor:
         return self != other
 
-    def lt(self, other):
+    def lt(self, other) -> Tensor:
         return self < other
 
-    def le(self, other):
+    def le(self, other) -> Tensor:
         return self <= other
 
-    def gt(self, other):
+    def gt(self, other) -> Tensor:
         return self > other
 
-    def ge(self, other):
+    def ge(self, other) -> Tensor:
         return self >= other
 
-    def logical_and(self, other):
+    def logical_and(self, other) -> Tensor:
         return E.Compare.apply(self, _raw_tensor(other), "and")
 
-    def logical_or(self, other):
+    def logical_or(self, other) -> Tensor:
         return E.Compare.apply(self, _raw_tensor(other), "or")
 
-    def logical_xor(self, other):
+    def logical_xor(self, other) -> Tensor:
         return E.Compare.apply(self, _raw_tensor(other), "xor")
 
-    def logical_not(self):
+    def logical_not(self) -> Tensor:
         return E.LogicalNot.apply(self)
 
     def equal(self, other) -> bool:
@@ -571,79 +572,79 @@ class Tensor:
         return bool(self.xp.allclose(self.data, _raw(other), rtol=rtol, atol=atol,
                                      equal_nan=equal_nan))
 
-    def isnan(self):
+    def isnan(self) -> Tensor:
         return Tensor._wrap(self.xp.isnan(self.data), None, False)
 
-    def isinf(self):
+    def isinf(self) -> Tensor:
         return Tensor._wrap(self.xp.isinf(self.data), None, False)
 
-    def isfinite(self):
+    def isfinite(self) -> Tensor:
         return Tensor._wrap(self.xp.isfinite(self.data), None, False)
 
     # --- maths ------------------------------------------------------------------------------------
-    def exp(self):
+    def exp(self) -> Tensor:
         return E.Exp.apply(self)
 
-    def expm1(self):
+    def expm1(self) -> Tensor:
         return E.Expm1.apply(self)
 
-    def log(self):
+    def log(self) -> Tensor:
         return E.Log.apply(self)
 
-    def log1p(self):
+    def log1p(self) -> Tensor:
         return E.Log1p.apply(self)
 
-    def log2(self):
+    def log2(self) -> Tensor:
         return E.Log.apply(self) * (1 / np.log(2))
 
-    def log10(self):
+    def log10(self) -> Tensor:
         return E.Log.apply(self) * (1 / np.log(10))
 
-    def sqrt(self):
+    def sqrt(self) -> Tensor:
         return E.Sqrt.apply(self)
 
-    def rsqrt(self):
+    def rsqrt(self) -> Tensor:
         return E.Rsqrt.apply(self)
 
-    def sin(self):
+    def sin(self) -> Tensor:
         return E.Sin.apply(self)
 
-    def cos(self):
+    def cos(self) -> Tensor:
         return E.Cos.apply(self)
 
-    def tanh(self):
+    def tanh(self) -> Tensor:
         return A.Tanh.apply(self)
 
-    def sigmoid(self):
+    def sigmoid(self) -> Tensor:
         return A.Sigmoid.apply(self)
 
-    def relu(self):
+    def relu(self) -> Tensor:
         return A.Relu.apply(self)
 
-    def abs(self):
+    def abs(self) -> Tensor:
         return E.Abs.apply(self)
 
     absolute = abs
 
-    def sign(self):
+    def sign(self) -> Tensor:
         return E.Sign.apply(self)
 
-    def erf(self):
+    def erf(self) -> Tensor:
         return E.Erf.apply(self)
 
-    def reciprocal(self):
+    def reciprocal(self) -> Tensor:
         return E.Reciprocal.apply(self)
 
-    def square(self):
+    def square(self) -> Tensor:
         return E.Pow.apply(self, 2)
 
-    def floor(self):
+    def floor(self) -> Tensor:
         return Tensor._wrap(self.xp.floor(self.data), None, False)
 
-    def ceil(self):
+    def ceil(self) -> Tensor:
         return Tensor._wrap(self.xp.ceil(self.data), None, False)
 
-    def round(self):
+    def round(self) -> Tensor:
         return Tensor._wrap(self.xp.round(self.data), None, False)
 
     def clamp(self, min=None, max=None):  # noqa: A002 - PyTorch's argument names
@@ -668,46 +669,46 @@ class Tensor:
     def clamp_max(self, max):  # noqa: A002
         return self.clamp(max=max)
 
-    def maximum(self, other):
+    def maximum(self, other) -> Tensor:
         a, b = _operands(self, other, "maximum")
         return E.Maximum.apply(a, b)
 
-    def minimum(self, other):
+    def minimum(self, other) -> Tensor:
         a, b = _operands(self, other, "minimum")
         return E.Minimum.apply(a, b)
 
-    def where(self, condition, other):
+    def where(self, condition, other) -> Tensor:
         return where(condition, self, other)
 
-    def masked_fill(self, mask, value):
+    def masked_fill(self, mask, value) -> Tensor:
         mask = _raw_tensor(mask)
         if mask.dtype.kind != "b":
             raise DTypeError(f"masked_fill: mask must be a bool tensor, got {mask.dtype}")
         return where(mask, value, self)
 
-    def lerp(self, end, weight):
+    def lerp(self, end, weight) -> Tensor:
         return self + weight * (end - self)
 
-    def softmax(self, dim):
+    def softmax(self, dim) -> Tensor:
         return R.Softmax.apply(self, _dim(dim, self.ndim, "softmax"))
 
-    def log_softmax(self, dim):
+    def log_softmax(self, dim) -> Tensor:
         return R.LogSoftmax.apply(self, _dim(dim, self.ndim, "log_softmax"))
 
     # --- reductions -------------------------------------------------------------------------------
-    def sum(self, dim=None, keepdim: bool = False, dtype=None):
+    def sum(self, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
         x = self if dtype is None else self.type(dtype)
         if x.dtype.kind == "b":
             x = x.long()
         return R.Sum.apply(x, _dims(dim, self.ndim, "sum"), keepdim)
 
-    def mean(self, dim=None, keepdim: bool = False, dtype=None):
+    def mean(self, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
         x = self if dtype is None else self.type(dtype)
         if x.dtype.kind != "f":
             raise DTypeError(f"mean: input dtype should be floating point, got {x.dtype}")
         return R.Mean.apply(x, _dims(dim, self.ndim, "mean"), keepdim)
 
-    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
         dims = _dims(dim, self.ndim, "var")
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
@@ -716,7 +717,7 @@ class Tensor:
         scale = 1.0 / (n - correction) if n > correction else float("nan")
         return (centred * centred).sum(dim=dims, keepdim=keepdim) * scale
 
-    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
     def _extreme(self, dim, keepdim, minimum):
@@ -736,36 +737,36 @@ class Tensor:
             indices = indices.squeeze(d)
         return values_indices(values, indices)
 
-    def max(self, dim=None, keepdim: bool = False):
+    def max(self, dim=None, keepdim: bool = False) -> Tensor | values_indices:
         return self._extreme(dim, keepdim, False)
 
-    def min(self, dim=None, keepdim: bool = False):
+    def min(self, dim=None, keepdim: bool = False) -> Tensor | values_indices:
         return self._extreme(dim, keepdim, True)
 
-    def amax(self, dim=(), keepdim: bool = False):
+    def amax(self, dim=(), keepdim: bool = False) -> Tensor:
         dims = _dims(dim if dim != () else None, self.ndim, "amax")
         return R.AMax.apply(self, dims, keepdim, False)
 
-    def amin(self, dim=(), keepdim: bool = False):
+    def amin(self, dim=(), keepdim: bool = False) -> Tensor:
         dims = _dims(dim if dim != () else None, self.ndim, "amin")
         return R.AMax.apply(self, dims, keepdim, True)
 
-    def argmax(self, dim=None, keepdim: bool = False):
+    def argmax(self, dim=None, keepdim: bool = False) -> Tensor:
         return _argext(self, dim, keepdim, self.xp.argmax)
 
-    def argmin(self, dim=None, keepdim: bool = False):
+    def argmin(self, dim=None, keepdim: bool = False) -> Tensor:
         return _argext(self, dim, keepdim, self.xp.argmin)
 
-    def prod(self, dim=None, keepdim: bool = False):
+    def prod(self, dim=None, keepdim: bool = False) -> Tensor:
         return R.Prod.apply(self, None if dim is None else _dim(dim, self.ndim, "prod"), keepdim)
 
-    def logsumexp(self, dim, keepdim: bool = False):
+    def logsumexp(self, dim, keepdim: bool = False) -> Tensor:
         return R.LogSumExp.apply(self, _dims(dim, self.ndim, "logsumexp"), keepdim)
 
-    def cumsum(self, dim):
+    def cumsum(self, dim) -> Tensor:
         return R.Cumsum.apply(self, _dim(dim, self.ndim, "cumsum"))
 
-    def norm(self, p="fro", dim=None, keepdim: bool = False):
+    def norm(self, p="fro", dim=None, keepdim: bool = False) -> Tensor:
         dims = _dims(dim, self.ndim, "norm")
         if p in ("fro", 2, 2.0):
             return R.Norm2.apply(self, dims, keepdim)
@@ -775,16 +776,16 @@ class Tensor:
             return self.abs().sum(dim=dims, keepdim=keepdim)
         return (self.abs() ** p).sum(dim=dims, keepdim=keepdim) ** (1.0 / p)
 
-    def all(self, dim=None, keepdim: bool = False):
+    def all(self, dim=None, keepdim: bool = False) -> Tensor:
         return Tensor._wrap(self.xp.asarray(self.data.astype(bool).all(
             axis=_dims(dim, self.ndim, "all"), keepdims=keepdim)), None, False)
 
-    def any(self, dim=None, keepdim: bool = False):
+    def any(self, dim=None, keepdim: bool = False) -> Tensor:
         return Tensor._wrap(self.xp.asarray(self.data.astype(bool).any(
             axis=_dims(dim, self.ndim, "any"), keepdims=keepdim)), None, False)
 
     # --- shape ------------------------------------------------------------------------------------
-    def reshape(self, *shape):
+    def reshape(self, *shape) -> Tensor:
         shape = _shape_arg(shape)
         if self.data.shape == shape:
             return self
@@ -794,17 +795,17 @@ class Tensor:
             raise ShapeError(f"reshape: shape {shape} is invalid for input of shape "
                              f"{tuple(self.shape)} ({self.numel()} elements)") from None
 
-    def view(self, *shape):
+    def view(self, *shape) -> Tensor:
         if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)):
             return self.type(shape[0])
         return self.reshape(*shape)
 
-    def view_as(self, other):
+    def view_as(self, other) -> Tensor:
         return self.reshape(other.shape)
 
     reshape_as = view_as
 
-    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         s, e = _dim(start_dim, self.ndim, "flatten"), _dim(end_dim, self.ndim, "flatten")
@@ -813,7 +814,7 @@ class Tensor:
             shape = self.shape[:s] + (int(np.prod(self.shape[s:e + 1])),) + self.shape[e + 1:]
         return self.reshape(shape)
 
-    def unflatten(self, dim: int, sizes):
+    def unflatten(self, dim: int, sizes) -> Tensor:
         d = _dim(dim, self.ndim, "unflatten")
         sizes = list(sizes)
         if -1 in sizes:
@@ -824,7 +825,7 @@ class Tensor:
                              f"{self.shape[d]} of dimension {dim} of {tuple(self.shape)}")
         return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
 
-    def squeeze(self, dim=None):
+    def squeeze(self, dim=None) -> Tensor:
         if dim is None:
             shape = tuple(s for s in self.shape if s != 1)
         else:
@@ -832,18 +833,18 @@ class Tensor:
             shape = tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1))
         return self.reshape(shape)
 
-    def unsqueeze(self, dim: int):
+    def unsqueeze(self, dim: int) -> Tensor:
         d = _dim(dim, self.ndim + 1, "unsqueeze")
         return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
 
-    def permute(self, *dims):
+    def permute(self, *dims) -> Tensor:
         dims = tuple(_dim(d, self.ndim, "permute") for d in _shape_arg(dims))
         if sorted(dims) != list(range(self.ndim)):
             raise ShapeError(f"permute: dims {dims} are not a permutation of the "
                              f"{self.ndim} dimensions of {tuple(self.shape)}")
         return S.Permute.apply(self, dims)
 
-    def transpose(self, dim0: int, dim1: int):
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
         perm = list(range(self.ndim))
         d0, d1 = _dim(dim0, self.ndim, "transpose"), _dim(dim1, self.ndim, "transpose")
         perm[d0], perm[d1] = perm[d1], perm[d0]
@@ -851,7 +852,7 @@ class Tensor:
 
     swapaxes = swapdims = transpose
 
-    def t(self):
+    def t(self) -> Tensor:
         if self.ndim > 2:
             raise ShapeError(f"t: expects a tensor with <= 2 dimensions, got {tuple(self.shape)}")
         return self if self.ndim < 2 else self.transpose(0, 1)
@@ -866,7 +867,7 @@ class Tensor:
             raise ShapeError(f"mT: expects at least 2 dimensions, got {tuple(self.shape)}")
         return self.transpose(-2, -1)
 
-    def expand(self, *sizes):
+    def expand(self, *sizes) -> Tensor:
         sizes = _shape_arg(sizes)
         lead = len(sizes) - self.ndim
         if lead < 0:
@@ -881,20 +882,20 @@ class Tensor:
             return self
         return S.Expand.apply(self, shape)
 
-    def expand_as(self, other):
+    def expand_as(self, other) -> Tensor:
         return self.expand(other.shape)
 
-    def broadcast_to(self, shape):
+    def broadcast_to(self, shape) -> Tensor:
         return self.expand(shape)
 
-    def repeat(self, *sizes):
+    def repeat(self, *sizes) -> Tensor:
         sizes = _shape_arg(sizes)
         if len(sizes) < self.ndim:
             raise ShapeError(f"repeat: number of repeat sizes ({len(sizes)}) can not be smaller "
                              f"than the number of dimensions of {tuple(self.shape)}")
         return S.Repeat.apply(self, sizes)
 
-    def split(self, split_size_or_sections, dim: int = 0):
+    def split(self, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
         d = _dim(dim, self.ndim, "split")
         n = self.shape[d]
         if isinstance(split_size_or_sections, int):
@@ -911,15 +912,15 @@ class Tensor:
             start += s
         return tuple(out)
 
-    def chunk(self, chunks: int, dim: int = 0):
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         n = self.shape[_dim(dim, self.ndim, "chunk")]
         return self.split(-(-n // chunks) if n else 1, dim)
 
-    def unbind(self, dim: int = 0):
+    def unbind(self, dim: int = 0) -> tuple[Tensor, ...]:
         d = _dim(dim, self.ndim, "unbind")
         return tuple(self.select(d, i) for i in range(self.shape[d]))
 
-    def narrow(self, dim: int, start: int, length: int):
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
         d = _dim(dim, self.ndim, "narrow")
         if start < 0:
             start += self.shape[d]
@@ -929,15 +930,15 @@ class Tensor:
         idx = (slice(None),) * d + (slice(start, start + length),)
         return I.GetItem.apply(self, idx)
 
-    def select(self, dim: int, index: int):
+    def select(self, dim: int, index: int) -> Tensor:
         d = _dim(dim, self.ndim, "select")
         return I.GetItem.apply(self, (slice(None),) * d + (index,))
 
-    def flip(self, *dims):
+    def flip(self, *dims) -> Tensor:
         dims = tuple(_dim(d, self.ndim, "flip") for d in _shape_arg(dims))
         return S.Flip.apply(self, dims)
 
-    def roll(self, shifts, dims=None):
+    def roll(self, shifts, dims=None) -> Tensor:
         if dims is None:
             return S.Roll.apply(self.flatten(), shifts, None).reshape(self.shape)
         if isinstance(dims, int):
@@ -947,14 +948,14 @@ class Tensor:
             shifts = tuple(shifts)
         return S.Roll.apply(self, shifts, dims)
 
-    def tril(self, diagonal: int = 0):
+    def tril(self, diagonal: int = 0) -> Tensor:
         return S.Triangle.apply(self, diagonal, False)
 
-    def triu(self, diagonal: int = 0):
+    def triu(self, diagonal: int = 0) -> Tensor:
         return S.Triangle.apply(self, diagonal, True)
 
     # --- indexing ---------------------------------------------------------------------------------
-    def __getitem__(self, index):
+    def __getitem__(self, index) -> Tensor:
         index = _index_arg(index)
         try:
             return I.GetItem.apply(self, index)
@@ -966,7 +967,7 @@ class Tensor:
         self.data[_index_arg(index)] = _raw(value)
         self._version += 1
 
-    def gather(self, dim: int, index):
+    def gather(self, dim: int, index) -> Tensor:
         d = _dim(dim, self.ndim, "gather")
         idx = _raw(index)
         if idx.ndim != self.ndim:
@@ -975,7 +976,7 @@ class Tensor:
         _check_index_range("gather", idx, self.shape[d])
         return I.Gather.apply(self, d, idx)
 
-    def take_along_dim(self, indices, dim=None):
+    def take_along_dim(self, indices, dim=None) -> Tensor:
         idx = _raw(indices)
         if dim is None:
             return self.flatten().gather(0, Tensor._wrap(idx.reshape(-1), None, False))
@@ -988,7 +989,7 @@ class Tensor:
         x = self.expand(x_shape)
         return x.gather(d, Tensor._wrap(self.xp.broadcast_to(idx, i_shape), None, False))
 
-    def scatter(self, dim: int, index, src=None, value=None, reduce=None):
+    def scatter(self, dim: int, index, src=None, value=None, reduce=None) -> Tensor:
         if reduce is not None:
             if reduce != "add":
                 raise ValueError(f"scatter: reduce={reduce!r} is not supported (only 'add')")
@@ -1000,13 +1001,13 @@ class Tensor:
         src = src if isinstance(src, Tensor) else float(src) if self.dtype.kind == "f" else src
         return I.Scatter.apply(self, d, idx, src)
 
-    def scatter_add(self, dim: int, index, src):
+    def scatter_add(self, dim: int, index, src) -> Tensor:
         d = _dim(dim, self.ndim, "scatter_add")
         idx = _raw(index)
         _check_index_range("scatter_add", idx, self.shape[d])
         return I.ScatterAdd.apply(self, d, idx, src)
 
-    def index_select(self, dim: int, index):
+    def index_select(self, dim: int, index) -> Tensor:
         d = _dim(dim, self.ndim, "index_select")
         idx = _raw(index)
         if idx.ndim > 1:
@@ -1014,22 +1015,22 @@ class Tensor:
         _check_index_range("index_select", idx, self.shape[d])
         return I.IndexSelect.apply(self, d, idx.reshape(-1))
 
-    def masked_select(self, mask):
+    def masked_select(self, mask) -> Tensor:
         return self[_raw(mask)]
 
-    def nonzero(self, as_tuple: bool = False):
+    def nonzero(self, as_tuple: bool = False) -> Tensor | tuple[Tensor, ...]:
         nz = self.xp.nonzero(self.data)
         if as_tuple:
             return tuple(Tensor._wrap(a, None, False) for a in nz)
         return Tensor._wrap(self.xp.stack(nz, axis=1), None, False)
 
-    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> values_indices:
         """Sorted values (differentiable, through gather) and the permutation indices."""
         d = _dim(dim, self.ndim, "sort")
         idx = self.xp.argsort(-self.data if descending else self.data, axis=d, kind="stable")
         return values_indices(I.Gather.apply(self, d, idx), Tensor._wrap(idx, None, False))
 
-    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
         return self.sort(dim, descending, stable).indices
 
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
@@ -1044,7 +1045,7 @@ class Tensor:
         return values_indices(I.Gather.apply(self, d, idx), Tensor._wrap(idx, None, False))
 
     # --- linear algebra ---------------------------------------------------------------------------
-    def matmul(self, other):
+    def matmul(self, other) -> Tensor:
         if not isinstance(other, Tensor):
             other = as_tensor(other, dtype=self.dtype)
         if other.data.dtype != self.data.dtype:
@@ -1054,7 +1055,7 @@ class Tensor:
 
     mm = matmul
 
-    def bmm(self, other):
+    def bmm(self, other) -> Tensor:
         if self.ndim != 3 or other.ndim != 3:
             raise ShapeError(f"bmm: expects two 3-D tensors, got {tuple(self.shape)} and "
                              f"{tuple(other.shape)}")
@@ -1063,7 +1064,7 @@ class Tensor:
                              f"{tuple(other.shape)}")
         return self.matmul(other)
 
-    def outer(self, other):
+    def outer(self, other) -> Tensor:
         if self.ndim != 1 or other.ndim != 1:
             raise ShapeError(f"outer: expects two 1-D tensors, got {tuple(self.shape)} and "
                              f"{tuple(other.shape)}")
@@ -1071,50 +1072,50 @@ class Tensor:
 
     ger = outer
 
-    def dot(self, other):
+    def dot(self, other) -> Tensor:
         if self.ndim != 1 or other.ndim != 1:
             raise ShapeError(f"dot: expects two 1-D tensors, got {tuple(self.shape)} and "
                              f"{tuple(other.shape)}")
         return self.matmul(other)
 
     # --- in place (each bumps the version counter) ------------------------------------------------
-    def _inplace(self, name, array_op, other=None):
+    def _inplace(self, name, array_op, other=None) -> Tensor:
         _check_inplace(self, name, other)
         array_op(self.data)
         self._version += 1
         return self
 
-    def add_(self, other, alpha=1):
+    def add_(self, other, alpha=1) -> Tensor:
         o = _raw(other) if alpha == 1 else _raw(other) * alpha
         return self._inplace("add_", lambda a: self.xp.add(a, o, out=a, casting="unsafe"), other)
 
-    def sub_(self, other, alpha=1):
+    def sub_(self, other, alpha=1) -> Tensor:
         o = _raw(other) if alpha == 1 else _raw(other) * alpha
         return self._inplace("sub_", lambda a: self.xp.subtract(a, o, out=a, casting="unsafe"),
                              other)
 
-    def mul_(self, other):
+    def mul_(self, other) -> Tensor:
         o = _raw(other)
         return self._inplace("mul_", lambda a: self.xp.multiply(a, o, out=a, casting="unsafe"),
                              other)
 
-    def div_(self, other):
+    def div_(self, other) -> Tensor:
         o = _raw(other)
         return self._inplace("div_", lambda a: self.xp.true_divide(a, o, out=a, casting="unsafe"),
                              other)
 
-    def masked_fill_(self, mask, value):
+    def masked_fill_(self, mask, value) -> Tensor:
         m = _raw(mask)
         return self._inplace("masked_fill_", lambda a: self.xp.putmask(a, m, _raw(value))
                              if self.xp is np else a.__setitem__(m, _raw(value)), value)
 
-    def zero_(self):
+    def zero_(self) -> Tensor:
         return self._inplace("zero_", lambda a: a.fill(0))
 
-    def fill_(self, value):
+    def fill_(self, value) -> Tensor:
         return self._inplace("fill_", lambda a: a.fill(_raw(value)), value)
 
-    def copy_(self, src):
+    def copy_(self, src) -> Tensor:
         s = _raw(src)
         if backend.get_array_module(s) is not self.xp:
             s = backend.to_device(s, self.device)
@@ -1125,12 +1126,12 @@ class Tensor:
 
     clip_ = clamp_
 
-    def normal_(self, mean: float = 0.0, std: float = 1.0):
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
         r = backend.rng(self.xp).standard_normal(self.shape)
         return self._inplace("normal_", lambda a: self.xp.copyto(a, r * std + mean,
                                                                   casting="unsafe"))
 
-    def uniform_(self, a: float = 0.0, b: float = 1.0):
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
         r = backend.rng(self.xp).random(self.shape)
         return self._inplace("uniform_", lambda x: self.xp.copyto(x, r * (b - a) + a,
                                                                    casting="unsafe"))

@@ -65,3 +65,4 @@ def _public():
 
 
 from . import nn  # noqa: E402,F401  (nn imports the package above)
+from . import optim  # noqa: E402,F401

@@ -1,0 +1,133 @@
+"""Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization"), its AMSGrad variant
+(Reddi, Kale & Kumar 2018) and AdamW with decoupled weight decay (Loshchilov & Hutter 2019,
+"Decoupled Weight Decay Regularization"). Lecture: "Iterative training by SGD"."""
+
+from __future__ import annotations
+
+from .. import backend
+from .optimizer import Optimizer, _full_like, _wrap
+
+__all__ = ["Adam", "AdamW"]
+
+
+def _lerp_(xp, a, b, w: float, tmp) -> None:
+    """a ← a + w·(b − a) in place, with torch.lerp's two formulas (the second for w ≥ 0.5)."""
+    xp.subtract(b, a, out=tmp)
+    if abs(w) < 0.5:
+        xp.multiply(tmp, w, out=tmp)
+        xp.add(a, tmp, out=a)
+    else:
+        xp.multiply(tmp, 1.0 - w, out=tmp)
+        xp.subtract(b, tmp, out=a)
+
+
+class Adam(Optimizer):
+    """m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − lr·m̂ / (√v̂ + eps), with the bias
+    corrections m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ) (Kingma & Ba 2015, Algorithm 1).
+
+    ``weight_decay`` adds wd·θ to the gradient (an L2 penalty, see ``regularizers``);
+    ``decoupled_weight_decay=True`` (AdamW) shrinks θ ← θ(1 − lr·wd) instead. ``amsgrad`` uses
+    the running maximum of v. Exactly torch.optim.Adam's update. State per parameter: ``step``,
+    ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``), each of the parameter's shape.
+
+    Example:
+        >>> opt = fg.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999))
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False,
+                 decoupled_weight_decay: bool = False):
+        name = type(self).__name__
+        if not 0.0 <= lr:
+            raise ValueError(f"{name}: invalid learning rate {lr} (expected lr >= 0)")
+        if not 0.0 <= eps:
+            raise ValueError(f"{name}: invalid epsilon {eps} (expected eps >= 0)")
+        for i in (0, 1):
+            if not 0.0 <= betas[i] < 1.0:
+                raise ValueError(f"{name}: invalid beta parameter at index {i}: {betas[i]} "
+                                 "(expected 0 <= beta < 1)")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"{name}: invalid weight_decay {weight_decay} (expected >= 0)")
+        defaults = {"lr": lr, "betas": (float(betas[0]), float(betas[1])), "eps": eps,
+                    "weight_decay": weight_decay, "amsgrad": amsgrad, "maximize": maximize,
+                    "decoupled_weight_decay": decoupled_weight_decay}
+        super().__init__(params, defaults)
+
+    def _step_group(self, group) -> None:
+        lr = group["lr"]
+        beta1, beta2 = group["betas"]
+        eps = group["eps"]
+        wd = group["weight_decay"]
+        amsgrad = group["amsgrad"]
+        maximize = group["maximize"]
+        decoupled = group.get("decoupled_weight_decay", False)
+        state = self.state
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            a = p.data
+            d = grad.data
+            xp = backend.get_array_module(a)
+            st = state[p]
+            if not st:
+                st["step"] = 0.0
+                st["exp_avg"] = _wrap(_full_like(a))
+                st["exp_avg_sq"] = _wrap(_full_like(a))
+                if amsgrad:
+                    st["max_exp_avg_sq"] = _wrap(_full_like(a))
+            step = st["step"] + 1.0
+            st["step"] = step
+            if wd != 0 and decoupled:
+                xp.multiply(a, 1 - lr * wd, out=a)
+            if wd != 0 and not decoupled:   # d = g + wd·θ  (−g when maximizing)
+                t = self._scratch(a, 0)
+                xp.multiply(a, wd, out=t)
+                (xp.subtract if maximize else xp.add)(t, d, out=t)
+                d = t
+            elif maximize:
+                t = self._scratch(a, 0)
+                xp.negative(d, out=t)
+                d = t
+            m = st["exp_avg"].data
+            v = st["exp_avg_sq"].data
+            u = self._scratch(a, 1)
+            _lerp_(xp, m, d, 1 - beta1, u)
+            xp.multiply(d, 1 - beta2, out=u)        # v ← β₂v + (1−β₂)·g·g
+            xp.multiply(u, d, out=u)
+            xp.multiply(v, beta2, out=v)
+            xp.add(v, u, out=v)
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2 = 1 - beta2 ** step
+            step_size = lr / bias_correction1
+            bias_correction2_sqrt = bias_correction2 ** 0.5
+            if amsgrad:
+                vmax = st["max_exp_avg_sq"].data
+                xp.maximum(vmax, v, out=vmax)
+                v = vmax
+            xp.sqrt(v, out=u)                      # denom = √v / √(1−β₂ᵗ) + eps
+            xp.divide(u, bias_correction2_sqrt, out=u)
+            xp.add(u, eps, out=u)
+            xp.divide(m, u, out=u)
+            xp.multiply(u, step_size, out=u)
+            xp.subtract(a, u, out=a)
+            p._version += 1
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay θ ← θ(1 − lr·wd) (Loshchilov & Hutter 2019); default
+    ``weight_decay=1e-2`` as in torch.optim.AdamW.
+
+    Example:
+        >>> opt = fg.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=True)
+
+    def load_state_dict(self, state_dict) -> None:
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True

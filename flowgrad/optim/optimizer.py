@@ -1,0 +1,299 @@
+"""Optimizer: the base of every update rule (lecture: "Iterative training by SGD",
+θ ← θ + αΔ), with PyTorch's param groups, per-parameter state and ``state_dict`` format.
+
+Updates run on the raw arrays (``p.data``, NumPy or CuPy) with in-place ufuncs (``out=``), never
+through the flow graph, and keep each parameter's dtype (a float32 model stays float32: scalars
+are Python floats, which NumPy and CuPy cast to the array's dtype).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections import defaultdict
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..autograd import grad_mode
+from ..errors import DTypeError
+from ..tensor import Tensor
+
+__all__ = ["Optimizer", "required"]
+
+
+class _RequiredParameter:
+    """Marks a hyper-parameter that has no default and must be given per group."""
+
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+def _wrap(array) -> Tensor:
+    """A flowgrad leaf over ``array`` (no copy, no graph)."""
+    return Tensor._wrap(array, None, False)
+
+
+def _full_like(a, value=0):
+    """A new array of ``a``'s shape, dtype and device, filled with ``value``."""
+    if type(a) is np.ndarray:
+        return np.full_like(a, value)
+    xp = backend.get_array_module(a)
+    with a.device:
+        return xp.full_like(a, value)
+
+
+def _is_array(value) -> bool:
+    return isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy")
+
+
+class Optimizer:
+    """Base class: holds ``param_groups`` (a list of dicts of parameters and options) and
+    ``state`` (a dict per parameter, keyed by the parameter tensor).
+
+    Subclasses implement ``_step_group(group)``; ``step(closure)`` runs it for every group with
+    graph recording off. Parameters whose ``.grad`` is None are skipped.
+
+    Example:
+        >>> opt = fg.optim.SGD([w, b], lr=0.1)
+        >>> loss.backward(); opt.step(); opt.zero_grad()
+    """
+
+    def __init__(self, params, defaults: dict[str, Any]) -> None:
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"{type(self).__name__}: params should be an iterable of Tensors or dicts, but got "
+                f"a single Tensor of shape {tuple(params.shape)}; pass [tensor] or "
+                "model.parameters()")
+        self.defaults = defaults
+        self.state: defaultdict = defaultdict(dict)
+        self.param_groups: list[dict[str, Any]] = []
+        self._scratch_buffers: dict = {}
+        self._opt_called = False
+        groups = list(params)
+        if len(groups) == 0:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list; pass the "
+                             "tensors to optimize (e.g. list(model.parameters()))")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # --- parameter groups ------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own options (missing ones take the defaults)."""
+        name = type(self).__name__
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{name}.add_param_group: param_group must be a dict, got "
+                            f"{type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError(f"{name}: parameters must be in an ordered collection (list, tuple), "
+                            "not a set: the order of a set changes between runs")
+        else:
+            params = list(params)
+        tensors, names = [], []
+        for p in params:
+            if isinstance(p, tuple):  # named_parameters()
+                names.append(p[0])
+                tensors.append(p[1])
+            else:
+                tensors.append(p)
+        if names:
+            if len(names) != len(tensors):
+                raise ValueError(f"{name}: all parameters should be given with names or all "
+                                 "without; some names are missing")
+            param_group["param_names"] = names
+        param_group["params"] = tensors
+        for p in tensors:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: can only optimize Tensors, but one of the params is a "
+                                f"{type(p).__name__}")
+            if not p.is_leaf and not p.retains_grad:
+                raise ValueError(f"{name}: can't optimize a non-leaf Tensor (shape "
+                                 f"{tuple(p.shape)}); optimize the leaf it was computed from, "
+                                 "or .detach().requires_grad_() it")
+            if p.dtype.kind != "f":
+                raise DTypeError(f"{name}: can only optimize real floating-point tensors, got "
+                                 f"{p.dtype} (shape {tuple(p.shape)}); convert with .float()")
+        for key, default in self.defaults.items():
+            if default is required and key not in param_group:
+                raise ValueError(f"{name}: parameter group didn't specify a value of required "
+                                 f"optimization parameter {key}")
+            param_group.setdefault(key, default)
+        if len(tensors) != len({id(p) for p in tensors}):
+            warnings.warn(f"{name}: a parameter group contains the same parameter twice; it "
+                          "will be updated twice per step", stacklevel=3)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for g in self.param_groups:
+            if ("param_names" in g) != ("param_names" in param_group):
+                raise ValueError(f"{name}: all param groups should be with names or all "
+                                 "without")
+        if any(id(p) in seen for p in tensors):
+            raise ValueError(f"{name}: some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    # --- gradients and steps -----------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset every parameter's gradient: to None (default, frees memory) or to zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad
+                if g is not None:
+                    if set_to_none:
+                        p.grad = None
+                    else:
+                        g._ctx = None
+                        g._requires_grad = False
+                        g.data.fill(0)
+                        g._version += 1
+
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient; returns ``closure()`` if given
+        (re-evaluates the loss with recording on, as L-BFGS-style callers expect)."""
+        loss = None
+        if closure is not None:
+            with grad_mode.enable_grad():
+                loss = closure()
+        mode = grad_mode._state
+        prev = mode.enabled
+        mode.enabled = False
+        try:
+            for group in self.param_groups:
+                self._step_group(group)
+        finally:
+            mode.enabled = prev
+        self._opt_called = True
+        return loss
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__}: an Optimizer subclass must implement "
+                                  "_step_group(group) or override step(closure)")
+
+    def _scratch(self, like, slot: int = 0):
+        """A reusable work array of ``like``'s shape, dtype and device (not part of the state):
+        one flat buffer per (slot, dtype, device), grown as needed, so a step allocates
+        nothing after the first."""
+        key = (slot, like.dtype, type(like))
+        if type(like) is not np.ndarray:
+            key += (like.device.id,)
+        buf = self._scratch_buffers.get(key)
+        n = like.size
+        if buf is None or buf.size < n:
+            if type(like) is np.ndarray:
+                buf = np.empty(n, like.dtype)
+            else:
+                xp = backend.get_array_module(like)
+                with like.device:
+                    buf = xp.empty(n, like.dtype)
+            self._scratch_buffers[key] = buf
+        return buf[:n].reshape(like.shape)
+
+    # --- state_dict -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """PyTorch's format: ``{'state': {index: {...}}, 'param_groups': [{..., 'params':
+        [indices]}]}``; parameters are numbered in group order. State tensors are the live ones
+        (not copies, as in torch); ``step`` is a float32 0-d Tensor, as in torch."""
+        mapping: dict[int, int] = {}
+        start = 0
+
+        def pack(group):
+            nonlocal start
+            packed = {k: v for k, v in group.items() if k != "params"}
+            for i, p in enumerate(group["params"], start):
+                mapping.setdefault(id(p), i)
+            packed["params"] = [mapping[id(p)] for p in group["params"]]
+            start += len(packed["params"])
+            return packed
+
+        groups = [pack(g) for g in self.param_groups]
+        state = {}
+        for k, v in self.state.items():
+            key = mapping[id(k)] if isinstance(k, Tensor) else k
+            if isinstance(v, dict):
+                v = {name: (_wrap(np.array(val, dtype=np.float32))
+                            if name == "step" and isinstance(val, (int, float)) else val)
+                     for name, val in v.items()}
+            state[key] = v
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a ``state_dict()`` (flowgrad's or torch's, with tensors as flowgrad Tensors or
+        NumPy arrays): state is deep-copied and cast to each parameter's dtype and device, so
+        training resumes bit-identically."""
+        name = type(self).__name__
+        groups = self.param_groups
+        saved_groups = copy.deepcopy(state_dict["param_groups"])
+        if len(groups) != len(saved_groups):
+            raise ValueError(f"{name}.load_state_dict: the saved state has {len(saved_groups)} "
+                             f"parameter groups, this optimizer has {len(groups)}")
+        for i, (g, s) in enumerate(zip(groups, saved_groups)):
+            if len(g["params"]) != len(s["params"]):
+                raise ValueError(f"{name}.load_state_dict: parameter group {i} has "
+                                 f"{len(g['params'])} parameters here but {len(s['params'])} in "
+                                 "the saved state")
+        id_map = dict(zip(chain.from_iterable(s["params"] for s in saved_groups),
+                          chain.from_iterable(g["params"] for g in groups)))
+        state: defaultdict = defaultdict(dict)
+        for k, v in state_dict["state"].items():
+            if k not in id_map and isinstance(k, str) and k.isdigit():
+                k = int(k)  # keys that went through JSON / npz names
+            if k in id_map:
+                p = id_map[k]
+                state[p] = {key: _cast(p, key, val) for key, val in v.items()}
+            else:
+                state[k] = copy.deepcopy(v)
+        new_groups = []
+        for g, s in zip(groups, saved_groups):
+            s["params"] = g["params"]
+            if "param_names" in g and "param_names" not in s:
+                s["param_names"] = g["param_names"]
+            new_groups.append(s)
+        self.state = state
+        self.param_groups = new_groups
+
+    # --- misc ------------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_scratch_buffers", {})
+        self.__dict__.setdefault("_opt_called", False)
+
+    def __repr__(self) -> str:
+        lines = [type(self).__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(group):
+                if key != "params":
+                    lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _cast(param: Tensor, key, value):
+    """A deep copy of one saved state value, on ``param``'s device and (floating) dtype."""
+    if key == "step":
+        if isinstance(value, Tensor):
+            value = value.data
+        return float(backend.to_numpy(value)) if _is_array(value) else value
+    if isinstance(value, Tensor) or _is_array(value) or type(value).__module__ == "torch":
+        raw = value.data if isinstance(value, Tensor) else value
+        if type(raw).__module__ == "torch":  # a torch tensor read straight from torch.load
+            raw = raw.detach().cpu().numpy()
+        arr = backend.to_device(raw, param.device)
+        dtype = param.dtype if arr.dtype.kind == "f" and param.dtype.kind == "f" else arr.dtype
+        return _wrap(arr.astype(dtype, copy=True))
+    if isinstance(value, dict):
+        return {k: _cast(param, k, v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast(param, None, v) for v in value)
+    return copy.deepcopy(value)

@@ -1,0 +1,168 @@
+"""RMSprop (Tieleman & Hinton 2012, Coursera "Neural Networks for Machine Learning", lecture 6.5;
+the centered variant after Graves 2013) and Adagrad (Duchi, Hazan & Singer 2011, "Adaptive
+Subgradient Methods for Online Learning and Stochastic Optimization"). Lecture: "Iterative
+training by SGD"."""
+
+from __future__ import annotations
+
+from .. import backend
+from .adam import _lerp_
+from .optimizer import Optimizer, _full_like, _wrap
+
+__all__ = ["RMSprop", "Adagrad"]
+
+
+class RMSprop(Optimizer):
+    """s ← αs + (1−α)g², θ ← θ − lr·g / (√s + eps); ``centered`` divides by √(s − ḡ²) + eps
+    with ḡ the running mean of g; ``momentum`` μ keeps b ← μb + g/(√s + eps), θ ← θ − lr·b.
+
+    Exactly torch.optim.RMSprop's update (Tieleman & Hinton 2012). State per parameter:
+    ``step``, ``square_avg`` (and ``momentum_buffer``, ``grad_avg``), each of the parameter's
+    shape.
+
+    Example:
+        >>> opt = fg.optim.RMSprop(params, lr=1e-2, alpha=0.99, centered=True, momentum=0.9)
+    """
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False, *,
+                 maximize: bool = False):
+        for name, value in (("learning rate", lr), ("epsilon", eps), ("momentum", momentum),
+                            ("weight_decay", weight_decay), ("alpha", alpha)):
+            if not 0.0 <= value:
+                raise ValueError(f"RMSprop: invalid {name} {value} (expected >= 0)")
+        defaults = {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps,
+                    "centered": centered, "weight_decay": weight_decay, "maximize": maximize}
+        super().__init__(params, defaults)
+
+    def _step_group(self, group) -> None:
+        lr = group["lr"]
+        alpha = group["alpha"]
+        eps = group["eps"]
+        wd = group["weight_decay"]
+        momentum = group["momentum"]
+        centered = group["centered"]
+        maximize = group["maximize"]
+        state = self.state
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            a = p.data
+            d = grad.data
+            xp = backend.get_array_module(a)
+            st = state[p]
+            if not st:
+                st["step"] = 0.0
+                st["square_avg"] = _wrap(_full_like(a))
+                if momentum > 0:
+                    st["momentum_buffer"] = _wrap(_full_like(a))
+                if centered:
+                    st["grad_avg"] = _wrap(_full_like(a))
+            st["step"] += 1.0
+            if wd != 0:                      # d = g + wd·θ  (−g when maximizing)
+                t = self._scratch(a, 0)
+                xp.multiply(a, wd, out=t)
+                (xp.subtract if maximize else xp.add)(t, d, out=t)
+                d = t
+            elif maximize:
+                t = self._scratch(a, 0)
+                xp.negative(d, out=t)
+                d = t
+            s = st["square_avg"].data
+            u = self._scratch(a, 1)
+            xp.multiply(d, 1 - alpha, out=u)         # s ← αs + (1−α)·g·g
+            xp.multiply(u, d, out=u)
+            xp.multiply(s, alpha, out=s)
+            xp.add(s, u, out=s)
+            if centered:
+                ga = st["grad_avg"].data
+                _lerp_(xp, ga, d, 1 - alpha, u)
+                xp.multiply(ga, ga, out=u)          # avg = √(s − ḡ²)
+                xp.subtract(s, u, out=u)
+                xp.sqrt(u, out=u)
+            else:
+                xp.sqrt(s, out=u)
+            xp.add(u, eps, out=u)
+            if momentum > 0:
+                b = st["momentum_buffer"].data
+                xp.multiply(b, momentum, out=b)
+                xp.divide(d, u, out=u)
+                xp.add(b, u, out=b)
+                xp.multiply(b, lr, out=u)
+            else:
+                xp.divide(d, u, out=u)
+                xp.multiply(u, lr, out=u)
+            xp.subtract(a, u, out=a)
+            p._version += 1
+
+
+class Adagrad(Optimizer):
+    """s ← s + g², θ ← θ − lr_t·g / (√s + eps), lr_t = lr / (1 + (t−1)·lr_decay)
+    (Duchi et al. 2011). Exactly torch.optim.Adagrad's update. State per parameter (created for
+    every parameter at construction, as in torch): ``step``, ``sum`` (the parameter's shape,
+    starting at ``initial_accumulator_value``).
+
+    Example:
+        >>> opt = fg.optim.Adagrad(params, lr=1e-2, lr_decay=1e-4)
+    """
+
+    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, *,
+                 maximize: bool = False):
+        for name, value in (("learning rate", lr), ("lr_decay", lr_decay),
+                            ("weight_decay", weight_decay),
+                            ("initial_accumulator_value", initial_accumulator_value),
+                            ("epsilon", eps)):
+            if not 0.0 <= value:
+                raise ValueError(f"Adagrad: invalid {name} {value} (expected >= 0)")
+        defaults = {"lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
+                    "initial_accumulator_value": initial_accumulator_value,
+                    "maximize": maximize}
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                st = self.state[p]
+                st["step"] = 0.0
+                st["sum"] = _wrap(_full_like(p.data, initial_accumulator_value))
+
+    def _step_group(self, group) -> None:
+        lr = group["lr"]
+        lr_decay = group["lr_decay"]
+        eps = group["eps"]
+        wd = group["weight_decay"]
+        maximize = group["maximize"]
+        state = self.state
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            a = p.data
+            d = grad.data
+            xp = backend.get_array_module(a)
+            st = state[p]
+            if not st:  # a parameter added with add_param_group after construction
+                st["step"] = 0.0
+                st["sum"] = _wrap(_full_like(a, self.defaults["initial_accumulator_value"]))
+            step = st["step"] + 1.0
+            st["step"] = step
+            if wd != 0:                      # d = g + wd·θ  (−g when maximizing)
+                t = self._scratch(a, 0)
+                xp.multiply(a, wd, out=t)
+                (xp.subtract if maximize else xp.add)(t, d, out=t)
+                d = t
+            elif maximize:
+                t = self._scratch(a, 0)
+                xp.negative(d, out=t)
+                d = t
+            clr = lr / (1 + (step - 1) * lr_decay)
+            s = st["sum"].data
+            u = self._scratch(a, 1)
+            xp.multiply(d, d, out=u)                 # s ← s + g·g
+            xp.add(s, u, out=s)
+            xp.sqrt(s, out=u)
+            xp.add(u, eps, out=u)
+            xp.divide(d, u, out=u)
+            xp.multiply(u, clr, out=u)
+            xp.subtract(a, u, out=a)
+            p._version += 1

@@ -1,0 +1,87 @@
+"""Stochastic gradient descent with momentum and Nesterov momentum (lecture: "Iterative training
+by SGD"; Sutskever, Martens, Dahl & Hinton 2013, "On the importance of initialization and
+momentum in deep learning")."""
+
+from __future__ import annotations
+
+from .. import backend
+from .optimizer import Optimizer, _wrap
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    """θ ← θ − lr·v, with v = g (+ weight_decay·θ), or with momentum μ:
+    b ← μ·b + (1 − dampening)·g (b = g at the first step), v = b, or v = g + μ·b (Nesterov).
+
+    Exactly torch.optim.SGD's update; ``maximize`` ascends. State per parameter:
+    ``momentum_buffer`` (same shape as the parameter) when ``momentum != 0``.
+
+    Example:
+        >>> opt = fg.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False):
+        if lr < 0.0:
+            raise ValueError(f"SGD: invalid learning rate {lr} (expected lr >= 0)")
+        if momentum < 0.0:
+            raise ValueError(f"SGD: invalid momentum {momentum} (expected momentum >= 0)")
+        if weight_decay < 0.0:
+            raise ValueError(f"SGD: invalid weight_decay {weight_decay} (expected >= 0)")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
+        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
+                    "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}
+        super().__init__(params, defaults)
+
+    def _step_group(self, group) -> None:
+        lr = group["lr"]
+        momentum = group["momentum"]
+        dampening = group["dampening"]
+        wd = group["weight_decay"]
+        nesterov = group["nesterov"]
+        maximize = group["maximize"]
+        state = self.state
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            a = p.data
+            d = grad.data
+            xp = backend.get_array_module(a)
+            if wd != 0:                      # d = g + wd·θ  (−g when maximizing)
+                t = self._scratch(a, 0)
+                xp.multiply(a, wd, out=t)
+                (xp.subtract if maximize else xp.add)(t, d, out=t)
+                d = t
+            elif maximize:
+                t = self._scratch(a, 0)
+                xp.negative(d, out=t)
+                d = t
+            if momentum != 0:
+                st = state[p]
+                buf = st.get("momentum_buffer")
+                if buf is None:
+                    b = d.copy()
+                    st["momentum_buffer"] = _wrap(b)
+                else:
+                    b = buf.data
+                    xp.multiply(b, momentum, out=b)
+                    if dampening != 0:
+                        u = self._scratch(a, 1)
+                        xp.multiply(d, 1 - dampening, out=u)
+                        xp.add(b, u, out=b)
+                    else:
+                        xp.add(b, d, out=b)
+                if nesterov:
+                    u = self._scratch(a, 1)
+                    xp.multiply(b, momentum, out=u)
+                    xp.add(d, u, out=u)
+                    d = u
+                else:
+                    d = b
+            u = self._scratch(a, 1)
+            xp.multiply(d, lr, out=u)
+            xp.subtract(a, u, out=a)
+            p._version += 1

@@ -66,3 +66,6 @@ def _public():
 
 from . import nn  # noqa: E402,F401  (nn imports the package above)
 from . import optim  # noqa: E402,F401
+from . import data, train, utils  # noqa: E402,F401
+from .utils.data import Generator, default_generator, get_rng_state, set_rng_state  # noqa: E402,F401
+from .serialization import load, save  # noqa: E402,F401

@@ -97,6 +97,21 @@ def manual_seed(seed: int) -> None:
     _rngs.clear()
 
 
+def initial_seed() -> int | None:
+    """The seed last given to manual_seed (None: the streams were seeded from the OS)."""
+    return _seed["value"]
+
+
+def set_initial_seed(seed: int | None) -> None:
+    """Record ``seed`` as the streams' seed without reseeding them (checkpoint restore)."""
+    _seed["value"] = seed
+
+
+def streams() -> dict:
+    """The random streams created so far, array module -> Generator (live, for checkpoints)."""
+    return _rngs
+
+
 def rng(xp=np):
     """The Generator that flowgrad's random ops draw from for array module ``xp``."""
     gen = _rngs.get(xp)

@@ -1,18 +1,27 @@
-"""The README's main job: the digits MLP learns (not only runs)."""
+"""The command line and the README's main job (the digits recipe learns, not only runs)."""
 
 import pytest
 
-from flowgrad.cli import main, train_digits_mlp
+from flowgrad import recipes
+from flowgrad.cli import main
 
 
-def test_digits_mlp_learns():
+def test_list_names_every_recipe(capsys):
+    assert main(["train", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in recipes.RECIPES:
+        assert name in out
+
+
+def test_unknown_recipe_is_a_clear_error():
+    with pytest.raises(KeyError, match="unknown recipe 'nope'; available: digits_mlp"):
+        main(["train", "nope"])
+
+
+def test_digits_recipe_learns(tmp_path, capsys):
     pytest.importorskip("sklearn")
-    result = train_digits_mlp(epochs=8, progress=False)
-    assert result["losses"][-1] < 0.5 * result["losses"][0]
-    assert result["test_accuracy"] > 0.9
-
-
-def test_main_prints_test_accuracy(capsys):
-    pytest.importorskip("sklearn")
-    assert main(["demo", "--epochs", "2"]) == 0
-    assert "test accuracy" in capsys.readouterr().out
+    assert main(["train", "digits_mlp", "--epochs", "8", "--out", str(tmp_path)]) == 0
+    summary = recipes.get("digits_mlp").run(epochs=8, out=str(tmp_path), progress=False)
+    assert summary["test_accuracy"] > 0.9
+    assert (tmp_path / "digits_mlp.md").exists() and (tmp_path / "digits_mlp.json").exists()
+    assert (tmp_path / "digits_mlp_curves.png").stat().st_size > 1000

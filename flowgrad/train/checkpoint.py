@@ -97,9 +97,9 @@ def rng_state(*loaders) -> dict:
     """Every random stream a run draws from: flowgrad's per-array-module generators (dropout,
     init, rand) and each loader's shuffling state (lecture: "Debugging", seeds and determinism)."""
     streams = {}
-    for xp, gen in backend._rngs.items():
+    for xp, gen in backend.streams().items():
         streams[xp.__name__] = _generator_state(gen)
-    return {"seed": backend._seed["value"], "streams": streams,
+    return {"seed": backend.initial_seed(), "streams": streams,
             "loaders": [_loader_state(loader) for loader in loaders]}
 
 
@@ -107,15 +107,15 @@ def set_rng_state(state: dict, *loaders) -> None:
     """Put every random stream back where rng_state found it (generators are updated in place,
     so objects that hold one keep drawing from the restored stream)."""
     seed = state.get("seed")
-    backend._seed["value"] = seed
+    backend.set_initial_seed(seed)
     saved = state.get("streams", {})
-    for xp in list(backend._rngs):  # streams created after the save: back to their seeded start
+    for xp in list(backend.streams()):  # streams created after the save: back to their seeded start
         if xp.__name__ not in saved:
             if seed is None:
-                del backend._rngs[xp]
+                del backend.streams()[xp]
             else:
                 fresh = xp.random.default_rng(seed)
-                _set_generator_state(backend._rngs[xp], _generator_state(fresh))
+                _set_generator_state(backend.streams()[xp], _generator_state(fresh))
     for name, gen_state in saved.items():
         xp = _array_module(name)
         if xp is None or gen_state is None:

@@ -96,7 +96,7 @@ class _DefaultGenerator(Generator):
 
     @property
     def _initial_seed(self):  # type: ignore[override]
-        return backend._seed["value"]
+        return backend.initial_seed()
 
     def manual_seed(self, seed) -> Generator:
         backend.manual_seed(_check_seed(seed, "default_generator.manual_seed"))
@@ -105,7 +105,7 @@ class _DefaultGenerator(Generator):
     def set_state(self, state: dict) -> Generator:
         if not isinstance(state, dict) or "bit_generator" not in state:
             raise TypeError("set_rng_state: expected the dict returned by get_rng_state()")
-        backend._seed["value"] = state.get("initial_seed")
+        backend.set_initial_seed(state.get("initial_seed"))
         backend.rng(np).bit_generator.state = copy.deepcopy(state["bit_generator"])
         return self
 

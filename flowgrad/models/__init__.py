@@ -1,0 +1,6 @@
+"""The model zoo, one file per family (nanoGPT style: a Config dataclass, modules top-down)."""
+
+from .cnn import ConvNet1d, ConvNetConfig, LeNetLike
+from .mlp import MLP, MLPConfig, ResidualMLP
+
+__all__ = ["MLP", "MLPConfig", "ResidualMLP", "LeNetLike", "ConvNetConfig", "ConvNet1d"]

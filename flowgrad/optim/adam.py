@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from .. import backend
 from .optimizer import Optimizer, _full_like, _wrap
 
 __all__ = ["Adam", "AdamW"]
@@ -62,13 +61,7 @@ class Adam(Optimizer):
         maximize = group["maximize"]
         decoupled = group.get("decoupled_weight_decay", False)
         state = self.state
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            a = p.data
-            d = grad.data
-            xp = backend.get_array_module(a)
+        for p, a, d, xp in self._with_grads(group):
             st = state[p]
             if not st:
                 st["step"] = 0.0
@@ -80,15 +73,7 @@ class Adam(Optimizer):
             st["step"] = step
             if wd != 0 and decoupled:
                 xp.multiply(a, 1 - lr * wd, out=a)
-            if wd != 0 and not decoupled:   # d = g + wd·θ  (−g when maximizing)
-                t = self._scratch(a, 0)
-                xp.multiply(a, wd, out=t)
-                (xp.subtract if maximize else xp.add)(t, d, out=t)
-                d = t
-            elif maximize:
-                t = self._scratch(a, 0)
-                xp.negative(d, out=t)
-                d = t
+            d = self._direction(a, d, xp, 0 if decoupled else wd, maximize)
             m = st["exp_avg"].data
             v = st["exp_avg_sq"].data
             u = self._scratch(a, 1)

@@ -177,6 +177,29 @@ class Optimizer:
         raise NotImplementedError(f"{type(self).__name__}: an Optimizer subclass must implement "
                                   "_step_group(group) or override step(closure)")
 
+    @staticmethod
+    def _with_grads(group):
+        """(parameter, its array, its gradient's array, array module) for each parameter of
+        ``group`` that has a gradient; the others are skipped, as in PyTorch."""
+        for p in group["params"]:
+            if p.grad is not None:
+                a = p.data
+                yield p, a, p.grad.data, backend.get_array_module(a)
+
+    def _direction(self, a, d, xp, weight_decay: float, maximize: bool):
+        """The gradient the update follows: g + wd·θ (L2 weight decay), negated when
+        maximizing; in a scratch buffer, so ``.grad`` is never changed."""
+        if weight_decay != 0:
+            t = self._scratch(a, 0)
+            xp.multiply(a, weight_decay, out=t)
+            (xp.subtract if maximize else xp.add)(t, d, out=t)
+            return t
+        if maximize:
+            t = self._scratch(a, 0)
+            xp.negative(d, out=t)
+            return t
+        return d
+
     def _scratch(self, like, slot: int = 0):
         """A reusable work array of ``like``'s shape, dtype and device (not part of the state):
         one flat buffer per (slot, dtype, device), grown as needed, so a step allocates

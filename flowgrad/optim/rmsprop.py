@@ -5,7 +5,6 @@ training by SGD"."""
 
 from __future__ import annotations
 
-from .. import backend
 from .adam import _lerp_
 from .optimizer import Optimizer, _full_like, _wrap
 
@@ -44,13 +43,7 @@ class RMSprop(Optimizer):
         centered = group["centered"]
         maximize = group["maximize"]
         state = self.state
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            a = p.data
-            d = grad.data
-            xp = backend.get_array_module(a)
+        for p, a, d, xp in self._with_grads(group):
             st = state[p]
             if not st:
                 st["step"] = 0.0
@@ -60,15 +53,7 @@ class RMSprop(Optimizer):
                 if centered:
                     st["grad_avg"] = _wrap(_full_like(a))
             st["step"] += 1.0
-            if wd != 0:                      # d = g + wd·θ  (−g when maximizing)
-                t = self._scratch(a, 0)
-                xp.multiply(a, wd, out=t)
-                (xp.subtract if maximize else xp.add)(t, d, out=t)
-                d = t
-            elif maximize:
-                t = self._scratch(a, 0)
-                xp.negative(d, out=t)
-                d = t
+            d = self._direction(a, d, xp, wd, maximize)  # g + wd·θ, −g to maximize
             s = st["square_avg"].data
             u = self._scratch(a, 1)
             xp.multiply(d, 1 - alpha, out=u)         # s ← αs + (1−α)·g·g
@@ -133,28 +118,14 @@ class Adagrad(Optimizer):
         wd = group["weight_decay"]
         maximize = group["maximize"]
         state = self.state
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            a = p.data
-            d = grad.data
-            xp = backend.get_array_module(a)
+        for p, a, d, xp in self._with_grads(group):
             st = state[p]
             if not st:  # a parameter added with add_param_group after construction
                 st["step"] = 0.0
                 st["sum"] = _wrap(_full_like(a, self.defaults["initial_accumulator_value"]))
             step = st["step"] + 1.0
             st["step"] = step
-            if wd != 0:                      # d = g + wd·θ  (−g when maximizing)
-                t = self._scratch(a, 0)
-                xp.multiply(a, wd, out=t)
-                (xp.subtract if maximize else xp.add)(t, d, out=t)
-                d = t
-            elif maximize:
-                t = self._scratch(a, 0)
-                xp.negative(d, out=t)
-                d = t
+            d = self._direction(a, d, xp, wd, maximize)  # g + wd·θ, −g to maximize
             clr = lr / (1 + (step - 1) * lr_decay)
             s = st["sum"].data
             u = self._scratch(a, 1)

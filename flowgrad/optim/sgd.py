@@ -4,7 +4,6 @@ momentum in deep learning")."""
 
 from __future__ import annotations
 
-from .. import backend
 from .optimizer import Optimizer, _wrap
 
 __all__ = ["SGD"]
@@ -43,22 +42,8 @@ class SGD(Optimizer):
         nesterov = group["nesterov"]
         maximize = group["maximize"]
         state = self.state
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            a = p.data
-            d = grad.data
-            xp = backend.get_array_module(a)
-            if wd != 0:                      # d = g + wd·θ  (−g when maximizing)
-                t = self._scratch(a, 0)
-                xp.multiply(a, wd, out=t)
-                (xp.subtract if maximize else xp.add)(t, d, out=t)
-                d = t
-            elif maximize:
-                t = self._scratch(a, 0)
-                xp.negative(d, out=t)
-                d = t
+        for p, a, d, xp in self._with_grads(group):
+            d = self._direction(a, d, xp, wd, maximize)  # g + wd·θ, −g to maximize
             if momentum != 0:
                 st = state[p]
                 buf = st.get("momentum_buffer")

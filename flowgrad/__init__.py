@@ -64,8 +64,7 @@ def _public():
     return names + list(_creation_all) + list(_function_namespace)
 
 
-from . import nn  # noqa: E402,F401  (nn imports the package above)
-from . import optim  # noqa: E402,F401
-from . import data, train, utils  # noqa: E402,F401
-from .utils.data import Generator, default_generator, get_rng_state, set_rng_state  # noqa: E402,F401
-from .serialization import load, save  # noqa: E402,F401
+# The library built on the engine (these import the names above).
+from . import data, nn, optim, train, utils  # noqa: E402
+from .serialization import load, save  # noqa: E402
+from .utils.data import Generator, default_generator, get_rng_state, set_rng_state  # noqa: E402

@@ -28,9 +28,9 @@ class LeNetLike(nn.Module):
         self.config = c = config or ConvNetConfig(**kwargs)
         c1, c2 = c.channels
         side = c.image_size // 4
-        self.features = nn.Sequential(
-            nn.Conv2d(c.in_channels, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, c1, H/2, W/2)
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),              # (B, c2, H/4, W/4)
+        self.features = nn.Sequential(  # (B, C, H, W) -> (B, c1, H/2, W/2) -> (B, c2, H/4, W/4)
+            nn.Conv2d(c.in_channels, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(c2 * side * side, c.hidden), nn.ReLU(),

@@ -65,8 +65,9 @@ def _plot(curves, out):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from pathlib import Path
+
+    import matplotlib.pyplot as plt
 
     Path(out).mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))

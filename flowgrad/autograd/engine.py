@@ -52,6 +52,7 @@ def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None 
             ready.append(r)
             counts[id(r)] = -1  # pushed once, even if given twice
     pop = ready.pop
+    anomaly = function._anomaly_mode  # flowgrad.debug.detect_anomaly: check every node's grads
     while ready:
         t = pop()
         g = grads.pop(id(t), None)
@@ -72,6 +73,8 @@ def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None 
             pgrads = ()
         else:
             pgrads = _call_backward(ctx, g, t)
+            if anomaly:
+                function._anomaly_checker.backward(ctx, g, pgrads)
         for i, p in enumerate(parents):
             if not needs[i]:
                 continue

@@ -34,6 +34,11 @@ Tensor = None  # bound by flowgrad.tensor once it is defined (tensor imports thi
 _grad_state = grad_mode._state
 _FREED = ("<freed>",)
 _SCALARS = (np.generic, int, float, bool)
+# Anomaly mode (flowgrad.debug.detect_anomaly, the slide "Debugging"): while on, every op's output
+# goes to ``_anomaly_checker.forward`` and the engine hands every node's gradients to its
+# ``backward``. Off, it costs one test of this global per op.
+_anomaly_mode = False
+_anomaly_checker = None
 
 
 class Context:
@@ -110,6 +115,8 @@ class Function:
             raise _explain(cls, raw, e) from None
         if isinstance(out, _SCALARS):  # NumPy returns scalars for 0-d results
             out = ctx.xp.asarray(out)
+        if _anomaly_mode:
+            _anomaly_checker.forward(cls, ctx, args, out)
         if not record:
             return Tensor._wrap(out, None, False)
         ctx.parents = args

@@ -68,3 +68,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
                                  "compute the outputs; pass allow_unused=True to get None for it")
         result.append(None if g is None else Tensor._wrap(g, None, False))
     return tuple(result)
+
+
+def __getattr__(name: str):
+    """``fg.autograd.detect_anomaly`` is flowgrad.debug's, imported on first use."""
+    if name in ("detect_anomaly", "AnomalyError"):
+        from ..debug import anomaly
+
+        return getattr(anomaly, name)
+    raise AttributeError(f"module 'flowgrad.autograd' has no attribute {name!r}")

@@ -13,6 +13,17 @@ RECIPES = {
     "fashion_mnist": "Fashion-MNIST: the same CNN and MLP, test errors side by side",
     "mnist1d": "MNIST-1D (Greydanus 2020): logistic regression, MLP, CNN vs the official run",
     "relu_vs_tanh": "Deep MLP with ReLU vs tanh vs sigmoid (Glorot, Bordes & Bengio 2011)",
+    "debug_checks": "The slide \"Debugging\" as checks (determinism, model gradcheck, overfit a "
+                    "small set, anomaly mode, flow graph): healthy models vs planted bugs",
+    "debug_stats": "Weight/gradient statistics and learning curves on MNIST-1D: vanishing "
+                   "gradients, saturation, over/underfitting verdicts",
+    "validate_analyze": "Validate and Analyze on MNIST-1D: capacity sweep, learning curve, "
+                        "scikit-learn baselines, confusion, worst examples, significance",
+    "noise_injection": "Plain SGD vs annealed gradient noise on a deep narrow net",
+    "curriculum": "Curriculum (BasicShapes then GeomShapes) vs none (Bengio et al. 2009)",
+    "guided_training": "Guided training with an intermediate concept (Gulcehre & Bengio 2013)",
+    "saddle_points": "Hessian spectrum along training: early critical points are saddles",
+    "backprop_cost": "Gradient cost by backprop, O(n), vs finite differences, O(n^2)",
 }
 
 

@@ -38,3 +38,16 @@ def test_relu_vs_tanh_quick_learns(tmp_path):
 def test_mnist1d_quick_learns(tmp_path):
     s = recipes.get("mnist1d").run(out=str(tmp_path), quick=True, progress=False)
     assert s["cnn_test_accuracy"] > 0.5 and s["logistic_test_accuracy"] > 0.2
+
+
+def test_debug_stats_quick_names_the_problems(tmp_path):
+    s = recipes.get("debug_stats").run(out=str(tmp_path), quick=True, progress=False)
+    assert s["sigmoid_small_init_verdict"].startswith("vanishing")
+    assert s["relu_kaiming_verdict"] == "fine"
+    assert s["curves_mlp_500_verdict"] == "overfitting"
+
+
+def test_every_recipe_is_registered_and_runnable():
+    for name in recipes.RECIPES:
+        module = recipes.get(name)
+        assert callable(module.run) and isinstance(module.DEFAULTS, dict), name

@@ -4,14 +4,11 @@ Nets"; LeCun et al. 1998)."""
 
 from __future__ import annotations
 
-import math
-
 from ...errors import ShapeError
 from .. import functional as F
 from .. import functional_conv as FC
-from .. import init
 from ..module import Module
-from ._util import empty_param, ntuple, shape_str
+from ._util import empty_param, ntuple, reset_fan_in_uniform, shape_str
 
 __all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
 
@@ -79,11 +76,18 @@ class _ConvNd(Module):
 
     def reset_parameters(self) -> None:
         """weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as PyTorch."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        reset_fan_in_uniform(self.weight, self.bias)
+
+    def forward(self, input):  # noqa: A002
+        self._check_channels(input)
+        if self.padding_mode != "zeros":
+            input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            padding = 0
+        else:
+            padding = self.padding
+        p = self._parameters
+        return self._conv(input, p["weight"], p["bias"], self.stride, padding, self.dilation,
+                          self.groups)
 
     def _check_channels(self, input) -> None:
         nd, s = input.ndim, self._spatial
@@ -130,16 +134,7 @@ class Conv1d(_ConvNd):
                          ntuple(dilation, 1), False, (0,), groups, bias, padding_mode, device,
                          dtype)
 
-    def forward(self, input):  # noqa: A002
-        self._check_channels(input)
-        if self.padding_mode != "zeros":
-            input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            padding = 0
-        else:
-            padding = self.padding
-        p = self._parameters
-        return FC.conv1d(input, p["weight"], p["bias"], self.stride, padding, self.dilation,
-                         self.groups)
+    _conv = staticmethod(FC.conv1d)
 
 
 class Conv2d(_ConvNd):
@@ -157,16 +152,7 @@ class Conv2d(_ConvNd):
                          ntuple(dilation, 2), False, (0, 0), groups, bias, padding_mode, device,
                          dtype)
 
-    def forward(self, input):  # noqa: A002
-        self._check_channels(input)
-        if self.padding_mode != "zeros":
-            input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            padding = 0
-        else:
-            padding = self.padding
-        p = self._parameters
-        return FC.conv2d(input, p["weight"], p["bias"], self.stride, padding, self.dilation,
-                         self.groups)
+    _conv = staticmethod(FC.conv2d)
 
 
 class _ConvTransposeNd(_ConvNd):

@@ -8,7 +8,7 @@ from ...errors import ShapeError
 from .. import functional as F
 from .. import init
 from ..module import Module
-from ._util import empty_param, shape_str
+from ._util import empty_param, reset_fan_in_uniform, shape_str
 
 __all__ = ["Identity", "Linear", "Bilinear"]
 
@@ -47,11 +47,8 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        """weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as PyTorch."""
+        reset_fan_in_uniform(self.weight, self.bias)
 
     def forward(self, input):  # noqa: A002
         shape = input.shape

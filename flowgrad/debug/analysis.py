@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .report import TableReport
+
 __all__ = ["Report", "as_arrays", "predict_log_proba", "train_model", "capacity_sweep",
            "CapacitySweep", "learning_curve", "LearningCurve", "classification_report",
            "ClassificationReport", "worst_examples", "WorstExamples"]
@@ -25,35 +27,11 @@ __all__ = ["Report", "as_arrays", "predict_log_proba", "train_model", "capacity_
 
 # --- reports ------------------------------------------------------------------------------------
 
-class Report:
+class Report(TableReport):
     """A table (``columns``, ``rows``) with a one-sentence ``verdict``."""
 
-    title = "report"
-    columns: tuple = ()
-
-    def __init__(self) -> None:
-        self.rows: list[tuple] = []
-        self.verdict = ""
-
-    @staticmethod
-    def _cell(v) -> str:
-        if isinstance(v, float):
-            return "nan" if math.isnan(v) else f"{v:.4g}"
-        return str(v)
-
-    def to_markdown(self) -> str:
-        lines = ["| " + " | ".join(self.columns) + " |",
-                 "|" + "---|" * len(self.columns)]
-        lines += ["| " + " | ".join(self._cell(v) for v in row) + " |" for row in self.rows]
-        if self.verdict:
-            lines += ["", f"Verdict: {self.verdict}"]
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.to_markdown()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__}: {self.verdict}>"
+    show_title = False
+    digits = 4
 
     def as_dict(self) -> dict:
         return {"columns": list(self.columns), "rows": [list(r) for r in self.rows],

@@ -26,7 +26,7 @@ import copy
 import numpy as np
 
 from .. import backend
-from .reproducibility import _TableReport
+from .report import TableReport as _TableReport
 
 __all__ = ["check_model_grads", "ModelGradcheckReport"]
 

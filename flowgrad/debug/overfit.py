@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from .reproducibility import _TableReport
+from .report import TableReport as _TableReport
 
 __all__ = ["overfit_small", "OverfitReport"]
 

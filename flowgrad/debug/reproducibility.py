@@ -26,7 +26,6 @@ from .report import TableReport
 __all__ = ["seed_everything", "check_determinism", "DeterminismReport"]
 
 
-_TableReport = TableReport  # the name the other checks import
 
 
 def seed_everything(seed: int) -> int:
@@ -127,7 +126,7 @@ _CAUSES = {
 }
 
 
-class DeterminismReport(_TableReport):
+class DeterminismReport(TableReport):
     """Two runs from the same seed compared tensor by tensor (``check_determinism``).
 
     Attributes: ``identical`` (bool), ``first_difference`` (None, or a dict with ``what``,

@@ -49,8 +49,7 @@ def run(sizes=DEFAULTS["sizes"], batch_size=1024, input_size=64, classes=10,
                "rows": cost.rows, "sizes": list(sizes), "batch_size": batch_size,
                "published": {**PUBLISHED, "source": "lecture slide 'Why backprop is powerful': "
                              "O(n) by backprop, O(n^2) by finite differences"},
-               "command": "python -c \"from flowgrad.recipes import backprop_cost as r; "
-                          "r.run(out='results')\"",
+               "command": "flowgrad train backprop_cost",
                "seed": seed, "seconds": t.seconds}
     if write:
         fig = cost.plot(Path(out) / "backprop_cost.png")

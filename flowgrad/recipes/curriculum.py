@@ -108,8 +108,7 @@ def run(size=16, n_train=10000, n_test=5000, updates=6000, switches=(0.5,), hidd
                                       "through training lowers the GeomShapes test error "
                                       "compared with GeomShapes only (Bengio et al. 2009, "
                                       "Fig. 3, 3-hidden-layer nets, 20 seeds)"},
-               "command": "python -c \"from flowgrad.recipes import curriculum as r; "
-                          "r.run(out='results')\"",
+               "command": "flowgrad train curriculum",
                "seed": seed}
     for c in conds:
         e = np.array(res[c]["errors"])

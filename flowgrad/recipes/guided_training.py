@@ -140,8 +140,7 @@ def run(n_train=20000, n_test=5000, updates=4000, pretrain=1500, hidden=64, lr=1
                                       "Pentomino; the same structured net whose first level is "
                                       "pre-trained on the sprite classes (the hint) solves it "
                                       "(Gülçehre & Bengio 2013)"},
-               "command": "python -c \"from flowgrad.recipes import guided_training as r; "
-                          "r.run(out='results')\"",
+               "command": "flowgrad train guided_training",
                "seed": seed}
     for m in methods:
         e = np.array(res[m]["errors"])

@@ -118,8 +118,7 @@ def run(depth=20, width=50, steps=3000, lr=0.05, batch_size=100, eta=0.3, gamma=
                                       "(Neelakantan et al. 2015, section 4.1)"},
                "depth": depth, "width": width, "steps": steps, "lr": lr, "eta": eta,
                "gamma": gamma, "weight_noise_std": weight_noise, "seeds": seeds,
-               "command": "python -c \"from flowgrad.recipes import noise_injection as r; "
-                          "r.run(out='results')\"",
+               "command": "flowgrad train noise_injection",
                "seed": seed, "seconds": t.seconds}
     if write:
         fig = _plot(results, methods, out, eta, gamma, weight_noise, steps)

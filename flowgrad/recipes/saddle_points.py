@@ -106,8 +106,7 @@ def run(hidden=16, steps=4000, lr=0.1, momentum=0.9, init_scale=0.1, train_size=
                                       "Fig. 1)"},
                "hidden": hidden, "steps": steps, "lr": lr, "momentum": momentum,
                "init_scale": init_scale, "train_size": train_size,
-               "command": "python -c \"from flowgrad.recipes import saddle_points as r; "
-                          "r.run(out='results')\"",
+               "command": "flowgrad train saddle_points",
                "seed": seed, "seconds": t.seconds}
     if write:
         fig = _plot(runs, out)

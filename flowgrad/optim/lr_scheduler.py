@@ -87,6 +87,12 @@ class LRScheduler:
     def load_state_dict(self, state_dict: dict) -> None:
         self.__dict__.update(state_dict)
 
+    def _set_lrs(self, values) -> None:
+        """Write one learning rate per param group and remember them for get_last_lr."""
+        for group, lr in zip(self.optimizer.param_groups, values, strict=True):
+            group["lr"] = lr
+        self._last_lr = _group_values(self.optimizer, "lr")
+
     def get_last_lr(self) -> list[float]:
         """The lr of each param group set by the last ``step()``."""
         return self._last_lr
@@ -126,9 +132,7 @@ class LRScheduler:
                     values = self.get_lr()
         finally:
             self._get_lr_called_within_step = False
-        for group, lr in zip(self.optimizer.param_groups, values, strict=True):
-            group["lr"] = lr
-        self._last_lr = _group_values(self.optimizer, "lr")
+        self._set_lrs(values)
 
 
 class _LambdaState:
@@ -437,9 +441,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             values = self.get_lr()
         finally:
             self._get_lr_called_within_step = False
-        for group, lr in zip(self.optimizer.param_groups, values, strict=True):
-            group["lr"] = lr
-        self._last_lr = _group_values(self.optimizer, "lr")
+        self._set_lrs(values)
 
 
 class _Composite:

@@ -1,6 +1,7 @@
 """The ``flowgrad`` command.
 
-    flowgrad train <recipe> [--epochs N --lr LR --batch-size B --seed S --out DIR --quick]
+    flowgrad train <recipe> [--epochs N --steps N --lr LR --batch-size B --seed S --seeds K
+                             --out DIR --quick]
     flowgrad train --list
     python -m flowgrad            # = flowgrad train digits_mlp (no download)
 """
@@ -22,7 +23,7 @@ def _train(args) -> int:
     accepted = inspect.signature(module.run).parameters
     options = {k: v for k, v in {"epochs": args.epochs, "lr": args.lr,
                                  "batch_size": args.batch_size, "seed": args.seed,
-                                 "steps": args.steps}.items()
+                                 "steps": args.steps, "seeds": args.seeds}.items()
                if v is not None and k in accepted}
     summary = module.run(out=args.out, quick=args.quick, **options)
     shown = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and k != "seed"}
@@ -45,6 +46,7 @@ def main(argv=None) -> int:
     train.add_argument("--lr", type=float)
     train.add_argument("--batch-size", type=int, dest="batch_size")
     train.add_argument("--seed", type=int)
+    train.add_argument("--seeds", type=int, help="how many seeds (multi-seed recipes)")
     train.add_argument("--out", default="results", help="where results and figures go")
     train.add_argument("--quick", action="store_true", help="the short variant (a smoke run)")
     args = parser.parse_args(argv)

@@ -25,3 +25,16 @@ def test_digits_recipe_learns(tmp_path, capsys):
     assert summary["test_accuracy"] > 0.9
     assert (tmp_path / "digits_mlp.md").exists() and (tmp_path / "digits_mlp.json").exists()
     assert (tmp_path / "digits_mlp_curves.png").stat().st_size > 1000
+
+
+def test_options_reach_the_recipe_only_when_it_accepts_them(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run(out, quick, steps=None, seeds=None):
+        seen.update(out=out, quick=quick, steps=steps, seeds=seeds)
+        return {"seed": 0}
+
+    monkeypatch.setattr(recipes.get("mnist1d"), "run", fake_run)
+    main(["train", "mnist1d", "--seeds", "3", "--steps", "10", "--epochs", "4", "--quick",
+          "--out", str(tmp_path)])
+    assert seen == {"out": str(tmp_path), "quick": True, "steps": 10, "seeds": 3}

@@ -3,13 +3,14 @@
     flowgrad train <recipe> [--epochs N --steps N --lr LR --batch-size B --seed S --seeds K
                              --out DIR --quick]
     flowgrad train --list
-    python -m flowgrad            # = flowgrad train digits_mlp (no download)
+    python -m flowgrad [options]  # = flowgrad train digits_mlp [options] (no download)
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 
 from . import recipes
 
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     train.add_argument("--seeds", type=int, help="how many seeds (multi-seed recipes)")
     train.add_argument("--out", default="results", help="where results and figures go")
     train.add_argument("--quick", action="store_true", help="the short variant (a smoke run)")
-    args = parser.parse_args(argv)
-    if args.command is None:  # python -m flowgrad: the embedded default
-        args = parser.parse_args(["train", "digits_mlp"] + (argv or []))
-    return _train(args)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["train", "digits_mlp", *argv]  # python -m flowgrad [options]: the default
+    return _train(parser.parse_args(argv))

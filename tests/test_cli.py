@@ -38,3 +38,12 @@ def test_options_reach_the_recipe_only_when_it_accepts_them(monkeypatch, tmp_pat
     main(["train", "mnist1d", "--seeds", "3", "--steps", "10", "--epochs", "4", "--quick",
           "--out", str(tmp_path)])
     assert seen == {"out": str(tmp_path), "quick": True, "steps": 10, "seeds": 3}
+
+
+def test_bare_options_run_the_embedded_default(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr(recipes.get("digits_mlp"), "run",
+                        lambda out, quick, epochs=None: seen.update(out=out, epochs=epochs)
+                        or {"seed": 0})
+    main(["--epochs", "2", "--out", str(tmp_path)])
+    assert seen == {"out": str(tmp_path), "epochs": 2}

@@ -463,7 +463,7 @@ def test_factory_kwargs_dtype():
 def test_linear_wrong_features_names_layer_and_sizes():
     layer = nn.Linear(784, 10)
     msg = ("Linear(in_features=784, out_features=10): input has 100 features in its last "
-           "dimension (shape (32, 100))")
+           "dimension (shape (32, 100)), expected 784")
     with pytest.raises(ShapeError) as e:
         layer(fg.zeros(32, 100))
     assert str(e.value) == msg

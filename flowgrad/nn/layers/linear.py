@@ -55,7 +55,8 @@ class Linear(Module):
         if not shape or shape[-1] != self.in_features:
             raise ShapeError(f"Linear(in_features={self.in_features}, out_features="
                              f"{self.out_features}): input has {shape[-1] if shape else 0} "
-                             f"features in its last dimension (shape {tuple(shape)})")
+                             f"features in its last dimension (shape {tuple(shape)}), "
+                             f"expected {self.in_features}")
         p = self._parameters  # one lookup instead of two __getattr__ fallbacks (hot path)
         return F.linear(input, p["weight"], p["bias"])
 

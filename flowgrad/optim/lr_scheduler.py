@@ -3,7 +3,7 @@ torch.optim.lr_scheduler's classes, formulas and ``state_dict``: each produces t
 sequence as torch, float for float.
 
 Call ``scheduler.step()`` after ``optimizer.step()``, once per epoch (or per batch for
-OneCycleLR); ``ReduceLROnPlateau.step(metric)`` takes the validation metric.
+OneCycleLR and CyclicLR); ``ReduceLROnPlateau.step(metric)`` takes the validation metric.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
            "LinearLR", "ExponentialLR", "SequentialLR", "CosineAnnealingLR", "ChainedScheduler",
-           "ReduceLROnPlateau", "CosineAnnealingWarmRestarts", "OneCycleLR", "PolynomialLR",
-           "linear_warmup"]
+           "ReduceLROnPlateau", "CosineAnnealingWarmRestarts", "OneCycleLR", "CyclicLR",
+           "PolynomialLR", "linear_warmup"]
 
 
 def _format_param(name: str, optimizer: Optimizer, param) -> list:
@@ -660,6 +660,151 @@ class ReduceLROnPlateau(LRScheduler):
                              threshold_mode=self.threshold_mode)
 
 
+def _momentum_groups(who: str, optimizer: Optimizer, base_momentum, max_momentum,
+                     last_epoch: int) -> bool:
+    """Set up momentum cycling (SGD's momentum or Adam's beta1) for CyclicLR/OneCycleLR: on a
+    fresh run each group starts at max_momentum; returns whether beta1 is the one cycled."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError(f"{who}: the optimizer must have a momentum or betas option with "
+                         "cycle_momentum=True (or pass cycle_momentum=False)")
+    use_beta1 = "betas" in optimizer.defaults
+    max_momentums = _format_param("max_momentum", optimizer, max_momentum)
+    base_momentums = _format_param("base_momentum", optimizer, base_momentum)
+    if last_epoch == -1:
+        for m_mom, b_mom, group in zip(max_momentums, base_momentums, optimizer.param_groups,
+                                       strict=True):
+            _set_momentum(group, m_mom, use_beta1)
+            group["max_momentum"] = m_mom
+            group["base_momentum"] = b_mom
+    return use_beta1
+
+
+def _set_momentum(group: dict, value: float, use_beta1: bool) -> None:
+    if use_beta1:
+        group["betas"] = (value, *group["betas"][1:])
+    else:
+        group["momentum"] = value
+
+
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates (Smith 2017, "Cyclical Learning Rates for Training Neural
+    Networks"): lr goes from base_lr up to max_lr in ``step_size_up`` steps and back down in
+    ``step_size_down``, the amplitude scaled per cycle (``triangular``: constant,
+    ``triangular2``: halved each cycle) or per step (``exp_range``: gamma**step), or by a
+    user ``scale_fn``. ``cycle_momentum`` moves momentum (or beta1) the opposite way. Step it
+    once per batch.
+
+    Example:
+        >>> sched = CyclicLR(opt, base_lr=1e-3, max_lr=0.1, step_size_up=500)
+    """
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up: int = 2000,
+                 step_size_down: int | None = None, mode: str = "triangular",
+                 gamma: float = 1.0, scale_fn=None, scale_mode: str = "cycle",
+                 cycle_momentum: bool = True, base_momentum=0.8, max_momentum=0.9,
+                 last_epoch: int = -1) -> None:
+        _check_optimizer(optimizer, "CyclicLR")
+        base_lrs = _format_param("base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups, strict=True):
+                group["lr"] = lr
+        self.max_lrs = _format_param("max_lr", optimizer, max_lr)
+        step_size_up = float(step_size_up)
+        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
+        if step_size_up <= 0 or step_size_down < 0:
+            raise ValueError(f"CyclicLR: expected step_size_up > 0 and step_size_down >= 0, "
+                             f"got {step_size_up} and {step_size_down}")
+        self.total_size = step_size_up + step_size_down
+        self.step_ratio = step_size_up / self.total_size
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError(f"CyclicLR: mode must be 'triangular', 'triangular2' or "
+                             f"'exp_range' when scale_fn is None, got {mode!r}")
+        if scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got "
+                             f"{scale_mode!r}")
+        self.mode, self.gamma = mode, gamma
+        self._scale_fn_ref = None
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self._init_scale_fn()
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            self.use_beta1 = _momentum_groups("CyclicLR", optimizer, base_momentum,
+                                              max_momentum, last_epoch)
+            self.base_momentums = _group_values(optimizer, "base_momentum")
+            self.max_momentums = _group_values(optimizer, "max_momentum")
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def _init_scale_fn(self) -> None:
+        if self._scale_fn_custom is not None:
+            return
+        if self.mode == "triangular":
+            self._scale_fn_ref, self.scale_mode = _unit_scale, "cycle"
+        elif self.mode == "triangular2":
+            self._scale_fn_ref, self.scale_mode = _halving_scale, "cycle"
+        else:
+            self._scale_fn_ref = _ExpRangeScale(self.gamma)
+            self.scale_mode = "iterations"
+
+    def scale_fn(self, x) -> float:
+        """The amplitude factor at cycle (or step) ``x``."""
+        fn = self._scale_fn_custom if self._scale_fn_custom is not None else self._scale_fn_ref
+        return fn(x)
+
+    def get_lr(self) -> list[float]:
+        self._warn_get_lr()
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        if x <= self.step_ratio:
+            scale_factor = x / self.step_ratio
+        else:
+            scale_factor = (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        lrs = [base_lr + (max_lr - base_lr) * scale_factor * scale
+               for base_lr, max_lr in zip(self.base_lrs, self.max_lrs, strict=True)]
+        if self.cycle_momentum:
+            for group, base_m, max_m in zip(self.optimizer.param_groups, self.base_momentums,
+                                            self.max_momentums, strict=True):
+                _set_momentum(group, max_m - (max_m - base_m) * scale_factor * scale,
+                              self.use_beta1)
+        return lrs
+
+    def state_dict(self) -> dict:
+        """As torch: the built-in scale function is rebuilt on load; a custom one is saved
+        only as a callable object's ``__dict__`` (a plain function is not saved)."""
+        state = super().state_dict()
+        state.pop("_scale_fn_ref", None)
+        fn = state.pop("_scale_fn_custom")
+        state["_scale_fn_custom"] = (fn.__dict__.copy() if fn is not None
+                                     and not isinstance(fn, types.FunctionType) else None)
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        fn_state = state_dict.pop("_scale_fn_custom")
+        super().load_state_dict(state_dict)
+        if fn_state is not None:
+            self._scale_fn_custom.__dict__.update(fn_state)
+        self._init_scale_fn()
+
+
+def _unit_scale(x) -> float:
+    return 1.0
+
+
+def _halving_scale(x) -> float:
+    return 1 / (2.0 ** (x - 1))
+
+
+class _ExpRangeScale:
+    def __init__(self, gamma: float) -> None:
+        self.gamma = gamma
+
+    def __call__(self, x) -> float:
+        return self.gamma ** x
+
+
 class OneCycleLR(LRScheduler):
     """The one-cycle policy (Smith 2018, "A disciplined approach to neural network
     hyper-parameters"; Smith & Topin 2019, "Super-convergence"): lr rises from max_lr/div_factor
@@ -729,21 +874,8 @@ class OneCycleLR(LRScheduler):
                 group["min_lr"] = group["initial_lr"] / final_div_factor
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("OneCycleLR: the optimizer must have a momentum or betas option "
-                                 "with cycle_momentum=True (or pass cycle_momentum=False)")
-            self.use_beta1 = "betas" in optimizer.defaults
-            max_momentums = _format_param("max_momentum", optimizer, max_momentum)
-            base_momentums = _format_param("base_momentum", optimizer, base_momentum)
-            if last_epoch == -1:
-                for m_mom, b_mom, group in zip(max_momentums, base_momentums,
-                                               optimizer.param_groups, strict=True):
-                    if self.use_beta1:
-                        group["betas"] = (m_mom, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m_mom
-                    group["max_momentum"] = m_mom
-                    group["base_momentum"] = b_mom
+            self.use_beta1 = _momentum_groups("OneCycleLR", optimizer, base_momentum,
+                                              max_momentum, last_epoch)
         super().__init__(optimizer, last_epoch)
 
     def _anneal_func(self, start, end, pct):
@@ -782,8 +914,5 @@ class OneCycleLR(LRScheduler):
                 start_step = phase["end_step"]
             lrs.append(computed_lr)
             if self.cycle_momentum:
-                if self.use_beta1:
-                    group["betas"] = (computed_momentum, *group["betas"][1:])
-                else:
-                    group["momentum"] = computed_momentum
+                _set_momentum(group, computed_momentum, self.use_beta1)
         return lrs

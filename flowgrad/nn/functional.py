@@ -12,19 +12,6 @@ Example:
 
 from __future__ import annotations
 
-try:
-    from .functional_conv import (  # noqa: F401
-        adaptive_avg_pool2d,
-        avg_pool2d,
-        conv1d,
-        conv2d,
-        conv_transpose2d,
-        max_pool2d,
-    )
-except ModuleNotFoundError as _e:  # functional_conv.py is written in parallel: until it exists
-    if _e.name != __name__ + "_conv":  # skip it, but let any failure inside it surface
-        raise
-
 import math
 import warnings
 
@@ -39,6 +26,18 @@ from ..ops import linalg as L
 from ..ops import loss as LS
 from ..ops import shape as S
 from ..tensor import Tensor, as_tensor, where
+from .functional_conv import (  # noqa: F401  (convolution and pooling live there)
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    conv_transpose1d,
+    conv_transpose2d,
+    max_pool1d,
+    max_pool2d,
+)
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946

@@ -6,8 +6,6 @@ Shapes stay small: the finite-difference check perturbs every input element.
 
 import numpy as np
 
-import flowgrad as fg
-from flowgrad.nn import functional_conv
 from flowgrad.ops import linalg as L
 from flowgrad.ops import reduction as R
 from flowgrad.ops.conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d
@@ -16,8 +14,8 @@ from opspec import OpSpec
 
 
 def F(m):
-    """torch.nn.functional, or flowgrad's conv functions (same names and signatures)."""
-    return functional_conv if m is fg else m.nn.functional
+    """torch.nn.functional or flowgrad.nn.functional (same names and signatures)."""
+    return m.nn.functional
 
 
 def distinct(*shape, scale=0.1):

@@ -178,6 +178,18 @@ CASES = [
          ints=(((3, 5), 10),)),
     Case("embedding_freq", lambda nn: nn.Embedding(6, 3, scale_grad_by_freq=True), shapes=(),
          ints=(((4, 5), 6),)),
+    # padding
+    Case("zero_pad2d", lambda nn: nn.ZeroPad2d((1, 2, 0, 1)), shapes=((2, 3, 4, 4),)),
+    Case("constant_pad1d", lambda nn: nn.ConstantPad1d(2, 1.5), shapes=((2, 3, 4),)),
+    Case("constant_pad3d", lambda nn: nn.ConstantPad3d((1, 0, 0, 1, 2, 0), -1.0),
+         shapes=((1, 2, 3, 3, 3),)),
+    Case("reflection_pad1d", lambda nn: nn.ReflectionPad1d((2, 1)), shapes=((2, 3, 5),)),
+    Case("reflection_pad2d", lambda nn: nn.ReflectionPad2d(1), shapes=((2, 3, 4, 4),)),
+    Case("replication_pad2d", lambda nn: nn.ReplicationPad2d((0, 2, 1, 1)),
+         shapes=((2, 3, 4, 4),)),
+    Case("replication_pad3d", lambda nn: nn.ReplicationPad3d(1), shapes=((1, 2, 3, 3, 3),)),
+    Case("circular_pad1d", lambda nn: nn.CircularPad1d((1, 2)), shapes=((2, 3, 5),)),
+    Case("circular_pad2d", lambda nn: nn.CircularPad2d(1), shapes=((3, 4, 4),)),
     # losses
     Case("mse_loss", lambda nn: nn.MSELoss(), shapes=((4, 3),),
          consts=lambda rng: [rng.standard_normal((4, 3))]),

@@ -15,10 +15,12 @@ from .loss import *  # noqa: F401,F403
 from .loss import __all__ as _loss
 from .normalization import *  # noqa: F401,F403
 from .normalization import __all__ as _normalization
+from .padding import *  # noqa: F401,F403
+from .padding import __all__ as _padding
 from .pooling import *  # noqa: F401,F403
 from .pooling import __all__ as _pooling
 from .shape import *  # noqa: F401,F403
 from .shape import __all__ as _shape
 
 __all__ = (_activation + _conv + _dropout + _embedding + _linear + _loss + _normalization
-           + _pooling + _shape)
+           + _padding + _pooling + _shape)

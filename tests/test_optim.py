@@ -397,3 +397,25 @@ def test_gpu_matches_cpu(case):
         for key, value in o2.state.get(q, {}).items():
             if key != "step":
                 assert value.device == "cpu"
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_signature_and_group_keys_are_torchs(torch, name):
+    """torch code runs unchanged: the same arguments (torch's implementation switches
+    included) and the same param-group keys and values."""
+    import inspect
+
+    ours = inspect.signature(getattr(optim, name).__init__).parameters
+    theirs = inspect.signature(getattr(torch.optim, name).__init__).parameters
+    assert list(ours) == list(theirs)
+    for key, t in theirs.items():
+        assert (ours[key].kind, repr(ours[key].default)) == (t.kind, repr(t.default)), key
+    switches = {"foreach": False, "fused": None}
+    switches = {k: v for k, v in switches.items() if k in theirs}
+    fg_group = getattr(optim, name)([fg.nn.Parameter(fg.ones(2))], lr=0.1, **switches)
+    t_group = getattr(torch.optim, name)([torch.nn.Parameter(torch.ones(2))], lr=0.1,
+                                          **switches)
+    fsd, tsd = fg_group.state_dict()["param_groups"][0], t_group.state_dict()["param_groups"][0]
+    assert fsd == tsd
+    with pytest.raises(ValueError, match=f"{name}: differentiable=True"):
+        getattr(optim, name)([fg.nn.Parameter(fg.ones(2))], differentiable=True)

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _full_like, _wrap
+from .optimizer import Optimizer, _full_like, _wrap, implementation_options
 
 __all__ = ["Adam", "AdamW"]
 
@@ -34,7 +34,9 @@ class Adam(Optimizer):
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False,
+                 weight_decay: float = 0, amsgrad: bool = False, *,
+                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None,
                  decoupled_weight_decay: bool = False):
         name = type(self).__name__
         if not 0.0 <= lr:
@@ -49,6 +51,8 @@ class Adam(Optimizer):
             raise ValueError(f"{name}: invalid weight_decay {weight_decay} (expected >= 0)")
         defaults = {"lr": lr, "betas": (float(betas[0]), float(betas[1])), "eps": eps,
                     "weight_decay": weight_decay, "amsgrad": amsgrad, "maximize": maximize,
+                    **implementation_options(name, foreach=foreach, capturable=capturable,
+                                             differentiable=differentiable, fused=fused),
                     "decoupled_weight_decay": decoupled_weight_decay}
         super().__init__(params, defaults)
 
@@ -108,8 +112,12 @@ class AdamW(Adam):
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False):
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         foreach=foreach, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True)
 
     def load_state_dict(self, state_dict) -> None:

@@ -52,6 +52,19 @@ def _is_array(value) -> bool:
     return isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy")
 
 
+def implementation_options(who: str, **switches) -> dict:
+    """torch's implementation switches (``foreach``, ``fused``, ``capturable``,
+    ``differentiable``), accepted so that torch code runs unchanged and kept in the param
+    groups as torch keeps them. ``foreach`` and ``fused`` choose torch's kernels and
+    ``capturable`` allows CUDA-graph capture: none changes the update here (one NumPy/CuPy
+    implementation). ``differentiable=True`` (gradients through the step) is refused: flowgrad
+    computes first-order gradients only."""
+    if switches.get("differentiable"):
+        raise ValueError(f"{who}: differentiable=True (back-propagating through the optimizer "
+                         "step) is not supported: flowgrad computes first-order gradients only")
+    return switches
+
+
 class Optimizer:
     """Base class: holds ``param_groups`` (a list of dicts of parameters and options) and
     ``state`` (a dict per parameter, keyed by the parameter tensor).

@@ -6,7 +6,7 @@ training by SGD"."""
 from __future__ import annotations
 
 from .adam import _lerp_
-from .optimizer import Optimizer, _full_like, _wrap
+from .optimizer import Optimizer, _full_like, _wrap, implementation_options
 
 __all__ = ["RMSprop", "Adagrad"]
 
@@ -24,14 +24,17 @@ class RMSprop(Optimizer):
     """
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0, momentum: float = 0, centered: bool = False, *,
-                 maximize: bool = False):
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False,
+                 capturable: bool = False, foreach: bool | None = None,
+                 maximize: bool = False, differentiable: bool = False):
         for name, value in (("learning rate", lr), ("epsilon", eps), ("momentum", momentum),
                             ("weight_decay", weight_decay), ("alpha", alpha)):
             if not 0.0 <= value:
                 raise ValueError(f"RMSprop: invalid {name} {value} (expected >= 0)")
         defaults = {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps,
-                    "centered": centered, "weight_decay": weight_decay, "maximize": maximize}
+                    "centered": centered, "weight_decay": weight_decay, "maximize": maximize,
+                    **implementation_options("RMSprop", foreach=foreach, capturable=capturable,
+                                             differentiable=differentiable)}
         super().__init__(params, defaults)
 
     def _step_group(self, group) -> None:
@@ -93,8 +96,9 @@ class Adagrad(Optimizer):
     """
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
-                 initial_accumulator_value: float = 0, eps: float = 1e-10, *,
-                 maximize: bool = False):
+                 initial_accumulator_value: float = 0, eps: float = 1e-10,
+                 foreach: bool | None = None, *, maximize: bool = False,
+                 differentiable: bool = False, fused: bool | None = None):
         for name, value in (("learning rate", lr), ("lr_decay", lr_decay),
                             ("weight_decay", weight_decay),
                             ("initial_accumulator_value", initial_accumulator_value),
@@ -103,7 +107,9 @@ class Adagrad(Optimizer):
                 raise ValueError(f"Adagrad: invalid {name} {value} (expected >= 0)")
         defaults = {"lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
                     "initial_accumulator_value": initial_accumulator_value,
-                    "maximize": maximize}
+                    "maximize": maximize,
+                    **implementation_options("Adagrad", foreach=foreach,
+                                             differentiable=differentiable, fused=fused)}
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:

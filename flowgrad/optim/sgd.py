@@ -4,7 +4,7 @@ momentum in deep learning")."""
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _wrap
+from .optimizer import Optimizer, _wrap, implementation_options
 
 __all__ = ["SGD"]
 
@@ -21,7 +21,9 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
-                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False):
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, differentiable: bool = False,
+                 fused: bool | None = None):
         if lr < 0.0:
             raise ValueError(f"SGD: invalid learning rate {lr} (expected lr >= 0)")
         if momentum < 0.0:
@@ -31,7 +33,9 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
-                    "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}
+                    "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize,
+                    **implementation_options("SGD", foreach=foreach,
+                                             differentiable=differentiable, fused=fused)}
         super().__init__(params, defaults)
 
     def _step_group(self, group) -> None:

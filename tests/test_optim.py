@@ -44,8 +44,20 @@ CASES = [
     ("Adagrad", dict(lr=0.1, lr_decay=0.05)),
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.5)),
     ("Adagrad", dict(lr=0.1, eps=1e-6, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1)),
+    ("Adadelta", dict(lr=0.5, maximize=True)),
+    ("Adamax", dict(lr=0.01)),
+    ("Adamax", dict(lr=0.01, betas=(0.3, 0.9), weight_decay=0.1, maximize=True)),
+    ("NAdam", dict(lr=0.01)),
+    ("NAdam", dict(lr=0.01, momentum_decay=0.05, weight_decay=0.1)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("RAdam", dict(lr=0.01)),  # rho_t > 5 from step 6: both branches within K = 10 steps
+    ("RAdam", dict(lr=0.01, betas=(0.8, 0.9), weight_decay=0.1)),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
 ]
 
+SCALAR_STATE = ("step", "mu_product")  # Python floats here, float32 0-d tensors in torch
 TOL = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-12, atol=1e-13)}
 
 
@@ -109,7 +121,7 @@ def test_matches_torch(torch, case, grouped, dtype):
         assert set(fs) == set(ts), (i, set(fs), set(ts))
         for key, tv in ts.items():
             fv = fs[key]
-            if key == "step":
+            if key in SCALAR_STATE:
                 assert float(fv) == float(tv)
             else:
                 assert fv.dtype == np.dtype(dtype)
@@ -133,7 +145,7 @@ def test_state_dict_format_matches_torch(torch, case):
         for key, tv in tstate.items():
             fv = fsd["state"][idx][key]
             assert isinstance(fv, fg.Tensor)
-            if key == "step":  # a float32 0-d tensor, as in torch
+            if key in SCALAR_STATE:  # a float32 0-d tensor, as in torch
                 assert fv.shape == () and fv.dtype == np.float32 and fv.item() == tv.item()
             else:
                 np.testing.assert_allclose(fv.numpy(), tv.numpy(), rtol=1e-12)
@@ -167,7 +179,7 @@ def test_state_dict_resume_is_bit_identical(case):
     for p, q in zip(straight, again):
         for key, value in opt.state.get(p, {}).items():
             other = fresh.state[q][key]
-            if key == "step":
+            if key in SCALAR_STATE:
                 assert value == other
             else:
                 np.testing.assert_array_equal(value.numpy(), other.numpy())
@@ -399,7 +411,8 @@ def test_gpu_matches_cpu(case):
                 assert value.device == "cpu"
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta",
+                                  "Adamax", "NAdam", "RAdam"])
 def test_signature_and_group_keys_are_torchs(torch, name):
     """torch code runs unchanged: the same arguments (torch's implementation switches
     included) and the same param-group keys and values."""

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from . import lr_scheduler
 from .adam import Adam, AdamW
+from .adaptive import Adadelta, Adamax, NAdam, RAdam
 from .noise import GradientNoise, NoiseSchedule, WeightNoise
 from .optimizer import Optimizer, required
 from .regularizers import l1_penalty, l2_penalty
 from .rmsprop import Adagrad, RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "required", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
-           "lr_scheduler", "l1_penalty", "l2_penalty", "GradientNoise", "WeightNoise",
-           "NoiseSchedule"]
+__all__ = ["Optimizer", "required", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta",
+           "Adamax", "NAdam", "RAdam", "lr_scheduler", "l1_penalty", "l2_penalty",
+           "GradientNoise", "WeightNoise", "NoiseSchedule"]

@@ -236,7 +236,8 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """PyTorch's format: ``{'state': {index: {...}}, 'param_groups': [{..., 'params':
         [indices]}]}``; parameters are numbered in group order. State tensors are the live ones
-        (not copies, as in torch); ``step`` is a float32 0-d Tensor, as in torch."""
+        (not copies, as in torch); ``step`` (and NAdam's ``mu_product``) is a float32 0-d
+        Tensor, as in torch."""
         mapping: dict[int, int] = {}
         start = 0
 
@@ -255,7 +256,7 @@ class Optimizer:
             key = mapping[id(k)] if isinstance(k, Tensor) else k
             if isinstance(v, dict):
                 v = {name: (_wrap(np.array(val, dtype=np.float32))
-                            if name == "step" and isinstance(val, (int, float)) else val)
+                            if name in _SCALAR_STATE and isinstance(val, (int, float)) else val)
                      for name, val in v.items()}
             state[key] = v
         return {"state": state, "param_groups": groups}
@@ -315,9 +316,13 @@ class Optimizer:
         return "\n".join(lines)
 
 
+# per-parameter scalars kept as Python floats and saved as float32 0-d tensors, as torch does
+_SCALAR_STATE = ("step", "mu_product")
+
+
 def _cast(param: Tensor, key, value):
     """A deep copy of one saved state value, on ``param``'s device and (floating) dtype."""
-    if key == "step":
+    if key in _SCALAR_STATE:
         if isinstance(value, Tensor):
             value = value.data
         return float(backend.to_numpy(value)) if _is_array(value) else value

@@ -3,7 +3,6 @@ reproducibility, checkpoint/resume and the TensorDataset fast path."""
 
 import collections
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -467,9 +466,140 @@ def test_fast_path_gathers_whole_batches(monkeypatch):
                                                                   ds.tensors[0].data)
 
 
-def test_num_workers_warns_and_loads_in_process():
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        loader = DataLoader(_dataset(5), batch_size=2, num_workers=2)
-    assert any("main process" in str(x.message) for x in w)
-    assert _labels(loader) == [[0, 1], [2, 3], [4]]
+class _Squares(D.Dataset):
+    """Per-sample Python work, where workers help; records which process fetched what."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        import os
+
+        info = D.get_worker_info()
+        return {"x": np.float32(i * i), "worker": -1 if info is None else info.id,
+                "pid": os.getpid(), "draw": float(fg.rand(1).item())}
+
+
+def test_workers_load_in_other_processes_in_sampler_order():
+    import os
+
+    gen = Generator().manual_seed(3)
+    with_workers = DataLoader(_Squares(), batch_size=3, shuffle=True, num_workers=2,
+                              generator=gen)
+    batches = list(with_workers)
+    plain = list(DataLoader(_Squares(), batch_size=3, shuffle=True,
+                            generator=Generator().manual_seed(3)))
+    assert [b["x"].tolist() for b in batches] != [] and len(batches) == 4
+    # same sampler stream: same batches in the same order, fetched by workers 0, 1, 0, 1
+    assert sorted(sum((b["x"].tolist() for b in batches), [])) == [i * i for i in range(10)]
+    assert [b["worker"].tolist()[0] for b in batches] == [0, 1, 0, 1]
+    assert all(p != os.getpid() for b in batches for p in b["pid"].tolist())
+    assert D.get_worker_info() is None
+    # the same order as without workers: the sampler draws its epoch seed before the workers'
+    # base seed is drawn
+    assert [b["x"].tolist() for b in batches] == [b["x"].tolist() for b in plain]
+
+
+def test_workers_are_seeded_per_worker_and_per_epoch():
+    loader = DataLoader(_Squares(), batch_size=5, num_workers=2,
+                        generator=Generator().manual_seed(0))
+    first = [b["draw"].tolist() for b in loader]
+    second = [b["draw"].tolist() for b in loader]
+    assert first[0] != first[1]  # worker 0 and worker 1 draw different streams
+    assert first != second       # a new base seed each epoch
+    again = DataLoader(_Squares(), batch_size=5, num_workers=2,
+                       generator=Generator().manual_seed(0))
+    assert [b["draw"].tolist() for b in again] == first  # reproducible from the generator
+
+
+def _init_fn(worker_id):
+    fg.manual_seed(100 + worker_id)
+
+
+def test_worker_init_fn_runs_in_each_worker():
+    loader = DataLoader(_Squares(), batch_size=5, num_workers=2, worker_init_fn=_init_fn)
+    draws = [b["draw"].tolist()[0] for b in loader]
+    for k, d in enumerate(draws):
+        fg.manual_seed(100 + k)
+        assert d == float(fg.rand(1).item())
+
+
+class _Failing(D.Dataset):
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        if i == 4:
+            raise KeyError(f"no sample {i}")
+        return np.float32(i)
+
+
+def test_worker_error_names_the_worker_and_carries_the_traceback():
+    with pytest.raises(RuntimeError, match=r"DataLoader worker \d raised(.|\n)*KeyError: 'no "
+                                           r"sample 4'"):
+        list(DataLoader(_Failing(), batch_size=2, num_workers=2))
+
+
+class _Shards(IterableDataset):
+    """Each worker yields its share, as PyTorch's documentation shows with get_worker_info."""
+
+    def __iter__(self):
+        info = D.get_worker_info()
+        start, step = (0, 1) if info is None else (info.id, info.num_workers)
+        return iter(range(start, 11, step))
+
+
+def test_iterable_dataset_shards_across_workers_in_turn():
+    batches = [b.tolist() for b in DataLoader(_Shards(), batch_size=2, num_workers=2)]
+    # worker 0 has 0 2 4 6 8 10, worker 1 has 1 3 5 7 9: batches alternate, then the rest
+    assert batches == [[0, 2], [1, 3], [4, 6], [5, 7], [8, 10], [9]]
+    assert [b.tolist() for b in DataLoader(_Shards(), batch_size=2, num_workers=2,
+                                           drop_last=True)] == [[0, 2], [1, 3], [4, 6],
+                                                                [5, 7], [8, 10]]
+
+
+def test_resume_mid_epoch_with_workers_is_exact():
+    def make():
+        return DataLoader(_Squares(), batch_size=2, shuffle=True, num_workers=2,
+                          generator=Generator().manual_seed(5))
+
+    straight = [b["x"].tolist() for b in make()]
+    loader = make()
+    it = iter(loader)
+    seen = [next(it)["x"].tolist() for _ in range(2)]
+    state = json.loads(json.dumps(loader.state_dict()))
+    del it
+    resumed = make()
+    resumed.load_state_dict(state)
+    assert seen + [b["x"].tolist() for b in resumed] == straight
+
+
+def test_worker_options_are_checked_like_torch():
+    with pytest.raises(ValueError, match="num_workers > 0"):
+        DataLoader(_Squares(), num_workers=0, prefetch_factor=2)
+    with pytest.raises(ValueError, match="non-negative"):
+        DataLoader(_Squares(), num_workers=-1)
+    # a TensorDataset keeps its one-gather fast path in the main process
+    assert _labels(DataLoader(_dataset(5), batch_size=2, num_workers=2)) == [[0, 1], [2, 3],
+                                                                            [4]]
+
+
+def test_spawn_context_works_too():
+    loader = DataLoader(_Squares(), batch_size=4, num_workers=1,
+                        multiprocessing_context="spawn")
+    assert [b["x"].tolist() for b in loader] == [[0, 1, 4, 9], [16, 25, 36, 49], [64, 81]]
+
+
+class _Dying(D.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        import os
+
+        os._exit(3)
+
+
+def test_a_dead_worker_is_an_error_not_a_hang():
+    with pytest.raises(RuntimeError, match="exited unexpectedly with exit code 3"):
+        list(DataLoader(_Dying(), batch_size=2, num_workers=1))

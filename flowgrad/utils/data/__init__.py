@@ -23,9 +23,11 @@ from .sampler import (
     WeightedRandomSampler,
     linear_schedule,
 )
+from .worker import WorkerInfo, get_worker_info
 
 __all__ = ["BatchSampler", "ChainDataset", "ConcatDataset", "CurriculumSampler", "DataLoader",
            "Dataset", "Generator", "IterableDataset", "RandomSampler", "Sampler",
            "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset",
            "WeightedRandomSampler", "default_collate", "default_convert", "default_generator",
-           "get_rng_state", "linear_schedule", "random_split", "set_rng_state"]
+           "get_rng_state", "get_worker_info", "linear_schedule", "random_split",
+           "set_rng_state", "WorkerInfo"]

@@ -1,5 +1,7 @@
-"""DataLoader with PyTorch's ``torch.utils.data.DataLoader`` semantics, loading in the main
-process; a TensorDataset with the default collate is gathered a whole batch at a time.
+"""DataLoader with PyTorch's ``torch.utils.data.DataLoader`` semantics. A TensorDataset with
+the default collate is gathered a whole batch at a time in the main process (one fancy-index
+per tensor: there is no per-sample work for workers to share); any other dataset is loaded by
+``num_workers`` worker processes when that is > 0 (see ``worker``).
 
 Checkpoint and resume mid-epoch: ``state = loader.state_dict()`` (the sampler's epoch seed,
 position and generator state) and, when the loader draws from the global stream (no
@@ -9,10 +11,11 @@ position and generator state) and, when the loader draws from the global stream 
 
 from __future__ import annotations
 
-import warnings
+from itertools import chain
 
 import numpy as np
 
+from . import worker
 from .collate import default_collate, default_convert
 from .dataset import IterableDataset, Subset, TensorDataset
 from .generator import as_generator
@@ -33,7 +36,10 @@ def _tensor_source(dataset):
 
 class DataLoader:
     """Iterate over a dataset in batches: sampler -> batch sampler -> fetch -> collate
-    (PyTorch's DataLoader; ``num_workers`` is accepted and loading stays in-process)."""
+    (PyTorch's DataLoader). With ``num_workers > 0`` the fetch and collate run in worker
+    processes (``worker_init_fn``, ``prefetch_factor``, ``timeout``, ``in_order`` and
+    ``multiprocessing_context`` as in PyTorch; ``persistent_workers`` is accepted, and workers
+    are started for each pass); ``pin_memory`` is accepted and has no effect."""
 
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool | None = None,
                  sampler=None, batch_sampler=None, num_workers: int = 0, collate_fn=None,
@@ -44,9 +50,12 @@ class DataLoader:
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers option should be non-negative; use num_workers=0 to "
                              f"disable multiprocessing, got {num_workers!r}")
-        if num_workers > 0:
-            warnings.warn(f"DataLoader: flowgrad loads in the main process; num_workers="
-                          f"{num_workers} is ignored", stacklevel=2)
+        if num_workers == 0 and (prefetch_factor is not None or persistent_workers):
+            raise ValueError("prefetch_factor and persistent_workers options need "
+                             "num_workers > 0 (multiprocessing)")
+        if prefetch_factor is not None and prefetch_factor < 1:
+            raise ValueError(f"prefetch_factor option should be a positive integer, got "
+                             f"{prefetch_factor!r}")
         self.dataset = dataset
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -103,6 +112,7 @@ class DataLoader:
         self.collate_fn = collate_fn
         self._batches_yielded = 0
         self._skip = 0
+        self._worker_sampler_state = None
 
     # --- iteration ----------------------------------------------------------------------------
     @property
@@ -127,12 +137,16 @@ class DataLoader:
         skip, self._skip = self._skip, 0
         self._batches_yielded = 0
         if self._iterable:
+            if self.num_workers > 0:
+                return self._iter_iterable_workers(skip)
             return self._iter_iterable(skip)
         base, index_map = self._fast_source()
         bs = self.batch_sampler
         if (base is not None and type(bs) is BatchSampler
                 and isinstance(bs.sampler, _StatefulSampler)):
             return self._iter_fast(base, index_map, skip)
+        if self.num_workers > 0 and base is None:
+            return self._iter_map_workers(skip)
         return self._iter_map(base, index_map, skip)
 
     def _iter_fast(self, base: TensorDataset, index_map, skip: int):
@@ -203,6 +217,49 @@ class DataLoader:
                 yield collate(batch)
         self._batches_yielded = 0
 
+    def _iter_map_workers(self, skip: int):
+        batches = iter(self._index_sampler)
+        for _ in range(skip):
+            if next(batches, None) is None:
+                break
+            self._batches_yielded += 1
+        src = self._stateful()
+        # the first batch is drawn before the workers' base seed: the sampler's epoch seed is
+        # the generator's next draw, as without workers (a first epoch has the same order)
+        first = next(batches, None)
+        if first is None:
+            return
+        snapshots = {0: None if src is None else src.state_dict()}
+
+        def on_drawn(key):  # the sampler runs ahead of the batches the caller has seen
+            if src is not None and key:
+                snapshots[key] = src.state_dict()
+
+        pool = worker.WorkerPool(self, worker.MapFetcher(self.dataset, self.collate_fn,
+                                                         self._auto_collation))
+        try:
+            for key, data in worker.run_map(self, pool, chain([first], batches), on_drawn):
+                self._worker_sampler_state = snapshots.pop(key, None)
+                self._batches_yielded += 1
+                yield data
+        finally:
+            pool.close()
+            self._worker_sampler_state = None
+        self._batches_yielded = 0
+
+    def _iter_iterable_workers(self, skip: int):
+        fetch = worker.IterableFetcher(self.dataset, self.collate_fn, self.batch_size,
+                                       self.drop_last)
+        pool = worker.WorkerPool(self, fetch)
+        try:
+            for k, data in enumerate(worker.run_iterable(self, pool), 1):
+                if k > skip:
+                    self._batches_yielded = k
+                    yield data
+        finally:
+            pool.close()
+        self._batches_yielded = 0
+
     # --- checkpointing ------------------------------------------------------------------------
     def _stateful(self):
         src = self.batch_sampler if self.batch_sampler is not None else self.sampler
@@ -214,6 +271,9 @@ class DataLoader:
         """Where the current epoch stands: the sampler's state (seed, position, generator), or
         just the number of batches yielded when the sampler keeps no state."""
         src = self._stateful()
+        if self._worker_sampler_state is not None:  # as of the last batch handed out
+            return {"batches_yielded": self._batches_yielded,
+                    "sampler": self._worker_sampler_state}
         return {"batches_yielded": self._batches_yielded,
                 "sampler": None if src is None else src.state_dict()}
 

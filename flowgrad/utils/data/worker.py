@@ -16,6 +16,8 @@ from itertools import islice
 
 import numpy as np
 
+from .generator import numpy_stream
+
 __all__ = ["WorkerInfo", "get_worker_info"]
 
 _POLL_S = 1.0  # how often a waiting loader checks that its workers are alive
@@ -133,8 +135,6 @@ class WorkerPool:
         context = loader.multiprocessing_context
         if context is None or isinstance(context, str):
             context = multiprocessing.get_context(context)
-        from .generator import numpy_stream
-
         self.num_workers = n = loader.num_workers
         base_seed = int(numpy_stream(loader.generator).integers(0, 1 << 62))
         self.timeout = loader.timeout

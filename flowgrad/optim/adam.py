@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _full_like, _wrap, implementation_options
+from .optimizer import Optimizer, implementation_options
 
 __all__ = ["Adam", "AdamW"]
 
@@ -18,6 +18,14 @@ def _lerp_(xp, a, b, w: float, tmp) -> None:
     else:
         xp.multiply(tmp, 1.0 - w, out=tmp)
         xp.subtract(b, tmp, out=a)
+
+
+def _ema_square_(xp, s, d, rho: float, tmp) -> None:
+    """s ← ρs + (1−ρ)·d·d in place (torch's ``mul_(ρ).addcmul_(d, d, value=1−ρ)``)."""
+    xp.multiply(d, 1 - rho, out=tmp)
+    xp.multiply(tmp, d, out=tmp)
+    xp.multiply(s, rho, out=s)
+    xp.add(s, tmp, out=s)
 
 
 class Adam(Optimizer):
@@ -60,32 +68,15 @@ class Adam(Optimizer):
         lr = group["lr"]
         beta1, beta2 = group["betas"]
         eps = group["eps"]
-        wd = group["weight_decay"]
         amsgrad = group["amsgrad"]
-        maximize = group["maximize"]
-        decoupled = group.get("decoupled_weight_decay", False)
-        state = self.state
-        for p, a, d, xp in self._with_grads(group):
-            st = state[p]
-            if not st:
-                st["step"] = 0.0
-                st["exp_avg"] = _wrap(_full_like(a))
-                st["exp_avg_sq"] = _wrap(_full_like(a))
-                if amsgrad:
-                    st["max_exp_avg_sq"] = _wrap(_full_like(a))
-            step = st["step"] + 1.0
-            st["step"] = step
-            if wd != 0 and decoupled:
-                xp.multiply(a, 1 - lr * wd, out=a)
-            d = self._direction(a, d, xp, 0 if decoupled else wd, maximize)
+        arrays = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+        for _, a, d, xp, st in self._prepared(group, arrays):
+            step = st["step"]
             m = st["exp_avg"].data
             v = st["exp_avg_sq"].data
             u = self._scratch(a, 1)
             _lerp_(xp, m, d, 1 - beta1, u)
-            xp.multiply(d, 1 - beta2, out=u)        # v ← β₂v + (1−β₂)·g·g
-            xp.multiply(u, d, out=u)
-            xp.multiply(v, beta2, out=v)
-            xp.add(v, u, out=v)
+            _ema_square_(xp, v, d, beta2, u)        # v ← β₂v + (1−β₂)·g·g
             bias_correction1 = 1 - beta1 ** step
             bias_correction2 = 1 - beta2 ** step
             step_size = lr / bias_correction1
@@ -100,7 +91,6 @@ class Adam(Optimizer):
             xp.divide(m, u, out=u)
             xp.multiply(u, step_size, out=u)
             xp.subtract(a, u, out=a)
-            p._version += 1
 
 
 class AdamW(Adam):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .adam import _lerp_
-from .optimizer import Optimizer, _full_like, _wrap, implementation_options
+from .adam import _ema_square_, _lerp_
+from .optimizer import Optimizer, implementation_options
 
 __all__ = ["Adadelta", "Adamax", "NAdam", "RAdam"]
 
@@ -25,41 +25,7 @@ def _check(who: str, lr, eps, weight_decay, betas=None) -> None:
                              "(expected 0 <= beta < 1)")
 
 
-def _ema_square_(xp, s, d, rho: float, tmp) -> None:
-    """s ← ρs + (1−ρ)·d·d in place (torch's ``mul_(ρ).addcmul_(d, d, value=1−ρ)``)."""
-    xp.multiply(d, 1 - rho, out=tmp)
-    xp.multiply(tmp, d, out=tmp)
-    xp.multiply(s, rho, out=s)
-    xp.add(s, tmp, out=s)
-
-
-class _Adaptive(Optimizer):
-    """The per-parameter preamble the four share: state arrays created on first use, the
-    step counted, weight decay applied (an L2 term in the gradient, or, with
-    ``decoupled_weight_decay``, θ ← θ(1 − lr·wd) before the step, as AdamW) and the gradient
-    negated to maximize."""
-
-    _state_arrays: tuple = ()
-
-    def _prepared(self, group):
-        """(parameter, its array, the direction, the array module, its state) for each
-        parameter with a gradient; the parameter's version is bumped after its update."""
-        for p, a, d, xp in self._with_grads(group):
-            st = self.state[p]
-            if not st:
-                st["step"] = 0.0
-                for name in self._state_arrays:
-                    st[name] = _wrap(_full_like(a))
-            st["step"] += 1.0
-            wd = group["weight_decay"]
-            if wd != 0 and group.get("decoupled_weight_decay", False):
-                xp.multiply(a, 1 - group["lr"] * wd, out=a)
-                wd = 0
-            yield p, a, self._direction(a, d, xp, wd, group["maximize"]), xp, st
-            p._version += 1
-
-
-class Adadelta(_Adaptive):
+class Adadelta(Optimizer):
     """s ← ρs + (1−ρ)g², δ = √(a + eps) / √(s + eps) · g, a ← ρa + (1−ρ)δ², θ ← θ − lr·δ
     (Zeiler 2012, Algorithm 1; ``lr`` scales the step, 1.0 is the paper's). State per
     parameter: ``step``, ``square_avg``, ``acc_delta``.
@@ -85,7 +51,7 @@ class Adadelta(_Adaptive):
 
     def _step_group(self, group) -> None:
         lr, rho, eps = group["lr"], group["rho"], group["eps"]
-        for _, a, d, xp, st in self._prepared(group):
+        for _, a, d, xp, st in self._prepared(group, self._state_arrays):
             s, acc = st["square_avg"].data, st["acc_delta"].data
             u, delta = self._scratch(a, 1), self._scratch(a, 2)
             _ema_square_(xp, s, d, rho, u)
@@ -100,7 +66,7 @@ class Adadelta(_Adaptive):
             xp.subtract(a, delta, out=a)
 
 
-class Adamax(_Adaptive):
+class Adamax(Optimizer):
     """m ← β₁m + (1−β₁)g, u ← max(β₂u, |g| + eps), θ ← θ − lr/(1−β₁ᵗ) · m/u: Adam with the
     infinity norm in place of the second moment (Kingma & Ba 2015, Algorithm 2). State per
     parameter: ``step``, ``exp_avg``, ``exp_inf``.
@@ -126,7 +92,7 @@ class Adamax(_Adaptive):
     def _step_group(self, group) -> None:
         lr, eps = group["lr"], group["eps"]
         beta1, beta2 = group["betas"]
-        for _, a, d, xp, st in self._prepared(group):
+        for _, a, d, xp, st in self._prepared(group, self._state_arrays):
             m, inf = st["exp_avg"].data, st["exp_inf"].data
             u = self._scratch(a, 1)
             _lerp_(xp, m, d, 1 - beta1, u)
@@ -140,7 +106,7 @@ class Adamax(_Adaptive):
             xp.subtract(a, u, out=a)
 
 
-class NAdam(_Adaptive):
+class NAdam(Optimizer):
     """Adam with Nesterov momentum (Dozat 2016): the momentum coefficient follows
     μₜ = β₁(1 − ½·0.96^(t·momentum_decay)), and the step mixes the current gradient and the
     look-ahead moment, θ ← θ − lr[(1−μₜ)/(1−Πμ) g + μₜ₊₁/(1−Πμ·μₜ₊₁) m] / (√v̂ + eps). State per
@@ -171,7 +137,7 @@ class NAdam(_Adaptive):
     def _step_group(self, group) -> None:
         lr, eps, decay = group["lr"], group["eps"], group["momentum_decay"]
         beta1, beta2 = group["betas"]
-        for _, a, d, xp, st in self._prepared(group):
+        for _, a, d, xp, st in self._prepared(group, self._state_arrays):
             step = st["step"]
             mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * decay)))
             mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * decay)))
@@ -192,7 +158,7 @@ class NAdam(_Adaptive):
             xp.add(a, u, out=a)
 
 
-class RAdam(_Adaptive):
+class RAdam(Optimizer):
     """Rectified Adam (Liu et al. 2020): while the variance of the adaptive rate is not yet
     tractable (ρₜ ≤ 5, the first steps) the step is plain momentum, lr·m̂; afterwards it is
     Adam's, lr·m̂·rₜ/(√v̂ + eps), scaled by the rectification rₜ. State per parameter:
@@ -220,7 +186,7 @@ class RAdam(_Adaptive):
         lr, eps = group["lr"], group["eps"]
         beta1, beta2 = group["betas"]
         rho_inf = 2 / (1 - beta2) - 1
-        for _, a, d, xp, st in self._prepared(group):
+        for _, a, d, xp, st in self._prepared(group, self._state_arrays):
             step = st["step"]
             m, v = st["exp_avg"].data, st["exp_avg_sq"].data
             u, step_size = self._scratch(a, 1), self._scratch(a, 2)

@@ -213,6 +213,27 @@ class Optimizer:
             return t
         return d
 
+    def _prepared(self, group, state_arrays: tuple = ()):
+        """The per-parameter preamble of the adaptive optimizers: (parameter, its array, the
+        direction, the array module, its state) for each parameter with a gradient, with the
+        ``state_arrays`` created (zeros) on first use, ``step`` counted, weight decay applied
+        (an L2 term in the gradient, or, with ``decoupled_weight_decay``, θ ← θ(1 − lr·wd)
+        before the step, as AdamW) and the gradient negated to maximize. The parameter's
+        version is bumped after the caller's update."""
+        for p, a, d, xp in self._with_grads(group):
+            st = self.state[p]
+            if not st:
+                st["step"] = 0.0
+                for name in state_arrays:
+                    st[name] = _wrap(_full_like(a))
+            st["step"] += 1.0
+            wd = group["weight_decay"]
+            if wd != 0 and group.get("decoupled_weight_decay", False):
+                xp.multiply(a, 1 - group["lr"] * wd, out=a)
+                wd = 0
+            yield p, a, self._direction(a, d, xp, wd, group["maximize"]), xp, st
+            p._version += 1
+
     def _scratch(self, like, slot: int = 0):
         """A reusable work array of ``like``'s shape, dtype and device (not part of the state):
         one flat buffer per (slot, dtype, device), grown as needed, so a step allocates

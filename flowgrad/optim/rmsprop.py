@@ -5,7 +5,7 @@ training by SGD"."""
 
 from __future__ import annotations
 
-from .adam import _lerp_
+from .adam import _ema_square_, _lerp_
 from .optimizer import Optimizer, _full_like, _wrap, implementation_options
 
 __all__ = ["RMSprop", "Adagrad"]
@@ -59,10 +59,7 @@ class RMSprop(Optimizer):
             d = self._direction(a, d, xp, wd, maximize)  # g + wd·θ, −g to maximize
             s = st["square_avg"].data
             u = self._scratch(a, 1)
-            xp.multiply(d, 1 - alpha, out=u)         # s ← αs + (1−α)·g·g
-            xp.multiply(u, d, out=u)
-            xp.multiply(s, alpha, out=s)
-            xp.add(s, u, out=s)
+            _ema_square_(xp, s, d, alpha, u)         # s ← αs + (1−α)·g·g
             if centered:
                 ga = st["grad_avg"].data
                 _lerp_(xp, ga, d, 1 - alpha, u)

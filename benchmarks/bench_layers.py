@@ -159,7 +159,7 @@ WORKLOAD_NAMES = [*LAYER_WORKLOADS, "mnist_epoch"]
 def _load_mnist():
     """MNIST's training images as float32 (N, 784) in [0, 1] and int64 labels, or None."""
     try:
-        ds = fg.data.MNIST(train=True, download=False)
+        ds = fg.datasets.MNIST(train=True, download=False)
     except (FileNotFoundError, OSError, ValueError):  # DatasetNotFoundError is a FileNotFoundError
         return None
     x = ds.data.numpy().reshape(len(ds), 28 * 28).astype(np.float32) / np.float32(255)
@@ -236,13 +236,13 @@ def run_mnist_epoch(repeats: int) -> dict | None:
 
     state = _torch_initial_state(build)
     fg_x, fg_t = fg.tensor(x), fg.tensor(t)
-    fg_ds = fg.data.TensorDataset(fg_x, fg_t)
+    fg_ds = fg.utils.data.TensorDataset(fg_x, fg_t)
 
     def fg_parts():
         model = _fg_model(build, state)
         opt = fg.optim.Adam(model.parameters(), lr=ADAM_LR)
-        loader = fg.data.DataLoader(fg_ds, batch_size=EPOCH_BATCH, shuffle=True,
-                                    generator=fg.data.Generator().manual_seed(SEED))
+        loader = fg.utils.data.DataLoader(fg_ds, batch_size=EPOCH_BATCH, shuffle=True,
+                                    generator=fg.utils.data.Generator().manual_seed(SEED))
         return model, opt, nn.CrossEntropyLoss(), loader
 
     # Loss check on the first two batches in dataset order (the shuffles differ between the

@@ -101,7 +101,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from flowgrad.data import mnist1d
+    from flowgrad.datasets import mnist1d
 
     torch.set_num_threads(args.threads)
     data = mnist1d(seed=42)

@@ -65,6 +65,6 @@ def _public():
 
 
 # The library built on the engine (these import the names above).
-from . import data, debug, nn, optim, train, utils  # noqa: E402
+from . import datasets, debug, nn, optim, train, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .utils.data import Generator, default_generator, get_rng_state, set_rng_state  # noqa: E402

@@ -1,4 +1,4 @@
-"""flowgrad.data: finding, verifying and reading dataset files (MNIST, LeCun et al. 1998;
+"""flowgrad.datasets: finding, verifying and reading dataset files (MNIST, LeCun et al. 1998;
 Fashion-MNIST, Xiao et al. 2017), the bundled digits and generated MNIST-1D (Greydanus 2020).
 
 Tests on the real files run where ../shared/data exists; the rest use fixtures in tmp_path and
@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 
 import flowgrad as fg
-from flowgrad.data import (
+from flowgrad.datasets import (
     CHECKSUMS,
     MNIST,
     ChecksumError,
     CorruptFileError,
-    DataLoader,
     DatasetNotFoundError,
     FashionMNIST,
     digits,
@@ -30,7 +29,8 @@ from flowgrad.data import (
     search_path,
     write_idx,
 )
-from flowgrad.data import files as files_mod
+from flowgrad.datasets import files as files_mod
+from flowgrad.utils.data import DataLoader
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not (SHARED / "mnist").is_dir(),

@@ -8,7 +8,7 @@ import pytest
 import flowgrad as fg
 import flowgrad.nn.functional as F
 from flowgrad import nn
-from flowgrad.data.shapes import (
+from flowgrad.datasets.shapes import (
     basic_shapes,
     cells,
     geom_shapes,

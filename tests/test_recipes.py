@@ -3,7 +3,7 @@
 import pytest
 
 from flowgrad import recipes
-from flowgrad.data import MNIST
+from flowgrad.datasets import MNIST
 
 
 def _have_mnist() -> bool:

@@ -74,8 +74,8 @@ def write_results(name: str, out: str | os.PathLike, summary: dict, table: list[
 
 def mnist_arrays(dataset: str = "mnist", flatten: bool = False, limit: int | None = None):
     """(x_train, y_train), (x_test, y_test) as float32 in [0, 1] and int64, from the IDX files
-    (found and checksum-verified by flowgrad.data). ``limit`` keeps the first examples."""
-    from ..data import MNIST, FashionMNIST
+    (found and checksum-verified by flowgrad.datasets). ``limit`` keeps the first examples."""
+    from ..datasets import MNIST, FashionMNIST
 
     cls = {"mnist": MNIST, "fashion_mnist": FashionMNIST}[dataset]
     out = []

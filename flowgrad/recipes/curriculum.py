@@ -1,9 +1,9 @@
 """Curriculum learning on shapes (Bengio, Louradour, Collobert & Weston 2009, section 5; lecture:
 "Order & Selection of Examples Matters", curriculum learning as a continuation method).
 
-Two stages of generated shape images (``flowgrad.data.shapes``): *BasicShapes* (squares, circles,
-equilateral triangles, upright, nearly canonical size and position, white on black, no noise)
-and *GeomShapes* (rectangles, ellipses, triangles of any proportion, size, position, rotation and
+Two stages of generated shape images (``flowgrad.datasets.shapes``): *BasicShapes* (squares,
+circles, equilateral triangles, upright, nearly canonical size and position, white on black, no
+noise) and *GeomShapes* (rectangles, ellipses, triangles of any proportion, size, position, rotation and
 grey levels, with pixel noise), three classes. The *curriculum* net is trained on BasicShapes for
 the first part of its updates, then on GeomShapes; the *no curriculum* net is trained on
 GeomShapes only, for the same total number of updates. Both start from the same initialisation
@@ -20,7 +20,7 @@ from scipy import stats
 import flowgrad as fg
 import flowgrad.nn.functional as F
 
-from ..data.shapes import shapes
+from ..datasets.shapes import shapes
 from ..debug.cost import single_blas_thread
 from ..debug.significance import mcnemar, wilson_interval
 from ..models import MLP
@@ -179,7 +179,7 @@ def run(size=16, n_train=10000, n_test=5000, updates=6000, switches=(0.5,), hidd
                 "independent).")
         write_results("curriculum", out, summary, rows, figures=(fig,), notes=(
             f"Images {size}×{size}, {n_train} BasicShapes and {n_train} GeomShapes training "
-            f"images, {n_test} GeomShapes test images (flowgrad.data.shapes, seeds {seed} and "
+            f"images, {n_test} GeomShapes test images (flowgrad.datasets.shapes, seeds {seed} and "
             f"{seed + 1}); each image standardised to zero mean and unit variance. MLP "
             f"{size * size}-{'-'.join(map(str, hidden))}-3 (ReLU), Adam lr {lr}, batch "
             f"{batch_size}, {updates} updates in all for every condition; for a given seed "

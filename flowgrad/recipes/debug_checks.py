@@ -29,7 +29,7 @@ import flowgrad as fg
 import flowgrad.nn.functional as F
 
 from .. import nn
-from ..data import mnist1d as make_mnist1d
+from ..datasets import mnist1d as make_mnist1d
 from ..debug.anomaly import AnomalyError, detect_anomaly
 from ..debug.gradcheck import check_model_grads
 from ..debug.graph import draw_graph, unreached_parameters

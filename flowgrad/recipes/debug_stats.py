@@ -24,7 +24,7 @@ import flowgrad as fg
 import flowgrad.nn.functional as F
 
 from .. import nn
-from ..data import mnist1d as make_mnist1d
+from ..datasets import mnist1d as make_mnist1d
 from ..debug.curves import plot_curves
 from ..debug.stats import TrainingMonitor
 from ..models import MLP, ConvNet1d

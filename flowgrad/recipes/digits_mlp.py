@@ -8,7 +8,7 @@ import numpy as np
 
 import flowgrad as fg
 
-from ..data import digits
+from ..datasets import digits
 from ..models import MLP
 from .common import Timer, train_classifier, write_results
 

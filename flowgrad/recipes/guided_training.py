@@ -3,7 +3,7 @@ Concepts": breaking the problem in two sub-problems, pre-training each module se
 fine-tuning, nails it; Gülçehre & Bengio 2013, "Knowledge Matters: Importance of Prior
 Information for Optimization").
 
-The task (``flowgrad.data.shapes.pentomino``): 24×24 binary images of 3×3 cells, three of which
+The task (``flowgrad.datasets.shapes.pentomino``): 24×24 binary images of 3×3 cells, three of which
 hold a pentomino sprite (10 shapes, any of 4 rotations, random offset); the label says whether
 all three sprites are the same shape. The net has two modules, as the paper's structured MLP:
 module 1, shared by the nine cells, maps a cell's 64 pixels to a softmax over 11 outputs (empty
@@ -26,7 +26,7 @@ import flowgrad as fg
 import flowgrad.nn.functional as F
 
 from .. import nn
-from ..data.shapes import cells, pentomino
+from ..datasets.shapes import cells, pentomino
 from ..debug.cost import single_blas_thread
 from ..debug.significance import mcnemar, wilson_interval
 from ..models import MLP
@@ -183,7 +183,7 @@ def run(n_train=20000, n_test=5000, updates=4000, pretrain=1500, hidden=64, lr=1
             rows.append((f"seed {seed + k}: test error",
                          " / ".join(f"{m}: {res[m]['errors'][k]:.1%}" for m in methods), "—"))
         write_results("guided_training", out, summary, rows, figures=(fig,), notes=(
-            f"{n_train} training and {n_test} test images (flowgrad.data.shapes.pentomino, "
+            f"{n_train} training and {n_test} test images (flowgrad.datasets.shapes.pentomino, "
             f"seeds {seed} and {seed + 10_000}), half of each positive. Two-module net: module "
             f"1 = 64-{hidden}-11 MLP on each 8×8 cell (shared weights) with a softmax, module "
             f"2 = 99-{hidden}-2 MLP; pixel MLP 576-{4 * hidden}-{hidden}-2. Adam lr {lr}, "

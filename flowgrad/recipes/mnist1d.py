@@ -11,7 +11,7 @@ import flowgrad as fg
 import flowgrad.nn.functional as F
 
 from .. import nn
-from ..data import mnist1d as make_mnist1d
+from ..datasets import mnist1d as make_mnist1d
 from ..models import ConvNet1d, ResidualMLP
 from .common import Timer, evaluate, write_results
 

@@ -18,7 +18,7 @@ import numpy as np
 import flowgrad as fg
 import flowgrad.nn.functional as F
 
-from ..data import mnist1d as make_mnist1d
+from ..datasets import mnist1d as make_mnist1d
 from ..debug.cost import single_blas_thread
 from ..debug.significance import mcnemar, wilson_interval
 from ..models import MLP

@@ -22,7 +22,7 @@ from scipy import stats
 import flowgrad as fg
 import flowgrad.nn.functional as F
 
-from ..data import mnist1d as make_mnist1d
+from ..datasets import mnist1d as make_mnist1d
 from ..debug.cost import single_blas_thread
 from ..debug.hessian import critical_point_report
 from ..models import MLP

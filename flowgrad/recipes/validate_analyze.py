@@ -18,7 +18,7 @@ import numpy as np
 
 import flowgrad as fg
 
-from ..data import mnist1d as make_mnist1d
+from ..datasets import mnist1d as make_mnist1d
 from ..debug.analysis import (
     capacity_sweep,
     classification_report,

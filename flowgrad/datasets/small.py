@@ -63,7 +63,7 @@ def digits(test_fraction: float = 0.2, seed: int = 0, flatten: bool = True) -> S
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:  # pragma: no cover - the extras install scikit-learn
-        raise ImportError("flowgrad.data.digits needs scikit-learn, which ships the digits; "
+        raise ImportError("flowgrad.datasets.digits needs scikit-learn, which ships the digits; "
                           "pip install 'flowgrad[extras]'") from e
     if not 0 <= test_fraction < 1:
         raise ValueError(f"digits: test_fraction must be in [0, 1), got {test_fraction}")
@@ -83,7 +83,7 @@ def _mnist1d(num_samples: int, train_split: float, seed: int) -> dict:
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as e:  # pragma: no cover - the extras install mnist1d
-        raise ImportError("flowgrad.data.mnist1d needs the mnist1d package; "
+        raise ImportError("flowgrad.datasets.mnist1d needs the mnist1d package; "
                           "pip install 'flowgrad[extras]'") from e
     args = get_dataset_args()
     args.num_samples, args.train_split, args.seed = num_samples, train_split, seed

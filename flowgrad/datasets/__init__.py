@@ -1,0 +1,22 @@
+"""Datasets: MNIST (LeCun et al. 1998) and Fashion-MNIST (Xiao et al. 2017) from checksummed IDX
+files, the bundled digits and generated MNIST-1D (Greydanus 2020). The loading machinery
+(``Dataset``, ``DataLoader``, samplers) is ``flowgrad.utils.data``, PyTorch's path."""
+
+from .files import (
+    CHECKSUMS,
+    MIRRORS,
+    ChecksumError,
+    DatasetNotFoundError,
+    cache_dir,
+    locate,
+    search_path,
+    sha256,
+    verify,
+)
+from .idx import CorruptFileError, read_idx, write_idx
+from .mnist import MNIST, FashionMNIST
+from .small import Split, digits, mnist1d
+
+__all__ = ["CHECKSUMS", "MIRRORS", "MNIST", "ChecksumError", "CorruptFileError",
+           "DatasetNotFoundError", "FashionMNIST", "Split", "cache_dir", "digits", "locate",
+           "mnist1d", "read_idx", "search_path", "sha256", "verify", "write_idx"]

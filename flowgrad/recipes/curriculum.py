@@ -4,11 +4,12 @@
 Two stages of generated shape images (``flowgrad.datasets.shapes``): *BasicShapes* (squares,
 circles, equilateral triangles, upright, nearly canonical size and position, white on black, no
 noise) and *GeomShapes* (rectangles, ellipses, triangles of any proportion, size, position,
-rotation and grey levels, with pixel noise), three classes. The *curriculum* net is trained on BasicShapes for
-the first part of its updates, then on GeomShapes; the *no curriculum* net is trained on
-GeomShapes only, for the same total number of updates. Both start from the same initialisation
-and are tested on GeomShapes. Several seeds; mean ± std, per-seed table, Wilson intervals and
-McNemar on the pooled predictions, a paired t-test across seeds, and test error vs updates."""
+rotation and grey levels, with pixel noise), three classes. The *curriculum* net is trained on
+BasicShapes for the first part of its updates, then on GeomShapes; the *no curriculum* net is
+trained on GeomShapes only, for the same total number of updates. Both start from the same
+initialisation and are tested on GeomShapes. Several seeds; mean ± std, per-seed table, Wilson
+intervals and McNemar on the pooled predictions, a paired t-test across seeds, and test error vs
+updates."""
 
 from __future__ import annotations
 

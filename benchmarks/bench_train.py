@@ -87,7 +87,7 @@ def _fg_functional():
     pool = getattr(F, "max_pool2d", None) if F is not None else None
     if conv is None or pool is None:
         try:  # the conv ops may live in their own module before nn.functional re-exports them
-            from flowgrad.nn import functional_conv as FC  # noqa: N812
+            from flowgrad.nn.functional import conv as FC  # noqa: N812
 
             conv = conv or getattr(FC, "conv2d", None)
             pool = pool or getattr(FC, "max_pool2d", None)

@@ -1,7 +1,7 @@
 """Tensor: an array plus its place in the flow graph (lecture: "Chain Rule in Flow Graph" —
 node = computation result, arc = computation dependency).
 
-Every differentiable method calls one ``Function`` from ``flowgrad.ops``; ``backward()`` hands
+Every differentiable method calls one ``Op`` from ``flowgrad.ops``; ``backward()`` hands
 the graph to the engine. The API and semantics are PyTorch's.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from . import backend, dtypes
 from .autograd import engine, grad_mode
-from .autograd import function as _function_module
+from .autograd import op as _op_module
 from .errors import DTypeError, GraphError, ShapeError
 from .ops import activation as A
 from .ops import elementwise as E
@@ -135,7 +135,7 @@ class Tensor:
 
     @property
     def grad_fn(self) -> type | None:
-        """The node type (Function subclass) that produced this tensor, or None for a leaf."""
+        """The node type (Op subclass) that produced this tensor, or None for a leaf."""
         return None if self._ctx is None else self._ctx.fn
 
     def retain_grad(self) -> None:
@@ -1137,7 +1137,7 @@ class Tensor:
                                                                    casting="unsafe"))
 
 
-_function_module.Tensor = Tensor
+_op_module.Tensor = Tensor
 
 
 class _HookHandle:

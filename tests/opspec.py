@@ -30,7 +30,7 @@ class OpSpec:
     fd: bool = True                       # run the finite-difference check
     tol32: tuple = (1e-5, 1e-4)           # (atol, rtol) in float32
     tol64: tuple = (1e-10, 1e-7)
-    covers: tuple = ()                    # the flowgrad Function classes it exercises
+    covers: tuple = ()                    # the flowgrad Op classes it exercises
     dtypes: tuple = ("float32", "float64")
     grad_inputs: tuple | None = None      # indices of inputs that require grad (default: all)
     extra: dict = field(default_factory=dict)
@@ -95,7 +95,7 @@ def run(m, spec: OpSpec, dtype: str, seed: int = 0, device=None):
 
 @contextlib.contextmanager
 def assert_covers(spec: OpSpec):
-    """Fail if running the spec did not call the forward of every Function it claims to cover."""
+    """Fail if running the spec did not call the forward of every Op it claims to cover."""
     called = set()
     originals = {}
     for cls in spec.covers:

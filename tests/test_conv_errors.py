@@ -8,7 +8,7 @@ import pytest
 
 import flowgrad as fg
 from flowgrad.errors import DTypeError, ShapeError
-from flowgrad.nn import functional_conv as F
+from flowgrad.nn.functional import conv as F
 from flowgrad.ops import conv as conv_ops
 from flowgrad.ops.conv import Conv2d, ConvTranspose2d
 

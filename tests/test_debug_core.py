@@ -9,7 +9,7 @@ import pytest
 import flowgrad as fg
 import flowgrad.nn.functional as F
 from flowgrad import nn
-from flowgrad.autograd import function as _function
+from flowgrad.autograd import op as _op
 from flowgrad.debug.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from flowgrad.debug.gradcheck import check_model_grads
 from flowgrad.debug.graph import (
@@ -276,7 +276,7 @@ def test_anomaly_names_forward_op_and_module(with_model):
     msg = str(e)
     assert "net.3 (LogLayer) in Wrapper" in msg and "this op created the value" in msg
     assert "test_debug_core.py" in e.where
-    assert not is_anomaly_enabled() and _function._anomaly_mode is False
+    assert not is_anomaly_enabled() and _op._anomaly_mode is False
     assert not any(m._forward_pre_hooks or m._forward_hooks for m in model.modules())
 
 

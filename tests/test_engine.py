@@ -303,7 +303,7 @@ def test_errors_that_teach():
 
 
 def test_mixing_devices_is_a_clear_error(monkeypatch):
-    from flowgrad.autograd.function import Function
+    from flowgrad.autograd.op import Op
 
     class Fake(np.ndarray):
         pass
@@ -311,13 +311,13 @@ def test_mixing_devices_is_a_clear_error(monkeypatch):
     a = fg.ones(2)
     b = fg.Tensor._wrap(np.ones(2).view(Fake), None, False)
 
-    class Op(Function):
+    class Add(Op):
         @staticmethod
         def forward(ctx, x, y):
             return x + y
 
     with pytest.raises(fg.DeviceError, match="move them to one device"):
-        Op.apply(a, b)
+        Add.apply(a, b)
 
 
 def test_custom_function_with_tensor_io():

@@ -1,4 +1,4 @@
-"""Keeps "every op is tested" true: each Function under flowgrad.ops appears in the table."""
+"""Keeps "every op is tested" true: each Op under flowgrad.ops appears in the table."""
 
 from flowgrad.ops import all_ops
 from flowgrad.ops.elementwise import ToDevice

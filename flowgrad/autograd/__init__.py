@@ -4,10 +4,10 @@ the backward engine, grad-mode switches, and gradient checking."""
 from __future__ import annotations
 
 from . import grad_mode
-from .custom import Function
-from .function import Context
+from .function import Function
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck, numerical_grad
+from .op import Context
 
 __all__ = ["Function", "Context", "backward", "grad", "gradcheck", "numerical_grad",
            "GradcheckError", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",

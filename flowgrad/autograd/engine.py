@@ -8,9 +8,9 @@ RNN unrolled over 10,000 steps or a 100,000-op chain needs no recursion.
 from __future__ import annotations
 
 from ..errors import GraphError
-from . import function
+from . import op
 from .broadcast import sum_to
-from .function import _FREED
+from .op import _FREED
 
 
 def _consumer_counts(roots) -> dict:
@@ -52,7 +52,7 @@ def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None 
             ready.append(r)
             counts[id(r)] = -1  # pushed once, even if given twice
     pop = ready.pop
-    anomaly = function._anomaly_mode  # flowgrad.debug.detect_anomaly: check every node's grads
+    anomaly = op._anomaly_mode  # flowgrad.debug.detect_anomaly: check every node's grads
     while ready:
         t = pop()
         g = grads.pop(id(t), None)
@@ -74,7 +74,7 @@ def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None 
         else:
             pgrads = _call_backward(ctx, g, t)
             if anomaly:
-                function._anomaly_checker.backward(ctx, g, pgrads)
+                op._anomaly_checker.backward(ctx, g, pgrads)
         for i, p in enumerate(parents):
             if not needs[i]:
                 continue
@@ -134,7 +134,7 @@ def _accumulate(t, g, handed: set | None = None) -> None:
     """Add ``g`` into ``t.grad``. A new ``.grad`` takes ``g`` itself only when no one else can
     see it (a fresh array not handed to another tensor in this pass); else a copy, so that an
     in-place change of one ``.grad`` (zero_, clipping) never shows up in another."""
-    Tensor = function.Tensor
+    Tensor = op.Tensor
     if t.grad is None:
         flags = g.flags
         if handed is None or id(g) in handed or not flags.owndata \
@@ -148,7 +148,7 @@ def _accumulate(t, g, handed: set | None = None) -> None:
 
 
 def _run_hooks(t, g):
-    Tensor = function.Tensor
+    Tensor = op.Tensor
     for hook in t._hooks.values():
         new = hook(Tensor._wrap(g, None, False))
         if new is not None:

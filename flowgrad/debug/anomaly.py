@@ -2,7 +2,7 @@
 
 A NaN loss says that something went wrong, not where. Under ``detect_anomaly()`` every op's
 forward output and every backward node's gradients are checked as they are computed; the first
-non-finite value raises ``AnomalyError`` naming the op (its ``Function`` class), the pass
+non-finite value raises ``AnomalyError`` naming the op (its ``Op`` class), the pass
 (forward or backward), the shapes, the innermost ``nn.Module`` that was running (qualified name
 such as ``net.2`` and class) and the line of code that called the op::
 
@@ -22,7 +22,7 @@ model for the duration of the block; without a model (or for modules outside it)
 calls on the Python stack are used. It is slow (a full ``isfinite`` per op and a walk of the
 Python stack): use it to find a bug, not to train.
 
-Engine side: ``flowgrad.autograd.function`` tests one global flag per op; the engine reads it
+Engine side: ``flowgrad.autograd.op`` tests one global flag per op; the engine reads it
 once per backward pass.
 """
 
@@ -34,7 +34,7 @@ import sys
 import numpy as np
 
 from .. import backend
-from ..autograd import function as _fn
+from ..autograd import op as _fn
 
 __all__ = ["detect_anomaly", "AnomalyError", "is_anomaly_enabled"]
 
@@ -246,7 +246,7 @@ class detect_anomaly:  # noqa: N801 - PyTorch's name (torch.autograd.detect_anom
             return None, frames[0], frames[-1], where
         return None, None, None, where
 
-    # -- called by Function.apply and the engine --
+    # -- called by Op.apply and the engine --
     def forward(self, cls, ctx, args, out) -> None:
         located = self._locate()
         ctx._anomaly_where = located

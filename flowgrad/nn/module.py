@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from .. import backend, dtypes
-from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
+from ..autograd.op import Op
 from ..errors import DTypeError
 from ..tensor import Tensor
 from .parameter import Parameter
@@ -717,7 +717,7 @@ def _as_array(value, key: str, errors: list):
 
 # --- full backward hooks -------------------------------------------------------------------------
 
-class _GradTap(Function):
+class _GradTap(Op):
     """Identity whose backward hands the gradient to a callback (which may replace it)."""
 
     @staticmethod

@@ -1,6 +1,6 @@
-"""The op library: one Function subclass per primitive, forward and backward on raw arrays.
+"""The op library: one Op subclass per primitive, forward and backward on raw arrays.
 
-Importing this package imports every op module, so ``Function`` subclasses found under
+Importing this package imports every op module, so ``Op`` subclasses found under
 ``flowgrad.ops`` are the complete list of primitives (the test suite's coverage check uses it).
 """
 
@@ -8,17 +8,17 @@ from . import activation, elementwise, indexing, linalg, reduction, shape  # noq
 
 
 def all_ops() -> list:
-    """Every primitive Function class defined under flowgrad.ops."""
+    """Every primitive Op class defined under flowgrad.ops."""
     import importlib
     import pkgutil
 
-    from ..autograd.function import Function
+    from ..autograd.op import Op
 
     found = []
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
         for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, Function) and obj is not Function \
+            if isinstance(obj, type) and issubclass(obj, Op) and obj is not Op \
                     and obj.__module__ == module.__name__:
                 found.append(obj)
     return found

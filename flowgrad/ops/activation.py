@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.op import Op
 
 
-class Relu(Function):
+class Relu(Op):
     @staticmethod
     def forward(ctx, x):
         y = ctx.xp.maximum(x, 0)
@@ -22,7 +22,7 @@ class Relu(Function):
         return grad * (y > 0)
 
 
-class LeakyRelu(Function):
+class LeakyRelu(Op):
     @staticmethod
     def forward(ctx, x, slope):
         ctx.save_for_backward(x)
@@ -35,7 +35,7 @@ class LeakyRelu(Function):
         return ctx.xp.where(x > 0, grad, grad * ctx.slope)
 
 
-class Elu(Function):
+class Elu(Op):
     """ELU (Clevert et al. 2016), scaled as SELU when ``scale`` != 1 (Klambauer et al. 2017)."""
 
     @staticmethod
@@ -59,7 +59,7 @@ def sigmoid(xp, x):
     return xp.where(x >= 0, 1, e) / (1 + e)
 
 
-class Sigmoid(Function):
+class Sigmoid(Op):
     @staticmethod
     def forward(ctx, x):
         y = sigmoid(ctx.xp, x)
@@ -72,7 +72,7 @@ class Sigmoid(Function):
         return grad * y * (1 - y)
 
 
-class Tanh(Function):
+class Tanh(Op):
     @staticmethod
     def forward(ctx, x):
         y = ctx.xp.tanh(x)
@@ -85,7 +85,7 @@ class Tanh(Function):
         return grad * (1 - y * y)
 
 
-class Softplus(Function):
+class Softplus(Op):
     """log(1 + exp(beta x)) / beta, linear above ``threshold`` (PyTorch's definition)."""
 
     @staticmethod
@@ -105,7 +105,7 @@ class Softplus(Function):
         return ctx.xp.where(bx > ctx.threshold, grad, grad * s)
 
 
-class Silu(Function):
+class Silu(Op):
     """x * sigmoid(x) (Hendrycks & Gimpel 2016; Ramachandran et al. 2017)."""
 
     @staticmethod
@@ -120,7 +120,7 @@ class Silu(Function):
         return grad * s * (1 + x * (1 - s))
 
 
-class Gelu(Function):
+class Gelu(Op):
     """GELU (Hendrycks & Gimpel 2016): x Phi(x), exact or with the tanh approximation."""
 
     @staticmethod

@@ -19,7 +19,7 @@ from __future__ import annotations
 import operator
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.op import Op
 from ..errors import DTypeError, ShapeError
 
 # Arguments -------------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def _check_conv(op: str, x, w, b, groups: int, transposed: bool) -> None:
 
 # Convolution ------------------------------------------------------------------------------------
 
-class Conv2d(Function):
+class Conv2d(Op):
     """Cross-correlation of x (N, C, H, W) with w (O, C/groups, kh, kw), plus bias b (O,) or None
     -> (N, O, Ho, Wo); zero padding int, (ph, pw) or ((top, bottom), (left, right)).
 
@@ -307,7 +307,7 @@ def conv_transpose_size(n: int, k: int, s: int, p: int, op: int, d: int) -> int:
     return (n - 1) * s - 2 * p + d * (k - 1) + op + 1
 
 
-class ConvTranspose2d(Function):
+class ConvTranspose2d(Op):
     """Transposed convolution (the adjoint of Conv2d wrt its input): x (N, C_in, H, W) with
     w (C_in, C_out/groups, kh, kw), bias (C_out,) or None -> (N, C_out, Ho, Wo) where
     Ho = (H - 1) stride - 2 padding + dilation (kh - 1) + output_padding + 1.
@@ -454,7 +454,7 @@ def _first_nan_wins(xp, views, arg) -> None:
         arg[m] = k
 
 
-class MaxPool2d(Function):
+class MaxPool2d(Op):
     """Max over kh x kw windows of x (N, C, H, W) -> (N, C, Ho, Wo), padding with -inf.
 
     The first maximum of each window in row-major order wins (as PyTorch) and takes the whole
@@ -508,7 +508,7 @@ class MaxPool2d(Function):
         return gpad[:, :, ph:ph + H, pw:pw + W]
 
 
-class AvgPool2d(Function):
+class AvgPool2d(Op):
     """Mean over kh x kw windows of x (N, C, H, W) -> (N, C, Ho, Wo), with PyTorch's divisors:
     count_include_pad counts the zero padding (not the ceil-mode overhang); divisor_override
     replaces the count."""

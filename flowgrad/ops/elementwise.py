@@ -4,10 +4,10 @@ gradients of the broadcast shape and the engine sums them down (autograd/broadca
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.op import Op
 
 
-class Add(Function):
+class Add(Op):
     @staticmethod
     def forward(ctx, x, y):
         return x + y
@@ -17,7 +17,7 @@ class Add(Function):
         return grad, grad
 
 
-class Sub(Function):
+class Sub(Op):
     @staticmethod
     def forward(ctx, x, y):
         return x - y
@@ -27,7 +27,7 @@ class Sub(Function):
         return grad, (-grad if ctx.needs_input_grad[1] else None)
 
 
-class Mul(Function):
+class Mul(Op):
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
@@ -40,7 +40,7 @@ class Mul(Function):
         return (grad * y if needs[0] else None), (grad * x if needs[1] else None)
 
 
-class Div(Function):
+class Div(Op):
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
@@ -55,7 +55,7 @@ class Div(Function):
         return gx, gy
 
 
-class Remainder(Function):
+class Remainder(Op):
     """x % y with the sign of y (Python's and PyTorch's ``remainder``)."""
 
     @staticmethod
@@ -70,7 +70,7 @@ class Remainder(Function):
         return grad, gy
 
 
-class FloorDivide(Function):
+class FloorDivide(Op):
     """x // y: piecewise constant, so no gradient flows (as in PyTorch)."""
 
     differentiable = False
@@ -80,7 +80,7 @@ class FloorDivide(Function):
         return ctx.xp.floor_divide(x, y)
 
 
-class Neg(Function):
+class Neg(Op):
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -90,7 +90,7 @@ class Neg(Function):
         return -grad
 
 
-class Pow(Function):
+class Pow(Op):
     """x ** y for tensor or scalar base and exponent."""
 
     @staticmethod
@@ -126,7 +126,7 @@ def _log_scalar(x: float) -> float:
     return math.log(x) if x > 0 else float("nan")
 
 
-class Exp(Function):
+class Exp(Op):
     @staticmethod
     def forward(ctx, x):
         y = ctx.xp.exp(x)
@@ -139,7 +139,7 @@ class Exp(Function):
         return grad * y
 
 
-class Expm1(Function):
+class Expm1(Op):
     @staticmethod
     def forward(ctx, x):
         y = ctx.xp.expm1(x)
@@ -152,7 +152,7 @@ class Expm1(Function):
         return grad * (y + 1)
 
 
-class Log(Function):
+class Log(Op):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -164,7 +164,7 @@ class Log(Function):
         return grad / x
 
 
-class Log1p(Function):
+class Log1p(Op):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -176,7 +176,7 @@ class Log1p(Function):
         return grad / (x + 1)
 
 
-class Sqrt(Function):
+class Sqrt(Op):
     @staticmethod
     def forward(ctx, x):
         y = ctx.xp.sqrt(x)
@@ -189,7 +189,7 @@ class Sqrt(Function):
         return grad / (2 * y)
 
 
-class Rsqrt(Function):
+class Rsqrt(Op):
     @staticmethod
     def forward(ctx, x):
         y = 1 / ctx.xp.sqrt(x)
@@ -202,7 +202,7 @@ class Rsqrt(Function):
         return grad * -0.5 * y * y * y
 
 
-class Reciprocal(Function):
+class Reciprocal(Op):
     @staticmethod
     def forward(ctx, x):
         y = 1 / x
@@ -215,7 +215,7 @@ class Reciprocal(Function):
         return -grad * y * y
 
 
-class Sin(Function):
+class Sin(Op):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -227,7 +227,7 @@ class Sin(Function):
         return grad * ctx.xp.cos(x)
 
 
-class Cos(Function):
+class Cos(Op):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -239,7 +239,7 @@ class Cos(Function):
         return -grad * ctx.xp.sin(x)
 
 
-class Abs(Function):
+class Abs(Op):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -251,7 +251,7 @@ class Abs(Function):
         return grad * ctx.xp.sign(x)
 
 
-class Sign(Function):
+class Sign(Op):
     """sign(x); its gradient is zero everywhere it exists (PyTorch returns zeros too)."""
 
     @staticmethod
@@ -263,7 +263,7 @@ class Sign(Function):
         return ctx.xp.zeros_like(grad)
 
 
-class Erf(Function):
+class Erf(Op):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -275,7 +275,7 @@ class Erf(Function):
         return grad * (1.1283791670955126 * ctx.xp.exp(-x * x))
 
 
-class Clamp(Function):
+class Clamp(Op):
     """clamp(x, min, max) with scalar bounds; gradient 1 inside [min, max], 0 outside."""
 
     @staticmethod
@@ -295,7 +295,7 @@ class Clamp(Function):
         return grad * mask
 
 
-class Maximum(Function):
+class Maximum(Op):
     """Elementwise maximum; at ties the gradient is split evenly (as in PyTorch)."""
 
     @staticmethod
@@ -309,7 +309,7 @@ class Maximum(Function):
         return _split_at_ties(ctx, grad, x > y, x == y)
 
 
-class Minimum(Function):
+class Minimum(Op):
     """Elementwise minimum; at ties the gradient is split evenly (as in PyTorch)."""
 
     @staticmethod
@@ -332,7 +332,7 @@ def _split_at_ties(ctx, grad, first_wins, tie):
     return gx, gy
 
 
-class Where(Function):
+class Where(Op):
     """where(condition, x, y): x where condition holds, else y."""
 
     @staticmethod
@@ -350,7 +350,7 @@ class Where(Function):
         return None, gx, gy
 
 
-class Compare(Function):
+class Compare(Op):
     """Comparisons and logical ops; bool output, no gradient."""
 
     differentiable = False
@@ -363,7 +363,7 @@ class Compare(Function):
         return getattr(ctx.xp, Compare._ops[op])(x, y)
 
 
-class LogicalNot(Function):
+class LogicalNot(Op):
     differentiable = False
 
     @staticmethod
@@ -371,7 +371,7 @@ class LogicalNot(Function):
         return ctx.xp.logical_not(x)
 
 
-class Cast(Function):
+class Cast(Op):
     """Change dtype; the gradient is cast back to the input's dtype by the engine."""
 
     @staticmethod
@@ -383,7 +383,7 @@ class Cast(Function):
         return grad
 
 
-class Clone(Function):
+class Clone(Op):
     @staticmethod
     def forward(ctx, x):
         return x.copy()
@@ -393,7 +393,7 @@ class Clone(Function):
         return grad
 
 
-class ToDevice(Function):
+class ToDevice(Op):
     """Move to another device ('cpu', 'cuda[:N]'); the gradient moves back."""
 
     @staticmethod

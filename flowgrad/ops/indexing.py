@@ -4,7 +4,7 @@ embedding lookup. Backward of a lookup is a scatter-add, so repeated indices acc
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.op import Op
 
 
 def _is_basic(index) -> bool:
@@ -15,7 +15,7 @@ def _is_basic(index) -> bool:
     return True
 
 
-class GetItem(Function):
+class GetItem(Op):
     """x[index] for every NumPy/PyTorch index: ints, slices with steps, None, ..., integer arrays
     and boolean masks."""
 
@@ -46,7 +46,7 @@ def _full_index(xp, index, dim):
     return tuple(grids)
 
 
-class Gather(Function):
+class Gather(Op):
     """out[i][j] = x[i][index[i][j]] along ``dim`` (torch.gather; index may be smaller than x
     in the other dims)."""
 
@@ -64,7 +64,7 @@ class Gather(Function):
         return gx, None, None
 
 
-class Scatter(Function):
+class Scatter(Op):
     """out = x with out[..index..] = src along ``dim`` (torch.scatter); src may be a scalar."""
 
     @staticmethod
@@ -88,7 +88,7 @@ class Scatter(Function):
         return gx, None, None, gsrc
 
 
-class ScatterAdd(Function):
+class ScatterAdd(Op):
     """out = x with src added at index along ``dim`` (torch.scatter_add); repeats accumulate."""
 
     @staticmethod
@@ -115,7 +115,7 @@ def _pad_to(xp, g, shape):
     return out
 
 
-class IndexSelect(Function):
+class IndexSelect(Op):
     """x.index_select(dim, index): whole slices picked by a 1-D index (repeats allowed)."""
 
     @staticmethod
@@ -133,7 +133,7 @@ class IndexSelect(Function):
         return xp.moveaxis(rows, 0, ctx.dim), None, None
 
 
-class Embedding(Function):
+class Embedding(Op):
     """weight[index] for an integer tensor of any shape (lecture: "Neural Language Model" —
     the shared word-feature matrix C); rows of ``padding_idx`` get no gradient."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import string
 
-from ..autograd.function import Function
+from ..autograd.op import Op
 from ..errors import ShapeError
 
 
@@ -20,7 +20,7 @@ def check_matmul(x_shape, y_shape, op="matmul"):
                          f"inner dimensions {k1} and {k2} differ")
 
 
-class MatMul(Function):
+class MatMul(Op):
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
@@ -57,7 +57,7 @@ class MatMul(Function):
         return gx, gy
 
 
-class Linear(Function):
+class Linear(Op):
     """y = x W^T + b with W of shape (out, in) (PyTorch's layout), fused into one node."""
 
     @staticmethod
@@ -83,7 +83,7 @@ class Linear(Function):
         return gx, gw, gb
 
 
-class Bilinear(Function):
+class Bilinear(Op):
     """y_k = x1^T A_k x2 + b_k with A of shape (out, in1, in2) (PyTorch's layout)."""
 
     @staticmethod
@@ -143,7 +143,7 @@ def parse_einsum(equation: str, shapes) -> tuple[list[str], str]:
     return out_ins, out
 
 
-class Einsum(Function):
+class Einsum(Op):
     """Einstein summation; each operand's gradient is another einsum of the output's gradient
     with the other operands."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.op import Op
 
 
 def _rows(xp, x, target):
@@ -72,7 +72,7 @@ def _row_grad(xp, grad, reduction, total, m, dtype):
         return (grad.reshape(()) / xp.asarray(total, dtype=dtype)).astype(dtype, copy=False)
 
 
-class CrossEntropy(Function):
+class CrossEntropy(Op):
     """Softmax cross-entropy with class-index targets, ignore_index, class weights and label
     smoothing (Szegedy et al. 2016), fused for stability; input (N, C, d1, ...) or (C,)."""
 
@@ -125,7 +125,7 @@ class CrossEntropy(Function):
             None, None
 
 
-class NLLLoss(Function):
+class NLLLoss(Op):
     """Negative log-likelihood of class indices given log-probabilities, with ignore_index and
     class weights; input (N, C, d1, ...) or (C,)."""
 
@@ -167,7 +167,7 @@ def _elementwise_grad(grad, reduction, n):
     return grad
 
 
-class BCEWithLogits(Function):
+class BCEWithLogits(Op):
     """Binary cross-entropy on logits, -[lw y log s(x) + (1-y) log(1-s(x))] with
     lw = 1 + (pos_weight - 1) y, computed as (1-y) x - lw log s(x) with a stable log-sigmoid;
     every operand broadcasts against the input (pos_weight along the last dim)."""
@@ -214,7 +214,7 @@ class BCEWithLogits(Function):
         return gx, gy, gwt, gpw, None
 
 
-class BinaryCrossEntropy(Function):
+class BinaryCrossEntropy(Op):
     """Binary cross-entropy on probabilities, -w [y log x + (1-y) log(1-x)] with both logs
     clamped at -100 (PyTorch's rule), so x = 0 or 1 gives a finite loss and gradient."""
 
@@ -248,7 +248,7 @@ class BinaryCrossEntropy(Function):
         return gx, gy, gwt, None
 
 
-class MSELoss(Function):
+class MSELoss(Op):
     """Mean (or summed, or elementwise) squared error (x - y)^2 in one node: the negative
     log-likelihood of a unit-variance Gaussian up to constants (lecture: "Gaussian output")."""
 

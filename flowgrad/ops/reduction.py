@@ -3,7 +3,7 @@ log-sum-exp) computed stably."""
 
 from __future__ import annotations
 
-from ..autograd.function import Function
+from ..autograd.op import Op
 
 
 def _expand_back(grad, shape, dims, keepdim):
@@ -31,7 +31,7 @@ def _spread(xp, grad, shape, dims, keepdim, scale=None):
     return xp.broadcast_to(g, shape)
 
 
-class Sum(Function):
+class Sum(Op):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
@@ -44,7 +44,7 @@ class Sum(Function):
         return _spread(ctx.xp, grad, ctx.shape, ctx.dims, ctx.keepdim)
 
 
-class Mean(Function):
+class Mean(Op):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
@@ -61,7 +61,7 @@ class Mean(Function):
                        1.0 / ctx.n if ctx.n else float("nan"))
 
 
-class AMax(Function):
+class AMax(Op):
     """Max over dims; the gradient is shared evenly between tied maxima (PyTorch's amax)."""
 
     @staticmethod
@@ -88,7 +88,7 @@ def _reduced_shape(shape, dims):
     return tuple(s for i, s in enumerate(shape) if i not in dims)
 
 
-class Prod(Function):
+class Prod(Op):
     """Product over one dim (or all); the gradient uses exclusive cumulative products, so it is
     right where inputs are zero."""
 
@@ -122,7 +122,7 @@ def _prod_others(xp, x, dim):
     return xp.moveaxis(left * right, -1, dim)
 
 
-class Cumsum(Function):
+class Cumsum(Op):
     @staticmethod
     def forward(ctx, x, dim):
         ctx.dim = dim
@@ -134,7 +134,7 @@ class Cumsum(Function):
         return xp.flip(xp.cumsum(xp.flip(grad, ctx.dim), axis=ctx.dim), ctx.dim)
 
 
-class LogSumExp(Function):
+class LogSumExp(Op):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         xp = ctx.xp
@@ -152,7 +152,7 @@ class LogSumExp(Function):
         return g * ctx.xp.exp(x - out)
 
 
-class Softmax(Function):
+class Softmax(Op):
     @staticmethod
     def forward(ctx, x, dim):
         xp = ctx.xp
@@ -168,7 +168,7 @@ class Softmax(Function):
         return y * (grad - (grad * y).sum(axis=ctx.dim, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmax(Op):
     @staticmethod
     def forward(ctx, x, dim):
         xp = ctx.xp
@@ -184,7 +184,7 @@ class LogSoftmax(Function):
         return grad - ctx.xp.exp(y) * grad.sum(axis=ctx.dim, keepdims=True)
 
 
-class Norm2(Function):
+class Norm2(Op):
     """Euclidean norm over dims; its subgradient at 0 is 0 (as in PyTorch)."""
 
     @staticmethod

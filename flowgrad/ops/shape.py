@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..autograd.function import Function
+from ..autograd.op import Op
 
 
-class Reshape(Function):
+class Reshape(Op):
     """reshape/view/flatten/unflatten/squeeze/unsqueeze: same data, new shape."""
 
     @staticmethod
@@ -18,7 +18,7 @@ class Reshape(Function):
         return grad.reshape(ctx.shape)
 
 
-class Permute(Function):
+class Permute(Op):
     """permute/transpose/t/T/mT."""
 
     @staticmethod
@@ -34,7 +34,7 @@ class Permute(Function):
         return grad.transpose(inverse)
 
 
-class Expand(Function):
+class Expand(Op):
     """expand/expand_as/broadcast_to: a broadcast view; the engine's sum_to is its backward."""
 
     @staticmethod
@@ -46,7 +46,7 @@ class Expand(Function):
         return grad
 
 
-class Repeat(Function):
+class Repeat(Op):
     """Tile the tensor ``reps`` times along each dim (PyTorch's ``repeat``)."""
 
     @staticmethod
@@ -64,7 +64,7 @@ class Repeat(Function):
         return g.reshape(ctx.shape)
 
 
-class Cat(Function):
+class Cat(Op):
     """Concatenate along ``dim`` (fg.cat); each input gets its slice of the gradient."""
 
     @staticmethod
@@ -87,7 +87,7 @@ def _cumsum(sizes):
     return out
 
 
-class Stack(Function):
+class Stack(Op):
     """Stack along a new ``dim`` (fg.stack)."""
 
     @staticmethod
@@ -101,7 +101,7 @@ class Stack(Function):
         return (None, *(xp.take(grad, i, axis=ctx.dim) for i in range(grad.shape[ctx.dim])))
 
 
-class Flip(Function):
+class Flip(Op):
     @staticmethod
     def forward(ctx, x, dims):
         ctx.dims = dims
@@ -112,7 +112,7 @@ class Flip(Function):
         return ctx.xp.flip(grad, ctx.dims)
 
 
-class Roll(Function):
+class Roll(Op):
     @staticmethod
     def forward(ctx, x, shifts, dims):
         ctx.shifts, ctx.dims = shifts, dims
@@ -124,7 +124,7 @@ class Roll(Function):
         return ctx.xp.roll(grad, shifts, ctx.dims)
 
 
-class Triangle(Function):
+class Triangle(Op):
     """tril/triu: keep the lower/upper triangle of the last two dims."""
 
     @staticmethod
@@ -139,7 +139,7 @@ class Triangle(Function):
         return xp.triu(grad, ctx.diagonal) if ctx.upper else xp.tril(grad, ctx.diagonal)
 
 
-class Pad(Function):
+class Pad(Op):
     """Constant padding; ``widths`` is NumPy's ((before, after), ...) per dim (negative crops)."""
 
     @staticmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ...errors import ShapeError
 from .. import functional as F
-from .. import functional_conv as FC
+from ..functional import conv as FC
 from ..module import Module
 from ._util import empty_param, ntuple, reset_fan_in_uniform, shape_str
 

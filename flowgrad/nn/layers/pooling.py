@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .. import functional_conv as FC
+from ..functional import conv as FC
 from ..module import Module
 from ._util import ntuple
 

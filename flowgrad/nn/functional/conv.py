@@ -7,9 +7,9 @@ run the 2-D ops on an inserted height-1 dimension.
 
 from __future__ import annotations
 
-from ..errors import ShapeError
-from ..ops.conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, pads, pair
-from ..tensor import Tensor
+from ...errors import ShapeError
+from ...ops.conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, pads, pair
+from ...tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
            "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",

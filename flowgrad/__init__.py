@@ -30,10 +30,10 @@ from .dtypes import (
     uint8,
 )
 from .errors import DeviceError, DTypeError, GraphError, ShapeError
-from .functions import *  # noqa: F401,F403
-from .functions import _namespace as _function_namespace
-from .functions import broadcast_tensors, cat, concat, concatenate, einsum, is_tensor, stack
 from .tensor import Tensor, where
+from .tensor_functions import *  # noqa: F401,F403
+from .tensor_functions import _namespace as _function_namespace
+from .tensor_functions import broadcast_tensors, cat, concat, concatenate, einsum, is_tensor, stack
 
 half = float16
 float = float32  # noqa: A001 - PyTorch's aliases

@@ -1,4 +1,5 @@
-"""Module-level forms of tensor operations (fg.exp(x), fg.sum(x, dim), fg.cat, fg.einsum, ...)."""
+"""The fg.<name>(tensor, ...) functions of PyTorch's top-level namespace (fg.exp(x), fg.sum(x, dim),
+fg.cat, fg.stack, fg.einsum, ...): module-level forms of the Tensor methods."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ...functions import cat
 from ...tensor import Tensor
+from ...tensor_functions import cat
 
 __all__ = ["parameters_to_vector", "vector_to_parameters"]
 

@@ -10,8 +10,8 @@ import copy
 import numpy as np
 
 from ... import backend
-from ...functions import stack
 from ...tensor import Tensor, tensor
+from ...tensor_functions import stack
 
 _ERR = ("default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
         "found {}")

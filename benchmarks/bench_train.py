@@ -11,9 +11,8 @@ and reports steps/s, samples/s and the flowgrad/PyTorch throughput ratio.
 
 Workloads: ``mlp`` (784-1024-1024-10 ReLU, batch 128, cross-entropy), ``cnn`` (2 conv3x3 +
 max-pool, 2 linear, batch 64, cross-entropy), ``tiny`` (2-16-16-1 tanh, batch 8, MSE).
-flowgrad's models are written with explicit parameter tensors and ``flowgrad.nn.functional``;
-where a functional op does not exist yet the MLPs fall back to the fused ``Linear`` node and
-tensor methods, and the CNN is skipped. Only this script imports torch, never the library.
+flowgrad's models are written with explicit parameter tensors and ``flowgrad.nn.functional``.
+Only this script imports torch, never the library.
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ if _ROOT not in sys.path:  # run from a checkout without installing flowgrad
     sys.path.insert(0, _ROOT)
 
 import flowgrad as fg  # noqa: E402
-from flowgrad.ops.linalg import Linear  # noqa: E402
+import flowgrad.nn.functional as F  # noqa: E402, N812
 
 try:
     import torch
@@ -57,46 +56,6 @@ LR = 0.01
 REPEATS = 3
 NOISY_CORES = 0.25  # other processes' load (cores) above which a timing is flagged
 SETTLE_S = 0.5  # idle pause before timing a framework (see measure)
-
-
-# --- flowgrad's functional ops, or the fallbacks while nn.functional is being written -------------
-
-def _fg_functional():
-    """The flowgrad ops the models use: ``nn.functional``'s where it has them, else fallbacks.
-
-    Returns a dict of callables and a dict naming where each came from.
-    """
-    try:
-        import flowgrad.nn.functional as F  # noqa: N812
-    except Exception:  # a half-written module must not stop the benchmark
-        F = None
-    ops, source = {}, {}
-
-    def pick(name, fallback):
-        fn = getattr(F, name, None) if F is not None else None
-        if fn is not None:
-            ops[name], source[name] = fn, f"F.{name}"
-        else:
-            ops[name], source[name] = fallback, "fallback"
-
-    pick("linear", lambda x, w, b=None: Linear.apply(x, w, b))
-    # The fallback cross-entropy takes a (B, 1) int64 index; F.cross_entropy a (B,) target.
-    pick("cross_entropy", lambda z, t: -(z.log_softmax(dim=1).gather(1, t).mean()))
-    pick("mse_loss", lambda y, t: ((y - t) ** 2).mean())
-    conv = getattr(F, "conv2d", None) if F is not None else None
-    pool = getattr(F, "max_pool2d", None) if F is not None else None
-    if conv is None or pool is None:
-        try:  # the conv ops may live in their own module before nn.functional re-exports them
-            from flowgrad.nn.functional import conv as FC  # noqa: N812
-
-            conv = conv or getattr(FC, "conv2d", None)
-            pool = pool or getattr(FC, "max_pool2d", None)
-        except Exception:  # a broken module: no CNN
-            pass
-    if conv is not None and pool is not None:
-        ops["conv2d"], ops["max_pool2d"] = conv, pool
-        source["conv2d"], source["max_pool2d"] = "F.conv2d", "F.max_pool2d"
-    return ops, source
 
 
 def _fg_param(a: np.ndarray):
@@ -139,10 +98,8 @@ class Workload:
     batch: int
     target: float  # flowgrad/PyTorch throughput ratio to reach
     make: Callable  # rng -> (inputs, targets, [param arrays])
-    build_fg: Callable  # (ops, source, x, t, arrays) -> step() returning the loss tensor
+    build_fg: Callable  # (x, t, arrays) -> step() returning the loss tensor
     build_torch: Callable  # (x, t, arrays) -> step() returning the loss tensor
-    uses: tuple = ()  # the flowgrad functional ops the model calls
-    needs: tuple = ()  # those without which the workload is skipped (no fallback)
 
 
 def _make_mlp(rng):
@@ -151,16 +108,9 @@ def _make_mlp(rng):
     return x, t, _linear_params(rng, [784, 1024, 1024, 10])
 
 
-def _fg_classifier_target(source, t):
-    """(B,) labels for F.cross_entropy, (B, 1) for the gather fallback."""
-    if source["cross_entropy"] == "fallback":
-        return fg.tensor(t.reshape(-1, 1))
-    return fg.tensor(t)
-
-
-def _fg_mlp(ops, source, x, t, arrays):
-    linear, ce = ops["linear"], ops["cross_entropy"]
-    xt, tt = fg.tensor(x), _fg_classifier_target(source, t)
+def _fg_mlp(x, t, arrays):
+    linear, ce = F.linear, F.cross_entropy
+    xt, tt = fg.tensor(x), fg.tensor(t)
     params = [_fg_param(a) for a in arrays]
     w1, b1, w2, b2, w3, b3 = params
 
@@ -202,10 +152,9 @@ def _make_cnn(rng):
     return x, t, params
 
 
-def _fg_cnn(ops, source, x, t, arrays):
-    linear, ce = ops["linear"], ops["cross_entropy"]
-    conv2d, max_pool2d = ops["conv2d"], ops["max_pool2d"]
-    xt, tt = fg.tensor(x), _fg_classifier_target(source, t)
+def _fg_cnn(x, t, arrays):
+    linear, ce, conv2d, max_pool2d = F.linear, F.cross_entropy, F.conv2d, F.max_pool2d
+    xt, tt = fg.tensor(x), fg.tensor(t)
     params = [_fg_param(a) for a in arrays]
     c1, cb1, c2, cb2, w1, b1, w2, b2 = params
     n = x.shape[0]
@@ -248,8 +197,8 @@ def _make_tiny(rng):
     return x, t, _linear_params(rng, [2, 16, 16, 1])
 
 
-def _fg_tiny(ops, source, x, t, arrays):
-    linear, mse = ops["linear"], ops["mse_loss"]
+def _fg_tiny(x, t, arrays):
+    linear, mse = F.linear, F.mse_loss
     xt, tt = fg.tensor(x), fg.tensor(t)
     params = [_fg_param(a) for a in arrays]
     w1, b1, w2, b2, w3, b3 = params
@@ -285,14 +234,12 @@ def _torch_tiny(x, t, arrays):
 
 WORKLOADS = {
     "mlp": Workload("mlp", "MLP 784-1024-1024-10 ReLU, batch 128, cross-entropy, SGD lr 0.01",
-                    128, 1.0, _make_mlp, _fg_mlp, _torch_mlp, uses=("linear", "cross_entropy")),
+                    128, 1.0, _make_mlp, _fg_mlp, _torch_mlp),
     "cnn": Workload("cnn", "CNN 1x28x28: conv3x3 32 > ReLU > maxpool2 > conv3x3 64 > ReLU > "
                     "maxpool2 > linear 3136-128 > ReLU > linear 128-10, batch 64, cross-entropy, "
-                    "SGD lr 0.01", 64, 0.6, _make_cnn, _fg_cnn, _torch_cnn,
-                    uses=("conv2d", "max_pool2d", "linear", "cross_entropy"),
-                    needs=("conv2d", "max_pool2d")),
+                    "SGD lr 0.01", 64, 0.6, _make_cnn, _fg_cnn, _torch_cnn),
     "tiny": Workload("tiny", "tiny MLP 2-16-16-1 tanh, batch 8, MSE, SGD lr 0.01",
-                     8, 0.6, _make_tiny, _fg_tiny, _torch_tiny, uses=("linear", "mse_loss")),
+                     8, 0.6, _make_tiny, _fg_tiny, _torch_tiny),
 }
 
 
@@ -392,19 +339,13 @@ def _check_losses(fg_step, torch_step) -> bool:
     return ok
 
 
-def run_workload(w: Workload, ops, source, seconds: float, warmup: float,
-                 repeats: int) -> dict | None:
+def run_workload(w: Workload, seconds: float, warmup: float, repeats: int) -> dict | None:
     print(f"\n[{w.name}] {w.desc}")
-    missing = [op for op in w.needs if op not in ops]
-    if missing:
-        print(f"  skipped: F.{missing[0]} not available")
-        return None
-    print(f"  flowgrad ops: {_describe_ops(w, source)}")
     x, t, arrays = w.make(np.random.default_rng(0))
     try:
-        fg_step = w.build_fg(ops, source, x, t, arrays)
+        fg_step = w.build_fg(x, t, arrays)
         fg_step()  # one step to see that it builds; rebuilt below from the initial weights
-        fg_step = w.build_fg(ops, source, x, t, arrays)
+        fg_step = w.build_fg(x, t, arrays)
     except Exception as e:  # report it and go on with the other workloads
         print(f"  skipped: flowgrad step failed: {type(e).__name__}: {e}")
         return None
@@ -433,23 +374,15 @@ def run_workload(w: Workload, ops, source, seconds: float, warmup: float,
     return result
 
 
-def _describe_ops(w: Workload, source: dict) -> str:
-    return ", ".join(f"{op}: {source[op]}" for op in w.uses)
-
-
 def _fmt_time(sec: float) -> str:
     return f"{sec * 1e3:.2f} ms" if sec >= 1e-3 else f"{sec * 1e6:.1f} µs"
 
 
 # --- profile -------------------------------------------------------------------------------------
 
-def profile_workload(w: Workload, ops, source, seconds: float, warmup: float, top: int = 25):
-    missing = [op for op in w.needs if op not in ops]
-    if missing:
-        print(f"\n[{w.name}] skipped: F.{missing[0]} not available")
-        return
+def profile_workload(w: Workload, seconds: float, warmup: float, top: int = 25):
     x, t, arrays = w.make(np.random.default_rng(0))
-    step = w.build_fg(ops, source, x, t, arrays)
+    step = w.build_fg(x, t, arrays)
     _, _, sec, _ = measure(step, min(seconds, 1.5), warmup)
     steps = max(10, int(seconds / sec))
     prof = cProfile.Profile()
@@ -461,7 +394,6 @@ def profile_workload(w: Workload, ops, source, seconds: float, warmup: float, to
     total = stats.total_tt
     print(f"\n[{w.name}] cProfile of {steps} flowgrad steps: {_fmt_time(sec)}/step unprofiled, "
           f"{_fmt_time(total / steps)}/step profiled (the profiler inflates per-call costs)")
-    print(f"  flowgrad ops: {_describe_ops(w, source)}")
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
     print(f"  {'calls/step':>10s} {'tottime/step':>13s} {'%':>5s} {'cumtime/step':>13s} "
           f"{'per call':>9s}  function")
@@ -554,10 +486,9 @@ def main(argv=None) -> int:
     if torch is not None:
         torch.set_num_threads(THREADS)
     describe_machine()
-    ops, source = _fg_functional()
 
     if args.profile:
-        profile_workload(WORKLOADS[args.profile], ops, source, 2 * seconds / 3, warmup)
+        profile_workload(WORKLOADS[args.profile], 2 * seconds / 3, warmup)
         return 0
 
     names = list(WORKLOADS) if not args.only else [s.strip() for s in args.only.split(",")]
@@ -566,7 +497,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")
     results = []
     for name in names:
-        r = run_workload(WORKLOADS[name], ops, source, seconds, warmup, args.repeats)
+        r = run_workload(WORKLOADS[name], seconds, warmup, args.repeats)
         if r is not None:
             results.append(r)
 

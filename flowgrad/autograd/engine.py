@@ -40,63 +40,85 @@ def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None 
     Leaves accumulate into ``.grad``; with ``capture`` (id(tensor) -> None) the summed gradients
     of those tensors are stored in ``capture`` instead and no ``.grad`` is touched.
     """
-    counts = _consumer_counts(roots)
-    grads: dict = {}
+    counts = _consumer_counts(roots)  # pass 1: how many successors each node has in this graph
+    grads = _seed(roots, seeds)  # id(tensor) -> dz/dtensor, summed over the paths seen so far
     handed = set(map(id, seeds))  # arrays already owned elsewhere: a leaf must copy them
-    ready = []
-    for r, s in zip(roots, seeds):
-        k = id(r)
-        grads[k] = grads[k] + s if k in grads else s
-    for r in roots:
-        if counts.get(id(r), 0) == 0:
-            ready.append(r)
-            counts[id(r)] = -1  # pushed once, even if given twice
-    pop = ready.pop
-    anomaly = op._anomaly_mode  # flowgrad.debug.detect_anomaly: check every node's grads
+    ready = _ready_roots(roots, counts)
+    # Pass 2: a node is ready once all its successors have sent their gradient (reverse
+    # topological order, Kahn's algorithm); its gradient is then complete.
     while ready:
-        t = pop()
-        g = grads.pop(id(t), None)
-        if g is not None and t._hooks is not None:
-            g = _run_hooks(t, g)
+        t = ready.pop()
+        g = _complete_gradient(t, grads, capture)
         ctx = t._ctx
-        if capture is not None and id(t) in capture:
-            capture[id(t)] = g
         if ctx is None:  # a leaf: the flow stops here
             if capture is None and g is not None:
                 _accumulate(t, g, handed)
             continue
         if g is not None and t._retains_grad and capture is None:
             _accumulate(t, g, handed)
-        parents = ctx.parents
-        needs = ctx.needs_input_grad
-        if g is None:  # no gradient reached this node: only release its parents
-            pgrads = ()
-        else:
-            pgrads = _call_backward(ctx, g, t)
-            if anomaly:
-                op._anomaly_checker.backward(ctx, g, pgrads)
-        for i, p in enumerate(parents):
-            if not needs[i]:
-                continue
-            k = id(p)
-            gp = pgrads[i] if i < len(pgrads) else None
-            if gp is not None:
-                if gp.shape != p.data.shape:
-                    gp = sum_to(gp, p.data.shape, ctx.fn.__name__)
-                if gp.dtype != p.data.dtype:
-                    gp = gp.astype(p.data.dtype)
-                old = grads.get(k)
-                grads[k] = gp if old is None else old + gp
-            c = counts[k] - 1
-            counts[k] = c
-            if c == 0:
-                ready.append(p)
-        if not retain_graph:  # free the graph: saved arrays, and the edges that keep inputs alive
-            ctx.saved = _FREED
-            ctx.parents = None
+        input_grads = () if g is None else _call_backward(ctx, g)
+        _send_to_inputs(ctx, input_grads, grads, counts, ready)
+        if not retain_graph:
+            _free(ctx)
 
 
-def _call_backward(ctx, g, t) -> tuple:
+def _seed(roots, seeds) -> dict:
+    grads: dict = {}
+    for r, s in zip(roots, seeds):
+        k = id(r)
+        grads[k] = grads[k] + s if k in grads else s
+    return grads
+
+
+def _ready_roots(roots, counts: dict) -> list:
+    """The roots no other root depends on; each is pushed once, even if given twice."""
+    ready = []
+    for r in roots:
+        if counts.get(id(r), 0) == 0:
+            ready.append(r)
+            counts[id(r)] = -1
+    return ready
+
+
+def _complete_gradient(t, grads: dict, capture: dict | None):
+    """dz/dt, now that every successor has contributed: run t's hooks, and capture it if asked."""
+    g = grads.pop(id(t), None)
+    if g is not None and t._hooks is not None:
+        g = _run_hooks(t, g)
+    if capture is not None and id(t) in capture:
+        capture[id(t)] = g
+    return g
+
+
+def _send_to_inputs(ctx, input_grads: tuple, grads: dict, counts: dict, ready: list) -> None:
+    """Sum each input's gradient into what its other successors sent (the multiple-paths chain
+    rule), undoing broadcasting on the edge; an input whose successors are all done is ready."""
+    needs = ctx.needs_input_grad
+    for i, p in enumerate(ctx.parents):
+        if not needs[i]:
+            continue
+        k = id(p)
+        gp = input_grads[i] if i < len(input_grads) else None
+        if gp is not None:
+            if gp.shape != p.data.shape:
+                gp = sum_to(gp, p.data.shape, ctx.fn.__name__)
+            if gp.dtype != p.data.dtype:
+                gp = gp.astype(p.data.dtype)
+            old = grads.get(k)
+            grads[k] = gp if old is None else old + gp
+        c = counts[k] - 1
+        counts[k] = c
+        if c == 0:
+            ready.append(p)
+
+
+def _free(ctx) -> None:
+    """Free the node: its saved arrays, and the edges that keep its inputs alive."""
+    ctx.saved = _FREED
+    ctx.parents = None
+
+
+def _call_backward(ctx, g) -> tuple:
     saved = ctx.saved
     if saved is _FREED or ctx.parents is None:
         raise GraphError(
@@ -111,6 +133,8 @@ def _call_backward(ctx, g, t) -> tuple:
     if len(out) > len(ctx.parents):
         raise GraphError(f"{ctx.fn.__name__}.backward returned {len(out)} gradients for "
                          f"{len(ctx.parents)} inputs")
+    if op._anomaly_mode:  # flowgrad.debug.detect_anomaly: check every node's gradients
+        op._anomaly_checker.backward(ctx, g, out)
     return out
 
 

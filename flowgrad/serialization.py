@@ -279,7 +279,7 @@ def _placer(map_location):
                  for k, v in map_location.items()}
         return lambda arr, device: to(arr, table.get(backend.normalize_device(device), device))
     target = backend.normalize_device(getattr(map_location, "type", map_location))
-    return lambda arr, device: to(arr, target)
+    return lambda arr, _device: to(arr, target)
 
 
 def _read_safetensors(path: str) -> tuple[dict, dict | None]:

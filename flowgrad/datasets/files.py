@@ -120,7 +120,7 @@ def _download(url: str, dest: Path, timeout: float = TIMEOUT_S) -> None:
         shutil.copyfileobj(r, f, 1 << 20)
 
 
-def _fetch(name: str, file: str, folder: Path, expected: str | None, urls: list[str]) -> list:
+def _fetch(file: str, folder: Path, expected: str | None, urls: list[str]) -> list:
     """Download one file into ``folder`` from the first mirror that works; the errors met."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -166,7 +166,7 @@ def locate(name: str, files, *, root=None, download: bool = True, checksums=None
             if (dest / f).is_file():
                 verify(dest / f, checksums.get(f))
                 continue
-            errors += _fetch(name, f, dest, checksums.get(f), urls)
+            errors += _fetch(f, dest, checksums.get(f), urls)
             if errors:
                 break
         if not errors:

@@ -610,12 +610,12 @@ class ReduceLROnPlateau(LRScheduler):
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0
         if self.num_bad_epochs > self.patience:
-            self._reduce_lr(epoch)
+            self._reduce_lr()
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
         self._last_lr = _group_values(self.optimizer, "lr")
 
-    def _reduce_lr(self, epoch) -> None:
+    def _reduce_lr(self) -> None:
         if len(self.optimizer.param_groups) != len(self.min_lrs):
             if self.default_min_lr is None:
                 raise RuntimeError(
@@ -789,7 +789,7 @@ class CyclicLR(LRScheduler):
         self._init_scale_fn()
 
 
-def _unit_scale(x) -> float:
+def _unit_scale(_x) -> float:
     return 1.0
 
 

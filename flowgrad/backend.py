@@ -145,4 +145,5 @@ def erf(xp, x):
         return cps.erf(x)
     if _special is not None:
         return _special.erf(x)
-    return _erf_scalar(x).astype(x.dtype)
+    # np.asarray: a ufunc from frompyfunc returns a bare Python float for a 0-d input
+    return np.asarray(_erf_scalar(x), dtype=x.dtype)

@@ -6,8 +6,10 @@ class ShapeError(ValueError):
     """Operands whose shapes do not fit the operation."""
 
 
-class DTypeError(TypeError):
-    """Operands whose dtypes do not fit the operation."""
+class DTypeError(TypeError, RuntimeError):
+    """Operands whose dtypes do not fit the operation. A TypeError, and a RuntimeError like the
+    errors PyTorch raises for the same cases (mixed dtypes in matmul, integer softmax), so code
+    written against either catches it."""
 
 
 class DeviceError(RuntimeError):

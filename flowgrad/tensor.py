@@ -8,6 +8,7 @@ the graph to the engine. The API and semantics are PyTorch's.
 from __future__ import annotations
 
 import builtins
+import itertools
 from collections import namedtuple
 from collections.abc import Iterator
 from typing import Any
@@ -36,8 +37,10 @@ def _dims(dim, ndim: int, op: str):
     if isinstance(dim, (list, tuple)):
         if len(dim) == 0:
             return None
-        return tuple(sorted(_dim(d, ndim, op) for d in dim))
-    return (_dim(dim, ndim, op),)
+        dims = tuple(sorted(_dim(d, ndim, op) for d in dim))
+    else:
+        dims = (_dim(dim, ndim, op),)
+    return None if ndim == 0 else dims  # a 0-d tensor's dim 0 (or -1) is the whole tensor
 
 
 def _dim(d: int, ndim: int, op: str) -> int:
@@ -52,6 +55,28 @@ def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
     return tuple(shape)
+
+
+def _sizes(shape, op: str) -> tuple:
+    """The sizes of reshape/view, checked as PyTorch checks them: ints (or integer scalars),
+    each >= 0 except one -1 to infer."""
+    shape = _shape_arg(shape)
+    infer = 0
+    for i, s in enumerate(shape):
+        if type(s) is not int:
+            if isinstance(s, (bool, np.bool_, float, np.floating)) or not hasattr(s, "__index__"):
+                raise TypeError(f"{op}: sizes must be ints, got {type(s).__name__} {s!r} at "
+                                f"position {i} of {shape}")
+            shape = shape[:i] + (s.__index__(),) + shape[i + 1:]
+            s = shape[i]
+        if s < 0:
+            if s != -1:
+                raise ShapeError(f"{op}: invalid size {s} at position {i} of {shape}: sizes "
+                                 "must be >= 0, or -1 for the one size to infer")
+            infer += 1
+    if infer > 1:
+        raise ShapeError(f"{op}: only one size can be inferred (-1), got {shape}")
+    return shape
 
 
 def _index_arg(index):
@@ -155,9 +180,9 @@ class Tensor:
                              "require grad")
         if self._hooks is None:
             self._hooks = {}
-        key = builtins.max(self._hooks, default=-1) + 1
-        self._hooks[key] = hook
-        return _HookHandle(self._hooks, key)
+        handle = _HookHandle(self._hooks)
+        self._hooks[handle.id] = hook
+        return handle
 
     def backward(self, gradient=None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs=None) -> None:
@@ -250,8 +275,25 @@ class Tensor:
         return backend.to_numpy(self.data)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        arr = backend.to_numpy(self.data)
-        return arr if dtype is None else arr.astype(dtype)
+        """NumPy's array protocol, as PyTorch: a tensor that requires grad refuses (like
+        ``numpy()``); ``np.asarray(t)`` shares memory with a CPU tensor, ``np.array(t)`` (NumPy
+        2 passes ``copy=True``) copies. ``copy=False`` shares memory or raises ValueError when a
+        copy cannot be avoided (a dtype change, a GPU tensor); PyTorch raises that ValueError
+        for every ``copy=False`` only because its ``__array__`` lacks the keyword."""
+        if self._requires_grad:
+            raise GraphError("__array__: can't convert a tensor that requires grad to a NumPy "
+                             "array (np.array/np.asarray call numpy()); use "
+                             "tensor.detach().numpy()")
+        arr = self.data
+        on_host = isinstance(arr, np.ndarray)
+        if copy is False and (not on_host or (dtype is not None and np.dtype(dtype) != arr.dtype)):
+            raise ValueError(f"__array__: unable to avoid a copy of a tensor on {self.device} "
+                             f"with dtype {arr.dtype} (requested dtype {dtype}, copy=False); use "
+                             "np.asarray(t) to allow a copy")
+        arr = backend.to_numpy(arr)
+        if dtype is not None and np.dtype(dtype) != arr.dtype:
+            return arr.astype(dtype)  # a new array already
+        return arr.copy() if copy and on_host else arr
 
     def clone(self) -> Tensor:
         return E.Clone.apply(self)
@@ -396,10 +438,12 @@ class Tensor:
         return E.Add.apply(b, a)
 
     def __sub__(self, other) -> Tensor:
+        _no_bool_sub(self, other)
         a, b = _operands(self, other, "sub")
         return E.Sub.apply(a, b)
 
     def __rsub__(self, other) -> Tensor:
+        _no_bool_sub(self, other)
         a, b = _operands(self, other, "sub")
         return E.Sub.apply(b, a)
 
@@ -651,13 +695,16 @@ class Tensor:
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
         if isinstance(min, Tensor) or isinstance(max, Tensor):
-            out = self
-            if min is not None:
-                out = where(out < min, min, out)
-            if max is not None:
-                out = where(out > max, max, out)
-            return out
+            x, lo, hi = self, min, max
+            for b in (min, max):  # one result dtype for all three, by the binary-op rule
+                if b is not None:
+                    x = _operands(x, b, "clamp")[0]
+            lo = None if min is None else _operands(x, min, "clamp")[1]
+            hi = None if max is None else _operands(x, max, "clamp")[1]
+            return E.ClampTensor.apply(x, lo, hi)
         if self.dtype.kind != "f":
+            if isinstance(min, float) or isinstance(max, float):  # int with float bound: float
+                return E.Clamp.apply(self.type(dtypes.get_default_dtype()), min, max)
             return Tensor._wrap(self.xp.clip(self.data, min, max), None, False)
         return E.Clamp.apply(self, min, max)
 
@@ -698,7 +745,7 @@ class Tensor:
     # --- reductions -------------------------------------------------------------------------------
     def sum(self, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
         x = self if dtype is None else self.type(dtype)
-        if x.dtype.kind == "b":
+        if x.dtype.kind != "f" and x.dtype != dtypes.int64:  # PyTorch sums integers in int64
             x = x.long()
         return R.Sum.apply(x, _dims(dim, self.ndim, "sum"), keepdim)
 
@@ -723,10 +770,13 @@ class Tensor:
     def _extreme(self, dim, keepdim, minimum):
         name = "min" if minimum else "max"
         if dim is None:
-            return R.AMax.apply(self, None, False, minimum)
+            return R.AMax.apply(self, None, False, minimum, True)
         if isinstance(dim, Tensor):
             return self.minimum(dim) if minimum else self.maximum(dim)
         d = _dim(dim, self.ndim, name)
+        if self.ndim == 0:  # dim 0 of a 0-d tensor is the tensor itself (PyTorch's rule)
+            return values_indices(E.Clone.apply(self),
+                                  Tensor._wrap(self.xp.zeros((), dtype=np.int64), None, False))
         if self.shape and self.shape[d] == 0:
             raise ShapeError(f"{name}: cannot reduce over an empty dimension {d} of {self.shape}")
         idx = (self.xp.argmin if minimum else self.xp.argmax)(self.data, axis=d, keepdims=True)
@@ -786,7 +836,7 @@ class Tensor:
 
     # --- shape ------------------------------------------------------------------------------------
     def reshape(self, *shape) -> Tensor:
-        shape = _shape_arg(shape)
+        shape = _sizes(shape, "reshape")
         if self.data.shape == shape:
             return self
         try:
@@ -796,9 +846,10 @@ class Tensor:
                              f"{tuple(self.shape)} ({self.numel()} elements)") from None
 
     def view(self, *shape) -> Tensor:
-        if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)):
+        if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, float)) \
+                and not hasattr(shape[0], "__index__"):
             return self.type(shape[0])
-        return self.reshape(*shape)
+        return self.reshape(_sizes(shape, "view"))
 
     def view_as(self, other) -> Tensor:
         return self.reshape(other.shape)
@@ -1141,11 +1192,28 @@ _op_module.Tensor = Tensor
 
 
 class _HookHandle:
-    def __init__(self, hooks: dict, key: int) -> None:
-        self.hooks, self.key = hooks, key
+    """Returned by ``register_hook``; ``remove()`` unregisters the hook. Ids come from one
+    process-wide counter (as PyTorch's RemovableHandle), never reused, so removing a stale
+    handle twice cannot remove a hook registered after it."""
+
+    _next_id = itertools.count()
+
+    def __init__(self, hooks: dict) -> None:
+        self.hooks = hooks
+        self.id = next(_HookHandle._next_id)
+
+    @property
+    def key(self) -> int:
+        return self.id
 
     def remove(self) -> None:
-        self.hooks.pop(self.key, None)
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self) -> _HookHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
 
 
 def _check_inplace(t: Tensor, name: str, other=None) -> None:
@@ -1163,6 +1231,12 @@ def _check_index_range(op: str, idx, n: int) -> None:
     if idx.size and (int(idx.max()) >= n or int(idx.min()) < -n):
         bad = int(idx.max()) if int(idx.max()) >= n else int(idx.min())
         raise IndexError(f"{op}: index {bad} is out of bounds for dimension of size {n}")
+
+
+def _no_bool_sub(t: Tensor, other) -> None:
+    if t.data.dtype.kind == "b" or (isinstance(other, Tensor) and other.data.dtype.kind == "b"):
+        raise DTypeError("sub: subtraction with a bool tensor is not supported (as in PyTorch); "
+                         "to invert a mask use ~ or .logical_not(), else convert with .float()")
 
 
 def _raw(x):
@@ -1306,9 +1380,9 @@ def where(condition, input=None, other=None):  # noqa: A002
     if isinstance(input, Tensor) and isinstance(other, Tensor) and input.dtype != other.dtype:
         input, other = _operands(input, other, "where")
     elif isinstance(input, Tensor) and not isinstance(other, Tensor):
-        other = _operands(input, other, "where")[1]
+        input, other = _operands(input, other, "where")
     elif isinstance(other, Tensor) and not isinstance(input, Tensor):
-        input = _operands(other, input, "where")[1]
+        other, input = _operands(other, input, "where")
     elif not isinstance(input, Tensor) and not isinstance(other, Tensor):
         input = as_tensor(input)
     return E.Where.apply(cond.data, input, other)

@@ -42,12 +42,30 @@ _namespace = {n: _make(n) for n in _METHODS if hasattr(Tensor, n)}
 globals().update(_namespace)
 
 
+def _sequence(tensors, op: str) -> list:
+    """The tensors of cat/stack: a list or tuple of Tensors, as PyTorch demands (a single
+    Tensor would be iterated over its first dim, which is never what was meant)."""
+    if not isinstance(tensors, (list, tuple)):
+        what = "a Tensor" if isinstance(tensors, Tensor) else type(tensors).__name__
+        hint = f"; wrap it in a list: fg.{op}([x], ...)" if isinstance(tensors, Tensor) else ""
+        raise TypeError(f"{op}: expected a list or tuple of tensors, got {what}{hint}")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: expected a Tensor as element {i}, got "
+                            f"{type(t).__name__}; convert it with fg.tensor()")
+    if not tensors:
+        raise ShapeError(f"{op}: expected a non-empty sequence of tensors")
+    return list(tensors)
+
+
 def cat(tensors, dim: int = 0) -> Tensor:
     """Concatenate along an existing dim."""
-    tensors = [t if isinstance(t, Tensor) else as_tensor(t) for t in tensors]
-    if not tensors:
-        raise ShapeError("cat: expected a non-empty sequence of tensors")
+    tensors = _sequence(tensors, "cat")
     tensors = _common(tensors, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ShapeError(f"cat: zero-dimensional tensor (at position {i}) cannot be "
+                             "concatenated; use fg.stack, or reshape it to (1,)")
     ref = tensors[0]
     d = _dim(dim, ref.ndim, "cat")
     for i, t in enumerate(tensors):
@@ -63,10 +81,7 @@ concat = concatenate = cat
 
 def stack(tensors, dim: int = 0) -> Tensor:
     """Stack along a new dim."""
-    tensors = [t if isinstance(t, Tensor) else as_tensor(t) for t in tensors]
-    if not tensors:
-        raise ShapeError("stack: expected a non-empty sequence of tensors")
-    tensors = _common(tensors, "stack")
+    tensors = _common(_sequence(tensors, "stack"), "stack")
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
             raise ShapeError(f"stack: tensor {i} has shape {tuple(t.shape)} but tensor 0 has "
@@ -86,7 +101,8 @@ def einsum(equation: str, *operands) -> Tensor:
     """Einstein summation, e.g. fg.einsum("bij,bjk->bik", a, b)."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
-    operands = _common([o if isinstance(o, Tensor) else as_tensor(o) for o in operands], "einsum")
+    # no promotion: PyTorch refuses mixed dtypes here (the Einsum op's dtype rule says so)
+    operands = [o if isinstance(o, Tensor) else as_tensor(o) for o in operands]
     return L.Einsum.apply(equation, *operands)
 
 

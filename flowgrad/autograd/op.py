@@ -26,7 +26,7 @@ import weakref
 
 import numpy as np
 
-from .. import backend
+from .. import backend, dtypes
 from ..errors import DeviceError, GraphError, ShapeError
 from . import grad_mode
 
@@ -79,6 +79,10 @@ class Op:
 
     # Output of ops that are not differentiable at all (comparisons, argmax) never requires grad.
     differentiable = True
+    # How the op treats its operands' dtypes (flowgrad.dtypes.FLOAT, FLOATING, SAME,
+    # FLOATING_SAME), checked in ``apply`` by ``dtypes.apply_rule``: the one place for the rule
+    # "integer input to a floating op gives the default dtype" and for PyTorch's refusals.
+    dtype_rule = None
 
     @classmethod
     def apply(cls, *args):
@@ -101,6 +105,8 @@ class Op:
             else:
                 raw.append(a)
                 needs.append(False)
+        if cls.dtype_rule is not None:
+            raw = dtypes.apply_rule(cls, cls.dtype_rule, raw)
         ctx = Context()
         ctx.fn = cls
         ctx.saved = ()

@@ -7,9 +7,12 @@ import math
 
 from .. import backend
 from ..autograd.op import Op
+from ..dtypes import FLOAT, FLOATING, NUMBER
 
 
 class Relu(Op):
+    dtype_rule = NUMBER
+
     @staticmethod
     def forward(ctx, x):
         y = ctx.xp.maximum(x, 0)
@@ -23,6 +26,8 @@ class Relu(Op):
 
 
 class LeakyRelu(Op):
+    dtype_rule = FLOATING
+
     @staticmethod
     def forward(ctx, x, slope):
         ctx.save_for_backward(x)
@@ -37,6 +42,8 @@ class LeakyRelu(Op):
 
 class Elu(Op):
     """ELU (Clevert et al. 2016), scaled as SELU when ``scale`` != 1 (Klambauer et al. 2017)."""
+
+    dtype_rule = FLOATING
 
     @staticmethod
     def forward(ctx, x, alpha, scale):
@@ -60,6 +67,8 @@ def sigmoid(xp, x):
 
 
 class Sigmoid(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         y = sigmoid(ctx.xp, x)
@@ -73,6 +82,8 @@ class Sigmoid(Op):
 
 
 class Tanh(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         y = ctx.xp.tanh(x)
@@ -87,6 +98,8 @@ class Tanh(Op):
 
 class Softplus(Op):
     """log(1 + exp(beta x)) / beta, linear above ``threshold`` (PyTorch's definition)."""
+
+    dtype_rule = FLOATING
 
     @staticmethod
     def forward(ctx, x, beta, threshold):
@@ -108,6 +121,8 @@ class Softplus(Op):
 class Silu(Op):
     """x * sigmoid(x) (Hendrycks & Gimpel 2016; Ramachandran et al. 2017)."""
 
+    dtype_rule = FLOATING
+
     @staticmethod
     def forward(ctx, x):
         s = sigmoid(ctx.xp, x)
@@ -123,28 +138,32 @@ class Silu(Op):
 class Gelu(Op):
     """GELU (Hendrycks & Gimpel 2016): x Phi(x), exact or with the tanh approximation."""
 
+    dtype_rule = FLOATING
+
     @staticmethod
     def forward(ctx, x, approximate):
         xp = ctx.xp
-        ctx.save_for_backward(x)
         ctx.approximate = approximate
         if approximate == "tanh":
             k = math.sqrt(2 / math.pi)
             t = xp.tanh(k * (x + 0.044715 * x * x * x))
-            ctx.t = t
+            ctx.save_for_backward(x, t)
             return 0.5 * x * (1 + t)
         cdf = 0.5 * (1 + backend.erf(xp, x * (1 / math.sqrt(2))).astype(x.dtype, copy=False))
-        ctx.cdf = cdf
-        return x * cdf
+        ctx.save_for_backward(x, cdf)
+        out = x * cdf
+        if x.dtype == xp.float32:  # PyTorch's float32 kernel gives NaN at +inf (float64: inf)
+            out = xp.where(x == xp.inf, x.dtype.type(xp.nan), out)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved
+        x, t_or_cdf = ctx.saved
         xp = ctx.xp
         if ctx.approximate == "tanh":
             k = math.sqrt(2 / math.pi)
-            t = ctx.t
+            t = t_or_cdf
             dt = (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
             return grad * (0.5 * (1 + t) + 0.5 * x * dt)
         pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-        return grad * (ctx.cdf + x * pdf)
+        return grad * (t_or_cdf + x * pdf)

@@ -536,14 +536,15 @@ class AvgPool2d(Op):
             scale = xp.asarray([[1.0 / max(d, 1) for d in row] for row in div], dtype=x.dtype)
         out *= scale
         ctx.geom = (x.shape, xpad.shape, kh, kw, sh, sw, ph, pw, Ho, Wo)
-        ctx.scale = scale
+        ctx.save_for_backward(scale)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         xp = ctx.xp
         shape, pshape, kh, kw, sh, sw, ph, pw, Ho, Wo = ctx.geom
-        g = grad * ctx.scale
+        (scale,) = ctx.saved
+        g = grad * scale
         gpad = xp.zeros(pshape, dtype=grad.dtype)
         overlap = sh < kh or sw < kw
         for dst in _windows(gpad, kh, kw, sh, sw, 1, 1, Ho, Wo):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd.op import Op
+from ..dtypes import FLOAT, NUMBER
 
 
 class Add(Op):
@@ -127,6 +128,8 @@ def _log_scalar(x: float) -> float:
 
 
 class Exp(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         y = ctx.xp.exp(x)
@@ -140,6 +143,8 @@ class Exp(Op):
 
 
 class Expm1(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         y = ctx.xp.expm1(x)
@@ -153,6 +158,8 @@ class Expm1(Op):
 
 
 class Log(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -165,6 +172,8 @@ class Log(Op):
 
 
 class Log1p(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -177,6 +186,8 @@ class Log1p(Op):
 
 
 class Sqrt(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         y = ctx.xp.sqrt(x)
@@ -190,6 +201,8 @@ class Sqrt(Op):
 
 
 class Rsqrt(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         y = 1 / ctx.xp.sqrt(x)
@@ -203,6 +216,8 @@ class Rsqrt(Op):
 
 
 class Reciprocal(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         y = 1 / x
@@ -216,6 +231,8 @@ class Reciprocal(Op):
 
 
 class Sin(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -228,6 +245,8 @@ class Sin(Op):
 
 
 class Cos(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -240,6 +259,8 @@ class Cos(Op):
 
 
 class Abs(Op):
+    dtype_rule = NUMBER
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -264,6 +285,8 @@ class Sign(Op):
 
 
 class Erf(Op):
+    dtype_rule = FLOAT
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -295,6 +318,41 @@ class Clamp(Op):
         return grad * mask
 
 
+class ClampTensor(Op):
+    """clamp(x, min, max) with tensor bounds (either may be None): min(max(x, lo), hi), NaN in
+    any operand giving NaN; PyTorch's gradient routing (clamp_backward_min_max): x gets it
+    where lo <= x <= hi, lo where x < lo < hi, hi where x > hi or hi < lo."""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        xp = ctx.xp
+        ctx.save_for_backward(x, lo, hi)
+        out = x if lo is None else xp.maximum(x, lo)
+        return out if hi is None else xp.minimum(out, hi)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, lo, hi = ctx.saved
+        xp = ctx.xp
+        needs = ctx.needs_input_grad
+        zero = grad.dtype.type(0)
+        gx = glo = ghi = None
+        if needs[0]:
+            inside = True
+            if lo is not None:
+                inside = x >= lo
+            if hi is not None:
+                inside = inside & (x <= hi)
+            gx = xp.where(inside, grad, zero)
+        if lo is not None and needs[1]:
+            below = x < lo if hi is None else (x < lo) & (lo < hi)
+            glo = xp.where(below, grad, zero)
+        if hi is not None and needs[2]:
+            above = x > hi if lo is None else (x > hi) | (hi < lo)
+            ghi = xp.where(above, grad, zero)
+        return gx, glo, ghi
+
+
 class Maximum(Op):
     """Elementwise maximum; at ties the gradient is split evenly (as in PyTorch)."""
 
@@ -306,7 +364,7 @@ class Maximum(Op):
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved
-        return _split_at_ties(ctx, grad, x > y, x == y)
+        return _split_at_ties(ctx, grad, x < y, x > y, x == y)
 
 
 class Minimum(Op):
@@ -320,15 +378,18 @@ class Minimum(Op):
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved
-        return _split_at_ties(ctx, grad, x < y, x == y)
+        return _split_at_ties(ctx, grad, x > y, x < y, x == y)
 
 
-def _split_at_ties(ctx, grad, first_wins, tie):
+def _split_at_ties(ctx, grad, x_loses, y_loses, tie):
+    """PyTorch's rule: half to each at ties, nothing to the loser, and the whole gradient to
+    both where either is NaN (NaN compares false, so neither loses)."""
     xp = ctx.xp
-    share = xp.where(tie, 0.5, first_wins.astype(grad.dtype)).astype(grad.dtype, copy=False)
     needs = ctx.needs_input_grad
-    gx = grad * share if needs[0] else None
-    gy = grad * (1 - share) if needs[1] else None
+    g = xp.where(tie, grad * 0.5, grad)
+    zero = grad.dtype.type(0)
+    gx = xp.where(x_loses, zero, g) if needs[0] else None
+    gy = xp.where(y_loses, zero, g) if needs[1] else None
     return gx, gy
 
 
@@ -337,12 +398,12 @@ class Where(Op):
 
     @staticmethod
     def forward(ctx, cond, x, y):
-        ctx.cond = cond
+        ctx.save_for_backward(cond)
         return ctx.xp.where(cond, x, y)
 
     @staticmethod
     def backward(ctx, grad):
-        xp, c = ctx.xp, ctx.cond
+        xp, (c,) = ctx.xp, ctx.saved
         needs = ctx.needs_input_grad
         zero = grad.dtype.type(0)
         gx = xp.where(c, grad, zero) if needs[1] else None

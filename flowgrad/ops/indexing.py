@@ -21,8 +21,12 @@ class GetItem(Op):
 
     @staticmethod
     def forward(ctx, x, index):
-        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
-        ctx.basic = _is_basic(index)
+        ctx.shape, ctx.dtype = x.shape, x.dtype
+        ctx.basic = basic = _is_basic(index)
+        if basic:  # ints, slices, None, ...: no arrays
+            ctx.index = index
+        else:  # index arrays live in saved, freed after backward like every saved array
+            ctx.save_for_backward(index)
         return x[index]
 
     @staticmethod
@@ -32,7 +36,7 @@ class GetItem(Op):
         if ctx.basic:
             gx[ctx.index] = grad
         else:
-            backend.scatter_add(xp, gx, ctx.index, grad)
+            backend.scatter_add(xp, gx, ctx.saved[0], grad)
         return gx
 
 
@@ -54,13 +58,14 @@ class Gather(Op):
     def forward(ctx, x, dim, index):
         xp = ctx.xp
         ctx.shape, ctx.dim = x.shape, dim
-        ctx.full = full = _full_index(xp, index, dim)
+        full = _full_index(xp, index, dim)
+        ctx.save_for_backward(*full)
         return x[full]
 
     @staticmethod
     def backward(ctx, grad):
         gx = ctx.xp.zeros(ctx.shape, dtype=grad.dtype)
-        backend.scatter_add(ctx.xp, gx, ctx.full, grad)
+        backend.scatter_add(ctx.xp, gx, ctx.saved, grad)
         return gx, None, None
 
 
@@ -71,7 +76,7 @@ class Scatter(Op):
     def forward(ctx, x, dim, index, src):
         xp = ctx.xp
         full = _full_index(xp, index, dim)
-        ctx.full = full
+        ctx.save_for_backward(*full)
         ctx.src_shape = getattr(src, "shape", ())
         out = x.copy()
         out[full] = src[tuple(slice(0, s) for s in index.shape)] if ctx.src_shape else src
@@ -79,12 +84,13 @@ class Scatter(Op):
 
     @staticmethod
     def backward(ctx, grad):
+        full = ctx.saved
         gx = grad.copy()
-        gx[ctx.full] = 0
+        gx[full] = 0
         needs = ctx.needs_input_grad
         gsrc = None
         if needs[3]:
-            gsrc = _pad_to(ctx.xp, grad[ctx.full], ctx.src_shape)
+            gsrc = _pad_to(ctx.xp, grad[full], ctx.src_shape)
         return gx, None, None, gsrc
 
 
@@ -95,7 +101,7 @@ class ScatterAdd(Op):
     def forward(ctx, x, dim, index, src):
         xp = ctx.xp
         full = _full_index(xp, index, dim)
-        ctx.full = full
+        ctx.save_for_backward(*full)
         ctx.src_shape = src.shape
         out = x.copy()
         backend.scatter_add(xp, out, full, src[tuple(slice(0, s) for s in index.shape)])
@@ -103,7 +109,7 @@ class ScatterAdd(Op):
 
     @staticmethod
     def backward(ctx, grad):
-        gsrc = _pad_to(ctx.xp, grad[ctx.full], ctx.src_shape) if ctx.needs_input_grad[3] else None
+        gsrc = _pad_to(ctx.xp, grad[ctx.saved], ctx.src_shape) if ctx.needs_input_grad[3] else None
         return grad, None, None, gsrc
 
 
@@ -120,14 +126,15 @@ class IndexSelect(Op):
 
     @staticmethod
     def forward(ctx, x, dim, index):
-        ctx.shape, ctx.dim, ctx.index = x.shape, dim, index
+        ctx.shape, ctx.dim = x.shape, dim
+        ctx.save_for_backward(index)
         return ctx.xp.take(x, index, axis=dim)
 
     @staticmethod
     def backward(ctx, grad):
         xp = ctx.xp
         moved = xp.moveaxis(grad, ctx.dim, 0)
-        rows = index_add_rows(xp, ctx.shape[ctx.dim], ctx.index.reshape(-1),
+        rows = index_add_rows(xp, ctx.shape[ctx.dim], ctx.saved[0].reshape(-1),
                               moved.reshape(moved.shape[0], -1))
         rows = rows.reshape((ctx.shape[ctx.dim],) + moved.shape[1:])
         return xp.moveaxis(rows, 0, ctx.dim), None, None
@@ -139,14 +146,15 @@ class Embedding(Op):
 
     @staticmethod
     def forward(ctx, index, weight, padding_idx):
-        ctx.index, ctx.num, ctx.padding_idx = index, weight.shape[0], padding_idx
+        ctx.num, ctx.padding_idx = weight.shape[0], padding_idx
+        ctx.save_for_backward(index)
         return weight[index]
 
     @staticmethod
     def backward(ctx, grad):
         xp = ctx.xp
         dim = grad.shape[-1]
-        gw = index_add_rows(xp, ctx.num, ctx.index.reshape(-1), grad.reshape(-1, dim))
+        gw = index_add_rows(xp, ctx.num, ctx.saved[0].reshape(-1), grad.reshape(-1, dim))
         if ctx.padding_idx is not None:
             gw[ctx.padding_idx] = 0
         return None, gw, None

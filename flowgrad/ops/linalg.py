@@ -6,6 +6,7 @@ from __future__ import annotations
 import string
 
 from ..autograd.op import Op
+from ..dtypes import SAME
 from ..errors import ShapeError
 
 
@@ -21,6 +22,10 @@ def check_matmul(x_shape, y_shape, op="matmul"):
 
 
 class MatMul(Op):
+    dtype_rule = SAME
+    op_name = "matmul"
+    operand_names = ("input", "other")
+
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
@@ -60,6 +65,9 @@ class MatMul(Op):
 class Linear(Op):
     """y = x W^T + b with W of shape (out, in) (PyTorch's layout), fused into one node."""
 
+    dtype_rule = SAME
+    operand_names = ("input", "weight", "bias")
+
     @staticmethod
     def forward(ctx, x, w, b):
         if x.shape[-1] != w.shape[1]:
@@ -85,6 +93,9 @@ class Linear(Op):
 
 class Bilinear(Op):
     """y_k = x1^T A_k x2 + b_k with A of shape (out, in1, in2) (PyTorch's layout)."""
+
+    dtype_rule = SAME
+    operand_names = ("input1", "input2", "weight", "bias")
 
     @staticmethod
     def forward(ctx, x1, x2, w, b):
@@ -146,6 +157,9 @@ def parse_einsum(equation: str, shapes) -> tuple[list[str], str]:
 class Einsum(Op):
     """Einstein summation; each operand's gradient is another einsum of the output's gradient
     with the other operands."""
+
+    dtype_rule = SAME
+    operand_names = ("equation",) + ("operand",) * 99
 
     @staticmethod
     def forward(ctx, equation, *xs):

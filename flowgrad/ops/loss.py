@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.op import Op
+from ..dtypes import FLOATING
 
 
 def _rows(xp, x, target):
@@ -76,6 +77,8 @@ class CrossEntropy(Op):
     """Softmax cross-entropy with class-index targets, ignore_index, class weights and label
     smoothing (Szegedy et al. 2016), fused for stability; input (N, C, d1, ...) or (C,)."""
 
+    dtype_rule = FLOATING
+
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, label_smoothing, reduction):
         xp = ctx.xp
@@ -94,32 +97,32 @@ class CrossEntropy(Op):
                 smooth = -(logp * weight).sum(axis=1)
             per = (1 - eps) * per + (eps / c) * smooth * (t != ignore_index)
         total = float(wt.sum()) if reduction == "mean" else 1.0
-        ctx.save_for_backward(logp)
-        ctx.shape, ctx.safe, ctx.wt, ctx.total = x.shape, safe, wt, total
-        ctx.weight, ctx.eps, ctx.reduction = weight, eps, reduction
-        ctx.valid = (t != ignore_index) if eps > 0 else None
+        valid = (t != ignore_index) if eps > 0 else None
+        ctx.save_for_backward(logp, safe, wt, weight, valid)
+        ctx.shape, ctx.total = x.shape, total
+        ctx.eps, ctx.reduction = eps, reduction
         return _reduce(xp, per, reduction, total, target.shape, x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        (logp,) = ctx.saved
+        logp, safe, wt, weight, valid = ctx.saved
         xp = ctx.xp
         m, c = logp.shape
         g = _row_grad(xp, grad, ctx.reduction, ctx.total, m, logp.dtype)
-        coef = g * ctx.wt  # (M,)
+        coef = g * wt  # (M,)
         p = xp.exp(logp)
         eps = ctx.eps
         rows = xp.arange(m)
         if eps > 0:
             coef = coef * (1 - eps)
         gx = p * coef[:, None]
-        gx[rows, ctx.safe] -= coef
+        gx[rows, safe] -= coef
         if eps > 0:
-            gv = (g * ctx.valid) * (eps / c)  # (M,)
-            if ctx.weight is None:
+            gv = (g * valid) * (eps / c)  # (M,)
+            if weight is None:
                 gx += gv[:, None] * (p * c - 1)
             else:
-                w = ctx.weight
+                w = weight
                 gx += gv[:, None] * (p * w.sum() - w)
         return _unrows(xp, gx.astype(logp.dtype, copy=False), ctx.shape), None, None, None, \
             None, None
@@ -129,6 +132,9 @@ class NLLLoss(Op):
     """Negative log-likelihood of class indices given log-probabilities, with ignore_index and
     class weights; input (N, C, d1, ...) or (C,)."""
 
+    dtype_rule = FLOATING
+    op_name = "nll_loss"
+
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, reduction):
         xp = ctx.xp
@@ -137,18 +143,20 @@ class NLLLoss(Op):
         safe, wt = _target_weights(xp, t, weight, ignore_index, x.dtype)
         per = -x2[xp.arange(m), safe] * wt
         total = float(wt.sum()) if reduction == "mean" else 1.0
-        ctx.shape, ctx.dtype, ctx.safe, ctx.wt, ctx.total = x.shape, x.dtype, safe, wt, total
+        ctx.save_for_backward(safe, wt)
+        ctx.shape, ctx.dtype, ctx.total = x.shape, x.dtype, total
         ctx.reduction = reduction
         return _reduce(xp, per, reduction, total, target.shape, x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         xp = ctx.xp
-        m = ctx.safe.shape[0]
+        safe, wt = ctx.saved
+        m = safe.shape[0]
         c = ctx.shape[1] if len(ctx.shape) > 1 else ctx.shape[0]
         g = _row_grad(xp, grad, ctx.reduction, ctx.total, m, ctx.dtype)
         gx = xp.zeros((m, c), dtype=ctx.dtype)
-        gx[xp.arange(m), ctx.safe] = -(g * ctx.wt)
+        gx[xp.arange(m), safe] = -(g * wt)
         return _unrows(xp, gx, ctx.shape), None, None, None, None
 
 
@@ -172,6 +180,9 @@ class BCEWithLogits(Op):
     lw = 1 + (pos_weight - 1) y, computed as (1-y) x - lw log s(x) with a stable log-sigmoid;
     every operand broadcasts against the input (pos_weight along the last dim)."""
 
+    dtype_rule = FLOATING
+    op_name = "binary_cross_entropy_with_logits"
+
     @staticmethod
     def forward(ctx, x, y, weight, pos_weight, reduction):
         xp = ctx.xp
@@ -185,38 +196,39 @@ class BCEWithLogits(Op):
         raw = loss
         if weight is not None:
             loss = loss * weight
-        ctx.save_for_backward(x, y)
-        ctx.log_sig, ctx.lw, ctx.raw, ctx.n = log_sig, lw, raw, loss.size
-        ctx.weight, ctx.pos_weight, ctx.reduction = weight, pos_weight, reduction
+        # the weights too, so that in-place changes to them are caught like any saved input's
+        ctx.save_for_backward(x, y, weight, pos_weight, log_sig, lw, raw)
+        ctx.n, ctx.reduction = loss.size, reduction
         return _elementwise_reduce(xp, loss, reduction, x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        x, y = ctx.saved
+        x, y, w, pw, log_sig, lw, raw = ctx.saved
         xp = ctx.xp
         needs = ctx.needs_input_grad
         g = _elementwise_grad(grad, ctx.reduction, ctx.n)
-        w, pw = ctx.weight, ctx.pos_weight
         gw_out = g if w is None else g * w
         gx = gy = gwt = gpw = None
         if needs[0]:
             e = xp.exp(-xp.abs(x))
             sig = xp.where(x >= 0, 1, e) / (1 + e)  # sigmoid(x), exact in both tails
             # (1 - y) - lw (1 - sigmoid) = lw sigmoid - pos_weight y, without cancellation
-            gx = gw_out * (sig - y if pw is None else ctx.lw * sig - pw * y)
+            gx = gw_out * (sig - y if pw is None else lw * sig - pw * y)
         if needs[1]:
-            dy = -x if pw is None else -x - (pw - 1) * ctx.log_sig
+            dy = -x if pw is None else -x - (pw - 1) * log_sig
             gy = gw_out * dy
         if needs[2]:
-            gwt = g * ctx.raw
+            gwt = g * raw
         if needs[3]:
-            gpw = gw_out * (-y * ctx.log_sig)
+            gpw = gw_out * (-y * log_sig)
         return gx, gy, gwt, gpw, None
 
 
 class BinaryCrossEntropy(Op):
     """Binary cross-entropy on probabilities, -w [y log x + (1-y) log(1-x)] with both logs
     clamped at -100 (PyTorch's rule), so x = 0 or 1 gives a finite loss and gradient."""
+
+    dtype_rule = FLOATING
 
     @staticmethod
     def forward(ctx, x, y, weight, reduction):
@@ -226,31 +238,33 @@ class BinaryCrossEntropy(Op):
             l1x = xp.maximum(xp.log1p(-x), -100)
         raw = -(y * lx + (1 - y) * l1x)
         loss = raw if weight is None else raw * weight
-        ctx.save_for_backward(x, y)
-        ctx.lx, ctx.l1x, ctx.raw, ctx.n = lx, l1x, raw, loss.size
-        ctx.weight, ctx.reduction = weight, reduction
+        ctx.save_for_backward(x, y, weight, lx, l1x, raw)
+        ctx.n, ctx.reduction = loss.size, reduction
         return _elementwise_reduce(xp, loss, reduction, x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        x, y = ctx.saved
+        x, y, weight, lx, l1x, raw = ctx.saved
         xp = ctx.xp
         needs = ctx.needs_input_grad
         g = _elementwise_grad(grad, ctx.reduction, ctx.n)
-        gw_out = g if ctx.weight is None else g * ctx.weight
+        gw_out = g if weight is None else g * weight
         gx = gy = gwt = None
         if needs[0]:
             gx = gw_out * (x - y) / xp.maximum(x * (1 - x), 1e-12)
         if needs[1]:
-            gy = gw_out * (ctx.l1x - ctx.lx)
+            gy = gw_out * (l1x - lx)
         if needs[2]:
-            gwt = g * ctx.raw
+            gwt = g * raw
         return gx, gy, gwt, None
 
 
 class MSELoss(Op):
     """Mean (or summed, or elementwise) squared error (x - y)^2 in one node: the negative
     log-likelihood of a unit-variance Gaussian up to constants (lecture: "Gaussian output")."""
+
+    dtype_rule = FLOATING
+    op_name = "mse_loss"
 
     @staticmethod
     def forward(ctx, x, y, reduction):

@@ -4,6 +4,7 @@ log-sum-exp) computed stably."""
 from __future__ import annotations
 
 from ..autograd.op import Op
+from ..dtypes import FLOAT, FLOATING
 
 
 def _expand_back(grad, shape, dims, keepdim):
@@ -45,6 +46,8 @@ class Sum(Op):
 
 
 class Mean(Op):
+    dtype_rule = FLOATING
+
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
@@ -62,13 +65,14 @@ class Mean(Op):
 
 
 class AMax(Op):
-    """Max over dims; the gradient is shared evenly between tied maxima (PyTorch's amax)."""
+    """Max over dims; the gradient is shared evenly between tied maxima (PyTorch's amax); a
+    NaN maximum gives NaN gradients to its slice, as in PyTorch (no entry equals NaN)."""
 
     @staticmethod
-    def forward(ctx, x, dims, keepdim, minimum=False):
+    def forward(ctx, x, dims, keepdim, minimum=False, evenly=False):
         out = x.min(axis=dims, keepdims=True) if minimum else x.max(axis=dims, keepdims=True)
         ctx.save_for_backward(x, out)
-        ctx.dims, ctx.keepdim = dims, keepdim
+        ctx.dims, ctx.keepdim, ctx.evenly = dims, keepdim, evenly
         if not keepdim:
             return out.reshape(_reduced_shape(x.shape, dims))
         return out
@@ -77,6 +81,8 @@ class AMax(Op):
     def backward(ctx, grad):
         x, out = ctx.saved
         hit = (x == out)
+        if ctx.evenly:  # max()/min() of all: a NaN result shares among the NaNs (PyTorch's
+            hit |= ctx.xp.isnan(x) & ctx.xp.isnan(out)  # evenly_distribute_backward)
         count = hit.sum(axis=ctx.dims, keepdims=True)
         g = _expand_back(grad, x.shape, ctx.dims, ctx.keepdim)
         return hit * (g / count).astype(grad.dtype, copy=False)
@@ -96,9 +102,10 @@ class Prod(Op):
     def forward(ctx, x, dim, keepdim):
         ctx.save_for_backward(x)
         ctx.dim, ctx.keepdim = dim, keepdim
+        acc = x.dtype if x.dtype.kind == "f" else ctx.xp.int64  # PyTorch: integers in int64
         if dim is None:
-            return x.prod()
-        return x.prod(axis=dim, keepdims=keepdim)
+            return x.prod(dtype=acc)
+        return x.prod(axis=dim, keepdims=keepdim, dtype=acc)
 
     @staticmethod
     def backward(ctx, grad):
@@ -126,7 +133,8 @@ class Cumsum(Op):
     @staticmethod
     def forward(ctx, x, dim):
         ctx.dim = dim
-        return ctx.xp.cumsum(x, axis=dim, dtype=x.dtype if x.dtype.kind == "f" else None)
+        # integers (and bools) accumulate in int64, as in PyTorch
+        return ctx.xp.cumsum(x, axis=dim, dtype=x.dtype if x.dtype.kind == "f" else ctx.xp.int64)
 
     @staticmethod
     def backward(ctx, grad):
@@ -135,6 +143,9 @@ class Cumsum(Op):
 
 
 class LogSumExp(Op):
+    dtype_rule = FLOAT
+    op_name = "logsumexp"
+
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         xp = ctx.xp
@@ -153,6 +164,8 @@ class LogSumExp(Op):
 
 
 class Softmax(Op):
+    dtype_rule = FLOATING
+
     @staticmethod
     def forward(ctx, x, dim):
         xp = ctx.xp
@@ -169,6 +182,8 @@ class Softmax(Op):
 
 
 class LogSoftmax(Op):
+    dtype_rule = FLOATING
+
     @staticmethod
     def forward(ctx, x, dim):
         xp = ctx.xp
@@ -186,6 +201,9 @@ class LogSoftmax(Op):
 
 class Norm2(Op):
     """Euclidean norm over dims; its subgradient at 0 is 0 (as in PyTorch)."""
+
+    dtype_rule = FLOATING
+    op_name = "norm"
 
     @staticmethod
     def forward(ctx, x, dims, keepdim):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+from ...dtypes import require_floating
 from ...errors import ShapeError
 from ...ops import activation as A
 from ...tensor import Tensor, where
@@ -44,6 +45,7 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  #
     """max(0, x) + min(0, alpha (exp(x / alpha) - 1)) (Barron 2017)."""
     if alpha == 0:
         raise ValueError("celu: alpha must not be 0 (it divides the input)")
+    require_floating("celu", input)
     return A.Elu.apply(input * (1.0 / alpha), 1.0, alpha)
 
 
@@ -95,11 +97,13 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,  # noqa
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """relu6(x + 3) / 6, a piecewise-linear sigmoid (Howard et al. 2019)."""
+    require_floating("hardsigmoid", input)
     return (input * (1.0 / 6) + 0.5).clamp(0.0, 1.0)
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     """x hardsigmoid(x) (Howard et al. 2019)."""
+    require_floating("hardswish", input)
     return input * hardsigmoid(input)
 
 
@@ -115,11 +119,13 @@ def tanhshrink(input: Tensor) -> Tensor:  # noqa: A002
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
     """x - lambd above lambd, x + lambd below -lambd, 0 between."""
+    require_floating("softshrink", input)
     return where(input > lambd, input - lambd, where(input < -lambd, input + lambd, 0.0))
 
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
     """x where |x| > lambd, else 0."""
+    require_floating("hardshrink", input)
     return where((input > lambd) | (input < -lambd), input, 0.0)
 
 
@@ -132,6 +138,10 @@ def threshold(input: Tensor, threshold: float, value: float,  # noqa: A002
 def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
     """max(0, x) + weight min(0, x) with one learned slope per channel (dim 1) or one in all
     (He et al. 2015)."""
+    require_floating("prelu", input)
+    if weight.dtype != input.dtype:
+        from ...dtypes import mixed_dtypes
+        raise mixed_dtypes("prelu", input.dtype, weight.dtype)
     n = weight.numel()
     if n != 1:
         c = input.shape[1] if input.ndim >= 2 else 1
@@ -145,6 +155,7 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
 def glu(input: Tensor, dim: int = -1) -> Tensor:  # noqa: A002
     """Gated linear unit a sigmoid(b), with a, b the two halves along ``dim`` (Dauphin et al.
     2017)."""
+    require_floating("glu", input)
     size = input.shape[dim] if input.ndim else 0
     if input.ndim == 0 or size % 2:
         raise ShapeError(f"glu: halving dimension {dim} needs an even size, got input of shape "

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from ...autograd.grad_mode import is_grad_enabled
+from ...dtypes import mixed_dtypes, require_floating
 from ...errors import DTypeError, ShapeError
 from ...ops import activation as A
 from ...ops import loss as LS
@@ -81,12 +82,14 @@ def _class_weight(op: str, weight, c: int, input: Tensor):  # noqa: A002
     if weight.requires_grad and is_grad_enabled():
         raise ValueError(f"{op}: the gradient with respect to the class weight is not "
                          "computed (as in PyTorch); pass weight.detach()")
-    return weight.to(input.dtype)
+    if weight.dtype != input.dtype:
+        raise mixed_dtypes(op, input.dtype, weight.dtype)
+    return weight
 
 
 def _check_class_target(op: str, input: Tensor, target: Tensor, c: int,  # noqa: A002
                         ignore_index: int) -> None:
-    if target.dtype.kind not in "iu":
+    if target.dtype not in (np.int64, np.uint8):  # PyTorch's kernels take Long or Byte
         raise DTypeError(f"{op}: target must be an integer tensor of class indices (int64), "
                          f"got {target.dtype}; convert with .long()")
     expected = () if input.ndim == 1 else (input.shape[0],) + _shape(input)[2:]
@@ -189,6 +192,8 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,  # no
     """|x - y| (the Laplace log-likelihood up to constants)."""
     reduction = _reduction("l1_loss", size_average, reduce, reduction)
     x, y = _pair("l1_loss", input, target)
+    if x.dtype.kind != "f" and y.dtype.kind != "f":
+        require_floating("l1_loss", x)
     return _weighted("l1_loss", (x - y).abs(), weight, reduction, input)
 
 
@@ -199,6 +204,8 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None,  # noqa: A0
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
     x, y = _pair("smooth_l1_loss", input, target)
+    if x.dtype.kind != "f" and y.dtype.kind != "f":
+        require_floating("smooth_l1_loss", x)
     d = (x - y).abs()
     if beta == 0:
         return _reduce(d, reduction)
@@ -213,15 +220,23 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: 
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
     x, y = _pair("huber_loss", input, target)
+    require_floating("huber_loss", x)
     d = (x - y).abs()
     loss = where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta)
     return _weighted("huber_loss", loss, weight, reduction, input, mean_by_weight=False)
 
 
-def _check_binary(op: str, input: Tensor, target: Tensor, weight, pos_weight=None):  # noqa: A002
+def _check_binary(op: str, input: Tensor, target: Tensor, weight, pos_weight=None,  # noqa: A002
+                  promote: bool = False):
+    require_floating(op, input)
     if target.dtype.kind != "f":
         raise DTypeError(f"{op}: target must be a floating tensor (probabilities of the "
                          f"positive class), got {target.dtype}; convert with .float()")
+    if target.dtype != input.dtype:
+        if not promote:  # PyTorch's binary_cross_entropy refuses
+            raise mixed_dtypes(op, input.dtype, target.dtype, ("input", "target"))
+        # the logits form computes in the target's dtype (PyTorch's result dtype, either way)
+        input = input.to(target.dtype)
     if _shape(target) != _shape(input):
         raise ShapeError(f"{op}: target of shape {_shape(target)} must have the input's shape "
                          f"{_shape(input)}")
@@ -238,7 +253,7 @@ def _check_binary(op: str, input: Tensor, target: Tensor, weight, pos_weight=Non
                                  f"input's shape {_shape(input)}")
             t = t.to(input.dtype)
         out.append(t)
-    return target.to(input.dtype), out[0], out[1]
+    return input, target, out[0], out[1]
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noqa: A002
@@ -247,13 +262,15 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     PyTorch (lecture: "Log-Likelihood as Loss function", Bernoulli output)."""
     reduction = _reduction("binary_cross_entropy", size_average, reduce, reduction)
     target = _tensor(target)
-    target, weight, _ = _check_binary("binary_cross_entropy", input, target, weight)
-    data = input.data
-    if data.size and bool(((data < 0) | (data > 1)).any()):
-        raise ValueError(f"binary_cross_entropy: all elements of input should be between 0 "
-                         f"and 1 (probabilities), got values in [{float(data.min()):.4g}, "
-                         f"{float(data.max()):.4g}]; for logits use "
-                         "binary_cross_entropy_with_logits")
+    input, target, weight, _ = _check_binary("binary_cross_entropy", input, target, weight)
+    for name, data in (("input", input.data), ("target", target.data)):
+        # NaN fails the test too, as in PyTorch (``not 0 <= x <= 1``)
+        if data.size and not bool(((data >= 0) & (data <= 1)).all()):
+            bad = data[~((data >= 0) & (data <= 1))].reshape(-1)[0]
+            raise ValueError(f"binary_cross_entropy: all elements of {name} should be between "
+                             f"0 and 1 (probabilities), got {float(bad):.4g}"
+                             + ("; for logits use binary_cross_entropy_with_logits"
+                                if name == "input" else ""))
     return LS.BinaryCrossEntropy.apply(input, target, weight, reduction)
 
 
@@ -265,8 +282,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,  # noqa: A00
     (broadcasting along the last dim, one per class) weights the positive term."""
     reduction = _reduction("binary_cross_entropy_with_logits", size_average, reduce, reduction)
     target = _tensor(target)
-    target, weight, pos_weight = _check_binary("binary_cross_entropy_with_logits", input,
-                                               target, weight, pos_weight)
+    input, target, weight, pos_weight = _check_binary("binary_cross_entropy_with_logits",
+                                                      input, target, weight, pos_weight,
+                                                      promote=True)
     return LS.BCEWithLogits.apply(input, target, weight, pos_weight, reduction)
 
 
@@ -322,6 +340,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,  # noq
                           "size and the support size; 'batchmean' divides only by the batch "
                           "size, which is the KL divergence", stacklevel=2)
     target = _tensor(target)
+    require_floating("kl_div", input, target)
     if log_target:
         loss = target.exp() * (target - input)
     else:  # xlogy(y, y) - y x, with 0 log 0 = 0
@@ -370,6 +389,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,  # 
     """x where y = 1, max(0, margin - x) where y = -1."""
     reduction = _reduction("hinge_embedding_loss", size_average, reduce, reduction)
     target = _tensor(target)
+    require_floating("hinge_embedding_loss", input)
     loss = where(target != 1, (margin - input).clamp_min(0.0), 0.0) \
         + where(target != -1, input, 0.0)
     return _reduce(loss, reduction)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...autograd.grad_mode import no_grad
+from ...dtypes import check_same, require_floating
 from ...errors import ShapeError
 from ...tensor import Tensor
 from ._util import _shape
@@ -34,6 +35,8 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  #
         if t is not None and _shape(t) != ns:
             raise ShapeError(f"layer_norm: {name} of shape {_shape(t)} must have "
                              f"normalized_shape {ns}")
+    require_floating("layer_norm", input)
+    check_same("layer_norm", (input, weight, bias), ("input", "weight", "bias"))
     dims = tuple(range(input.ndim - k, input.ndim))
     xc = input - input.mean(dim=dims, keepdim=True)
     var = (xc * xc).mean(dim=dims, keepdim=True)
@@ -49,6 +52,7 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  # n
     if k == 0 or input.ndim < k or _shape(input)[-k:] != ns:
         raise ShapeError(f"rms_norm: normalized_shape {ns} must match the last dimensions of "
                          f"the input, got input of shape {_shape(input)}")
+    require_floating("rms_norm", input)
     if eps is None:
         eps = float(np.finfo(input.dtype).eps)
     dims = tuple(range(input.ndim - k, input.ndim))
@@ -75,6 +79,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None,  # noqa: A002
         if t is not None and t.numel() != c:
             raise ShapeError(f"batch_norm: {name} of shape {_shape(t)} does not fit the {c} "
                              f"channels of input {_shape(input)}: expected ({c},)")
+    require_floating("batch_norm", input)
+    check_same("batch_norm", (input, weight, bias, running_mean, running_var),
+               ("input", "weight", "bias", "running_mean", "running_var"))
     if training:
         dims = (0,) + tuple(range(2, input.ndim))
         n = input.numel() // c if c else 0
@@ -145,6 +152,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,  # 
         if t is not None and t.numel() != c:
             raise ShapeError(f"group_norm: {name} of shape {_shape(t)} does not fit the {c} "
                              f"channels: expected ({c},)")
+    require_floating("group_norm", input)
+    check_same("group_norm", (input, weight, bias), ("input", "weight", "bias"))
     x = input.reshape(n, num_groups, -1)
     xc = x - x.mean(dim=-1, keepdim=True)
     var = (xc * xc).mean(dim=-1, keepdim=True)

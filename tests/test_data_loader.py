@@ -603,3 +603,39 @@ class _Dying(D.Dataset):
 def test_a_dead_worker_is_an_error_not_a_hang():
     with pytest.raises(RuntimeError, match="exited unexpectedly with exit code 3"):
         list(DataLoader(_Dying(), batch_size=2, num_workers=1))
+
+
+class _Big(D.Dataset):
+    """80 kB samples: a few prefetched batches fill the result pipe, which is what made
+    workers hang on exit (their queue's feeder thread waited on a reader that had left)."""
+
+    def __len__(self):
+        return 4000
+
+    def __getitem__(self, i):
+        return np.full(20000, i, dtype=np.float32)
+
+
+class _BigStream(IterableDataset):
+    def __iter__(self):
+        for i in range(4000):
+            yield np.full(20000, i, dtype=np.float32)
+
+
+@pytest.mark.parametrize("dataset", [_Big, _BigStream])
+def test_leaving_a_multi_worker_loop_early_is_fast_and_leaves_no_worker(dataset):
+    import multiprocessing
+    import time
+
+    before = set(multiprocessing.active_children())
+    it = iter(DataLoader(dataset(), batch_size=64, num_workers=2))
+    assert next(it).shape == (64, 20000)
+    workers = [p for p in multiprocessing.active_children() if p not in before]
+    assert len(workers) == 2
+    time.sleep(0.3)  # let the workers fill the queues
+    start = time.perf_counter()
+    it.close()  # what `break` does to the loop's iterator (PyTorch: about 0.05 s)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.5, f"closing took {elapsed:.2f} s"  # was about 5 s per worker
+    assert not any(p.is_alive() for p in workers)
+    assert all(p.exitcode is not None for p in workers)

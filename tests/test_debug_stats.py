@@ -345,3 +345,88 @@ def test_figures_and_csv_are_written(tmp_path):
     assert report.verdict == "overfitting" and _is_png(tmp_path / "curves.png")
     plot_curves({k: OVERFIT[k] for k in ("train_loss", "valid_loss")}, tmp_path / "c2.png")
     assert _is_png(tmp_path / "c2.png")
+
+
+# --- deep nets: vanishing is not exploding -----------------------------------------------------
+
+def _deep(act, depth, width=32, d=16, seed=0, gain=None):
+    fg.manual_seed(seed)
+    mods, w = [], d
+    for _ in range(depth - 1):
+        mods += [nn.Linear(w, width), act()]
+        w = width
+    model = nn.Sequential(*mods, nn.Linear(w, 2))
+    if gain is not None:
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, gain / math.sqrt(m.in_features))
+    return model
+
+
+def _deep_batch(n=64, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return fg.from_numpy(x), fg.from_numpy((x[:, 0] > 0).astype(np.int64))
+
+
+@pytest.mark.parametrize("act", [nn.Sigmoid, nn.Tanh, nn.ReLU])
+@pytest.mark.parametrize("depth", [4, 8, 16])
+def test_deep_nets_with_default_init_vanish_and_never_explode(act, depth):
+    """The old rule compared each layer with the median layer, which had vanished itself, and
+    called the healthy layers near the output of a deep sigmoid/ReLU net "exploding"."""
+    for width in (32, 64):
+        report = layer_statistics(_deep(act, depth, width), _deep_batch(), F.cross_entropy)
+        assert not report.named("exploding"), str(report)
+        assert "exploding" not in report.verdict
+        vanishing = report.named("vanishing")
+        expect_vanishing = (act is nn.Sigmoid and depth >= 8) or (act is nn.ReLU and depth >= 16)
+        if expect_vanishing:
+            assert report.verdict.startswith("vanishing gradients"), str(report)
+            assert "0.weight" in vanishing and f"{2 * (depth - 1)}.weight" not in vanishing
+            first = report.findings[0]
+            assert first.kind == "vanishing" and "shrinking toward the input" in first.message
+            assert ("use ReLU" in first.message) == (act is nn.Sigmoid)
+            assert "Kaiming" in first.message
+        elif depth <= 8:
+            assert not vanishing, str(report)
+        else:  # tanh, 16 layers: the gradient shrinks about 100x; at most vanishing
+            assert report.verdict in ("fine", "vanishing gradients"), str(report)
+        if act is not nn.ReLU:
+            assert report.verdict in ("fine", "vanishing gradients"), str(report)
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_large_gain_relu_net_explodes(depth):
+    report = layer_statistics(_deep(nn.ReLU, depth, gain=3.0), _deep_batch(), F.cross_entropy)
+    assert report.verdict.startswith("exploding gradients"), str(report)
+    assert not report.named("vanishing")
+    assert any("initialisation is too large" in w for w in report.warnings)
+
+
+class _ReluRNN(nn.Module):
+    def __init__(self, radius, d=4, hidden=16, steps=20):
+        super().__init__()
+        self.inp, self.rec = nn.Linear(d, hidden), nn.Linear(hidden, hidden, bias=False)
+        self.act, self.head = nn.ReLU(), nn.Linear(hidden, 2)
+        q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((hidden, hidden)))
+        with fg.no_grad():
+            self.rec.weight.data[...] = (radius * q).astype(np.float32)
+
+    def forward(self, x):
+        h = self.act(self.inp(x[:, 0]))
+        for t in range(1, x.shape[1]):
+            h = self.act(self.inp(x[:, t]) + self.rec(h))
+        return self.head(h)
+
+
+def test_rnn_with_large_recurrent_weights_explodes():
+    rng = np.random.default_rng(0)
+    x = fg.from_numpy(rng.normal(size=(32, 20, 4)).astype(np.float32))
+    y = fg.from_numpy(rng.integers(0, 2, 32))
+    fg.manual_seed(0)
+    calm = layer_statistics(_ReluRNN(radius=0.5), (x, y), F.cross_entropy)
+    assert calm.verdict == "fine", str(calm)
+    fg.manual_seed(0)
+    report = layer_statistics(_ReluRNN(radius=3.0), (x, y), F.cross_entropy)
+    assert report.verdict == "exploding gradients", str(report)
+    assert "rec.weight" in report.named("exploding")

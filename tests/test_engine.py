@@ -366,3 +366,40 @@ def test_integer_outputs_never_require_grad():
     assert not x.long().requires_grad
     values, indices = x.max(dim=1)
     assert values.requires_grad and indices.dtype == fg.int64
+
+
+def test_gradcheck_on_non_contiguous_inputs():
+    """The perturbation must reach transposed/sliced inputs (a flat reshape would copy)."""
+    from flowgrad.autograd import gradcheck, numerical_grad
+
+    rng = np.random.default_rng(0)
+    a = fg.tensor(rng.standard_normal((4, 3))).t().detach().requires_grad_()
+    b = fg.tensor(rng.standard_normal((8, 5)))[::2, 1:4].detach().requires_grad_()
+    c = fg.tensor(rng.standard_normal((3, 4, 2))).permute(2, 0, 1).detach().requires_grad_()
+    assert not (a.data.flags.c_contiguous or b.data.flags.c_contiguous
+                or c.data.flags.c_contiguous)
+    before = [t.data.copy() for t in (a, b, c)]
+    assert gradcheck(lambda x, y, z: (x.sin() @ y) * z.sum(0)[:3, :3], (a, b, c))
+    for t, old in zip((a, b, c), before):  # restored bit for bit
+        assert np.array_equal(t.data, old)
+    n = numerical_grad(lambda x: (x * x).sum(), [b])[0]
+    np.testing.assert_allclose(n, 2 * b.data, rtol=1e-6, atol=1e-8)
+
+
+def test_central_difference_entry_and_direction():
+    from flowgrad.autograd.gradcheck import central_difference
+
+    x = np.arange(6.0).reshape(2, 3).T  # non-contiguous
+    f = lambda: float((x ** 3).sum())  # noqa: E731
+    assert central_difference(f, [x], 1e-4, entry=(0, (1, 1))) == pytest.approx(3 * 16.0,
+                                                                                rel=1e-6)
+    assert central_difference(f, [x], 1e-4, entry=(0, 2)) == pytest.approx(3 * 1.0, rel=1e-6)
+    d = np.ones_like(x)
+    assert central_difference(f, [x], 1e-4, direction=[d]) == pytest.approx(
+        float((3 * x ** 2).sum()), rel=1e-6)
+    assert np.array_equal(x, np.arange(6.0).reshape(2, 3).T)
+    calls = []
+    central_difference(f, [x], 1e-4, entry=(0, 0), on_change=lambda: calls.append(1))
+    assert len(calls) == 3
+    with pytest.raises(TypeError):
+        central_difference(f, [x], 1e-4)

@@ -666,3 +666,44 @@ def test_init_on_gpu():
     np.testing.assert_allclose(a @ a.T, np.eye(32), atol=1e-10)
     d = nn.Parameter(fg.zeros(4, 4, 3, 3, device="cuda"))
     assert init.dirac_(d).detach().cpu().numpy().sum() == 4
+
+
+def test_stale_module_hook_handles_never_remove_newer_hooks():
+    """Handles carry process-wide, never reused ids (PyTorch's RemovableHandle)."""
+    lin = nn.Linear(2, 2)
+    calls = []
+    regs = {"pre": lambda tag: lin.register_forward_pre_hook(lambda m, a: calls.append(tag)),
+            "fwd": lambda tag: lin.register_forward_hook(lambda m, a, o: calls.append(tag)),
+            "bwd": lambda tag: lin.register_full_backward_hook(
+                lambda m, gi, go: calls.append(tag))}
+    for kind, reg in regs.items():
+        a, b = reg(kind + "A"), reg(kind + "B")
+        a.remove()
+        b.remove()
+        c = reg(kind + "C")
+        a.remove(), b.remove()  # stale handles: C stays
+        assert c.id > b.id > a.id
+    lin(fg.ones(1, 2, requires_grad=True)).sum().backward()
+    assert calls == ["preC", "fwdC", "bwdC"]
+    x = fg.ones(2, requires_grad=True)
+    h = x.register_hook(lambda g: None)
+    assert h.id > c.id  # one counter for tensor and module hooks
+
+
+def test_module_and_optimizer_zero_grad_bump_the_version_alike(torch):
+    """zero_grad(set_to_none=False) zeroes in place and bumps ``grad._version`` (PyTorch)."""
+    def run(lib):
+        m = lib.nn.Linear(2, 2)
+        m(lib.ones(1, 2)).sum().backward()
+        g = m.weight.grad
+        versions = [g._version]
+        m.zero_grad(set_to_none=False)
+        versions.append(g._version)
+        lib.optim.SGD(m.parameters(), lr=0.1).zero_grad(set_to_none=False)
+        versions.append(g._version)
+        assert m.weight.grad is g and not g.requires_grad and float(g.abs().sum()) == 0
+        m.zero_grad()
+        assert m.weight.grad is None
+        return [v - versions[0] for v in versions]
+
+    assert run(fg) == run(torch) == [0, 1, 2]

@@ -128,3 +128,57 @@ def test_split_chunk_like_torch(torch):
         a = f(fg, fg.ones(3, 7))
         b = f(torch, torch.ones(3, 7))
         assert [tuple(s) for s in a] == [tuple(s) for s in b]
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # torch's
+def test_array_protocol_copies_shares_and_refuses_like_torch(torch):
+    """NumPy 2's ``__array__(dtype, copy)``: np.array copies, np.asarray shares, a tensor that
+    requires grad refuses (as torch does: RuntimeError)."""
+    data = np.arange(3.0, dtype=np.float32)
+    for lib in (fg, torch):
+        t = lib.tensor(data)
+        a = np.array(t)
+        a[0] = 100.0
+        assert t.tolist() == [0.0, 1.0, 2.0]  # np.array copies
+        b = np.asarray(t)
+        b[1] = 50.0
+        assert t.tolist() == [0.0, 50.0, 2.0]  # np.asarray shares memory (CPU)
+        assert np.asarray(t, dtype=np.float64).dtype == np.float64
+        assert not np.shares_memory(np.array(t, copy=True), b)
+        g = lib.tensor(data, requires_grad=True)
+        for conv in (np.array, np.asarray, lambda x: np.array(x, dtype=np.float64),
+                     lambda x: np.asarray(x, dtype=np.float64), lambda x: np.add(x, 1)):
+            with pytest.raises(RuntimeError, match="requires grad"):
+                conv(g)
+        assert np.array(g.detach()).tolist() == [0.0, 1.0, 2.0]
+    t = fg.tensor(data)
+    c = np.array(t, copy=False)  # flowgrad honours copy=False (torch's lacks the keyword)
+    assert np.shares_memory(c, t.data)
+    with pytest.raises(ValueError, match="copy"):
+        np.array(t, dtype=np.float64, copy=False)
+
+
+def test_removed_hook_handle_cannot_remove_a_later_hook():
+    x = fg.ones(3, requires_grad=True)
+    calls = []
+    ha = x.register_hook(lambda g: calls.append("A"))
+    hb = x.register_hook(lambda g: calls.append("B"))
+    ha.remove()
+    hc = x.register_hook(lambda g: calls.append("C"))
+    ha.remove()  # stale: must not touch C
+    hb.remove()
+    hb.remove()
+    hd = x.register_hook(lambda g: calls.append("D"))
+    hb.remove()  # B was the newest when removed: its id must not be reused by D
+    (x * 2).sum().backward()
+    assert calls == ["C", "D"]
+    assert len({ha.id, hb.id, hc.id, hd.id}) == 4 and ha.id < hb.id < hc.id < hd.id
+    hc.remove(), hd.remove()
+    calls.clear()
+    y = fg.ones(2, requires_grad=True)
+    h = y.register_hook(lambda g: calls.append("only"))
+    h.remove()
+    h2 = y.register_hook(lambda g: calls.append("again"))
+    h.remove()  # with every hook gone, the next id must still be new
+    (y * 1).sum().backward()
+    assert calls == ["again"] and h2.id != h.id

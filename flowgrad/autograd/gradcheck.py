@@ -25,6 +25,8 @@ def _scalarise(out, weights):
     from ..tensor import Tensor
 
     outs = out if isinstance(out, (tuple, list)) else (out,)
+    if weights is None:  # the plain sum of every output
+        weights = [1.0] * len(outs)
     total = 0.0
     for o, w in zip(outs, weights):
         if isinstance(o, Tensor) and o.dtype.kind == "f":
@@ -32,29 +34,78 @@ def _scalarise(out, weights):
     return total
 
 
+def central_difference(f, arrays, eps: float, *, entry=None, direction=None,
+                       on_change=None):
+    """The one central-difference routine of flowgrad: ``(f(x + εd) − f(x − εd)) / 2ε``.
+
+    ``x`` is ``arrays`` (NumPy/CuPy arrays, e.g. a tensor's ``.data``), moved IN PLACE and
+    restored bit for bit afterwards (also when ``f`` raises); ``f()`` reads them and returns a
+    float or an array (e.g. a flat gradient, for Hessian-vector products). The direction is
+    either ``entry=(k, index)``, the unit vector of entry ``index`` (a tuple of ints, or a flat
+    C-order position) of ``arrays[k]``, written where it lives, so transposed, sliced and
+    other non-contiguous arrays are perturbed correctly; or ``direction``, one array per
+    array of ``arrays`` (the step is cast to each array's dtype). ``on_change()`` is called
+    after every in-place change (to bump version counters). Every finite difference in
+    flowgrad (``numerical_grad``/``gradcheck``, ``debug.check_model_grads``,
+    ``debug.gradient_cost``, ``debug.hessian_vector_product``) goes through here.
+    """
+    if (entry is None) == (direction is None):
+        raise TypeError("central_difference: give exactly one of entry=(k, index) or "
+                        "direction=[arrays]")
+    notify = on_change or (lambda: None)
+    values = []
+    if entry is not None:
+        k, index = entry
+        a = arrays[k]
+        if not isinstance(index, tuple):
+            index = tuple(int(i) for i in np.unravel_index(int(index), a.shape))
+        orig = a[index].item()
+        try:
+            for step in (eps, -eps):
+                a[index] = orig + step
+                notify()
+                values.append(f())
+        finally:
+            a[index] = orig
+            notify()
+    else:
+        saved = [a.copy() for a in arrays]
+        try:
+            for sign in (1.0, -1.0):
+                for a, s, d in zip(arrays, saved, direction):
+                    xp = backend.get_array_module(a)
+                    xp.copyto(a, s)
+                    a += xp.asarray(sign * eps * d, dtype=a.dtype)
+                notify()
+                values.append(f())
+        finally:
+            for a, s in zip(arrays, saved):
+                backend.get_array_module(a).copyto(a, s)
+            notify()
+    return (values[0] - values[1]) / (2 * eps)
+
+
 def numerical_grad(fn, inputs, eps: float = 1e-6, weights=None) -> list:
-    """Central differences of ``sum(fn(*inputs) * weights)`` wrt every floating input."""
+    """Central differences of ``sum(fn(*inputs) * weights)`` wrt every floating input (each
+    entry perturbed where it lives, so non-contiguous inputs are fine)."""
     from ..tensor import Tensor
     from .grad_mode import no_grad
 
     inputs = _as_inputs(inputs)
     grads = []
+
+    def f():
+        return _scalarise(fn(*inputs), weights)
+
     with no_grad():
         for t in inputs:
             if not (isinstance(t, Tensor) and t.requires_grad):
                 grads.append(None)
                 continue
-            flat = t.data.reshape(-1)
-            g = np.zeros(flat.size)
-            for i in range(flat.size):
-                orig = flat[i].item()
-                flat[i] = orig + eps
-                plus = _scalarise(fn(*inputs), weights)
-                flat[i] = orig - eps
-                minus = _scalarise(fn(*inputs), weights)
-                flat[i] = orig
-                g[i] = (plus - minus) / (2 * eps)
-            grads.append(g.reshape(t.shape))
+            g = np.zeros(t.shape)
+            for index in np.ndindex(*t.shape):
+                g[index] = central_difference(f, [t.data], eps, entry=(0, index))
+            grads.append(g)
     return grads
 
 

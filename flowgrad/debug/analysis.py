@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plotting import new_figure, save_figure
 from .report import TableReport
 
 __all__ = ["Report", "as_arrays", "predict_log_proba", "train_model", "capacity_sweep",
@@ -42,23 +43,8 @@ def _pct(e: float) -> str:
     return f"{100 * e:.2f} %"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, path) -> Path:
-    plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110, tight=True)
 
 
 # --- data and models ----------------------------------------------------------------------------
@@ -256,8 +242,7 @@ class CapacitySweep(Report):
                 "best": self.best}
 
     def plot(self, path, title: str | None = None) -> Path:
-        plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = new_figure(figsize=(6, 4))
         c = self.capacities
         numeric = all(isinstance(v, (int, float)) for v in c)
         xs = c if numeric else list(range(len(c)))
@@ -376,8 +361,7 @@ class LearningCurve(Report):
                 "extrapolated_at_double": self.extrapolated}
 
     def plot(self, path, title: str | None = None) -> Path:
-        plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = new_figure(figsize=(6, 4))
         ax.plot(self.sizes, self.train_errors, "o-", label="train")
         ax.plot(self.sizes, self.valid_errors, "s-", label="validation")
         ax.plot([self.sizes[-1], 2 * self.sizes[-1]], [self.valid_errors[-1], self.extrapolated],
@@ -483,12 +467,11 @@ class ClassificationReport(Report):
     def plot_confusion(self, path, normalize: bool = True, title: str | None = None) -> Path:
         """Confusion matrix (rows: true class, columns: predicted), row-normalised by default,
         with the counts written in the cells."""
-        plt = _pyplot()
         c = len(self.class_names)
         cm = self.confusion.astype(np.float64)
         shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
         size = max(4.0, 0.45 * c + 2)
-        fig, ax = plt.subplots(figsize=(size + 1, size))
+        fig, ax = new_figure(figsize=(size + 1, size))
         im = ax.imshow(shown, cmap="Blues", vmin=0)
         fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class"
                      if normalize else "count")
@@ -565,7 +548,6 @@ class WorstExamples(Report):
     def plot_worst(self, path, image_shape=None, cols: int = 8, title: str | None = None) -> Path:
         """A grid of the worst examples: images (``image_shape`` such as (28, 28), or guessed from
         the input's shape) or, for 1-D inputs, line plots; each titled target -> prediction."""
-        plt = _pyplot()
         x = np.asarray(self.inputs)
         k = len(x)
         flat = x.reshape(k, -1)
@@ -580,7 +562,7 @@ class WorstExamples(Report):
                 image_shape = (side, side)
         cols = max(1, min(cols, k))
         rows = max(1, math.ceil(k / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 1.9 * rows), squeeze=False)
+        fig, axes = new_figure(rows, cols, figsize=(1.7 * cols, 1.9 * rows), squeeze=False)
         for a in axes.ravel():
             a.axis("off")
         nm = self.class_names

@@ -19,11 +19,11 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from .. import backend
+from ..autograd.gradcheck import central_difference
 from ..tensor import Tensor
 
 __all__ = ["gradient_cost", "GradientCost", "loglog_slope", "single_blas_thread"]
@@ -80,6 +80,18 @@ class GradientCost:
     def column(self, key: str) -> np.ndarray:
         return np.array([r[key] for r in self.rows], dtype=np.float64)
 
+    @property
+    def work_slopes(self) -> dict:
+        """The log-log slopes of the counted work against n, free of timing noise: each row's
+        ``passes`` (passes over the network per gradient: 1 forward; for backprop the
+        counted forward passes of one gradient, each with its backward pass, 2 in all; for
+        finite differences the counted loss evaluations, 2 per parameter)
+        times n (a pass over a dense net touches every parameter once: O(n) multiply-adds).
+        About 1 for the forward pass and backprop, 2 for finite differences."""
+        ns = [r["n_params"] for r in self.rows]
+        return {key: loglog_slope(ns, [r["passes"][key] * r["n_params"] for r in self.rows])
+                for key in ("forward", "backprop", "finite_differences")}
+
     def to_markdown(self) -> str:
         lines = ["| size | parameters n | forward | backprop gradient | finite-difference "
                  "gradient | FD / backprop |", "|---|---|---|---|---|---|"]
@@ -101,13 +113,10 @@ class GradientCost:
 
     def plot(self, path) -> str:
         """Log-log figure of the three times against n, with the fitted slopes."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from ..plotting import new_figure, save_figure
 
         n = self.column("n_params")
-        fig, ax = plt.subplots(figsize=(6, 4.5))
+        fig, ax = new_figure(figsize=(6, 4.5))
         styles = {"forward": ("forward pass (the loss)", "C2", "s"),
                   "backprop": ("gradient by backprop", "C0", "o"),
                   "finite_differences": ("gradient by finite differences", "C3", "^")}
@@ -124,12 +133,7 @@ class GradientCost:
                title="Why backprop is powerful: O(n) vs O(n²)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return str(path)
+        return str(save_figure(fig, path, dpi=120, tight=True))
 
 
 def _batch_for(batch, size):
@@ -197,38 +201,45 @@ def gradient_cost(make_model, sizes, batch, loss_fn=None, eps: float = 1e-3,
 
             t_forward = _best_time(forward, repeats, min_time)
             t_backprop = _best_time(backprop, repeats, min_time)
-            # finite differences: one forward pair per parameter (entry)
-            for p in params:  # the flat views below must write into the parameters
-                if not p.data.flags.c_contiguous:
-                    p.data = backend.get_array_module(p.data).ascontiguousarray(p.data)
-            flats = [p.data.reshape(-1) for p in params]
-            owner = np.concatenate([np.full(f.size, i) for i, f in enumerate(flats)])
-            offset = np.concatenate([np.arange(f.size) for f in flats])
+            # finite differences: one forward pair per parameter (entry), each entry perturbed
+            # where it lives (central_difference), so any memory layout is fine
+            arrays = [p.data for p in params]
+            owner = np.concatenate([np.full(a.size, i) for i, a in enumerate(arrays)])
+            offset = np.concatenate([np.arange(a.size) for a in arrays])
             rng = np.random.default_rng(seed)
             m = n if fd_max_params is None else min(n, int(fd_max_params))
             if fd_time_budget is not None:
                 m = min(m, max(20, int(fd_time_budget / (2 * t_forward))))
             pick = np.arange(n) if m == n else np.sort(rng.choice(n, size=m, replace=False))
             fd = np.empty(m)
+            evaluations = [0]
+
+            def counted(forward=forward, evaluations=evaluations):
+                evaluations[0] += 1
+                return forward()
+
             start = time.perf_counter()
             for j, i in enumerate(pick):
-                flat, k = flats[owner[i]], offset[i]
-                orig = flat[k].item()
-                flat[k] = orig + eps
-                plus = forward()
-                flat[k] = orig - eps
-                minus = forward()
-                flat[k] = orig
-                fd[j] = (plus - minus) / (2 * eps)
+                fd[j] = central_difference(counted, arrays, eps,
+                                           entry=(int(owner[i]), int(offset[i])))
             t_fd = (time.perf_counter() - start) * n / m
             for p in params:
                 p._version += 1
-            g = np.concatenate([backend.to_numpy(a.data).reshape(-1).astype(np.float64)
-                                for a in backprop()])[pick]
+            calls = [0]  # forward passes of one backprop gradient, counted on the model
+            hook = model.register_forward_pre_hook(
+                lambda *_, calls=calls: calls.__setitem__(0, calls[0] + 1))
+            try:
+                g = np.concatenate([backend.to_numpy(a.data).reshape(-1).astype(np.float64)
+                                    for a in backprop()])[pick]
+            finally:
+                hook.remove()
             rel = float(np.linalg.norm(fd - g) / max(np.linalg.norm(g), 1e-30))
             rows.append({"size": size, "n_params": n, "forward": t_forward,
                          "backprop": t_backprop, "finite_differences": t_fd,
-                         "extrapolated": m < n, "fd_sample": m, "fd_rel_error": rel})
+                         "extrapolated": m < n, "fd_sample": m, "fd_rel_error": rel,
+                         "fd_evaluations": evaluations[0],
+                         "passes": {"forward": 1, "backprop": 2 * calls[0],
+                                    "finite_differences": evaluations[0] * n / m}})
     ns = [r["n_params"] for r in rows]
     slopes = {key: loglog_slope(ns, [r[key] for r in rows])
               for key in ("forward", "backprop", "finite_differences")}

@@ -12,13 +12,10 @@ Example:
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-
-from ..serialization import atomic_write
 
 __all__ = ["diagnose_curves", "plot_curves", "CurveReport"]
 
@@ -223,14 +220,12 @@ def plot_curves(history, path, report: CurveReport | None = None, title: str | N
     """PNG of train vs valid loss (and error) per epoch, the best validation epoch marked and
     the verdict in the title; returns the report (computed with ``diagnose_kwargs`` unless
     given)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ..plotting import new_figure, save_figure
 
     report = report if report is not None else diagnose_curves(history, **diagnose_kwargs)
     c = _curves(history)
     panels = [n for n in ("loss", "error") if f"train_{n}" in c or f"valid_{n}" in c]
-    fig = Figure(figsize=(5.5 * len(panels), 4), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig, _ = new_figure(figsize=(5.5 * len(panels), 4), layout="constrained", axes=False)
     epochs = c["epoch"]
     for i, name in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
@@ -255,7 +250,5 @@ def plot_curves(history, path, report: CurveReport | None = None, title: str | N
            else f", loss gap {report.loss_gap:+.3g}" if math.isfinite(report.loss_gap) else "")
     fig.suptitle(f"{title + ': ' if title else ''}{report.verdict} "
                  f"(best valid epoch {report.best_epoch}{gap})")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    save_figure(fig, path, dpi=100)
     return report

@@ -26,6 +26,7 @@ import copy
 import numpy as np
 
 from .. import backend
+from ..autograd.gradcheck import central_difference
 from .report import TableReport as _TableReport
 
 __all__ = ["check_model_grads", "ModelGradcheckReport"]
@@ -122,14 +123,8 @@ def check_model_grads(model, inputs, targets, loss_fn, n_entries: int = 10, eps:
                 grad = None if p.grad is None else backend.to_numpy(p.grad.data)
                 analytic, numeric = [], []
                 for f in flat_ids:
-                    idx = np.unravel_index(int(f), data.shape)
-                    orig = data[idx].item()
-                    data[idx] = orig + eps
-                    plus = evaluate()
-                    data[idx] = orig - eps
-                    minus = evaluate()
-                    data[idx] = orig
-                    numeric.append((plus - minus) / (2 * eps))
+                    idx = tuple(int(i) for i in np.unravel_index(int(f), data.shape))
+                    numeric.append(central_difference(evaluate, [data], eps, entry=(0, idx)))
                     analytic.append(0.0 if grad is None else float(grad[idx]))
                 a, n = np.asarray(analytic), np.asarray(numeric)
                 with np.errstate(invalid="ignore"):

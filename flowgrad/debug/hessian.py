@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backend
+from ..autograd.gradcheck import central_difference
 from ..tensor import Tensor
 
 __all__ = ["hessian_vector_product", "hessian_dense", "hessian_eigs", "HessianEigs",
@@ -116,21 +117,13 @@ def hessian_vector_product(loss_fn, params, v, eps: float | None = None):
         return _split(out, params) if as_list else out
     h = _default_eps(params) if eps is None else float(eps)
     u = _split(flat / norm, params)
-    saved = [p.data.copy() for p in params]
-    grads = []
-    try:
-        for sign in (1.0, -1.0):
-            for p, s, d in zip(params, saved, u):
-                xp = backend.get_array_module(p.data)
-                xp.copyto(p.data, s)
-                p.data += xp.asarray(sign * h * d, dtype=p.data.dtype)
-                p._version += 1
-            grads.append(flat_grad(loss_fn, params)[1])
-    finally:
-        for p, s in zip(params, saved):
-            backend.get_array_module(p.data).copyto(p.data, s)
+
+    def bump():
+        for p in params:
             p._version += 1
-    out = (grads[0] - grads[1]) * (norm / (2.0 * h))
+
+    out = central_difference(lambda: flat_grad(loss_fn, params)[1], [p.data for p in params],
+                             h, direction=u, on_change=bump) * norm
     return _split(out, params) if as_list else out
 
 

@@ -171,14 +171,9 @@ class OverfitReport(_TableReport):
 
     def plot(self, path) -> Path:
         """Training loss and error against the step (and the control's, when it ran)."""
-        import matplotlib
+        from ..plotting import new_figure, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+        fig, (a, b) = new_figure(1, 2, figsize=(9, 3.4))
         steps = np.arange(1, len(self.losses) + 1)
         a.plot(steps, self.losses, label="training loss")
         b.plot(steps[:len(self.errors)], self.errors, label="training error")
@@ -197,11 +192,8 @@ class OverfitReport(_TableReport):
         b.set_title(self.verdict.split(":")[0], fontsize=9)
         a.legend(fontsize=8)
         b.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        self.figure = path
-        return path
+        self.figure = save_figure(fig, path, dpi=110, tight=True)
+        return self.figure
 
 
 def overfit_small(model, data, n: int = 64, loss_fn=None, lr: float = 1e-2, optimizer=None,

@@ -33,6 +33,7 @@ import numpy as np
 from .. import backend
 from ..autograd.grad_mode import is_grad_enabled
 from ..nn.layers.activation import LeakyReLU, ReLU, ReLU6, Sigmoid, Tanh
+from ..plotting import new_figure, save_figure
 from ..serialization import atomic_write
 
 __all__ = ["TrainingMonitor", "StatsReport", "Finding", "layer_statistics", "THRESHOLDS"]
@@ -42,7 +43,8 @@ THRESHOLDS = {
     "vanish_abs": 1e-7,    # a gradient norm below this vanishes, whatever the others do
     "vanish_rel": 1e-3,    # ... or one this many times below the largest (non-exploding) layer
     "explode_abs": 1e3,    # a gradient norm above this explodes (losses are means over a batch)
-    "explode_rel": 1e3,    # ... or one this many times above the median layer
+    "explode_rel": 10.0,   # ... or one this many times above its weights' norm (unless the
+                           # gradients shrink toward the input: then they vanish)
     "update_low": 1e-5,    # update/weight ratio two orders of magnitude below 1e-3
     "update_high": 1e-1,   # ... or two orders above it
     "dead": 0.4,           # fraction of ReLU units dead on a whole batch
@@ -213,18 +215,34 @@ def _diagnose(params: list[dict], acts: list[dict], th: dict) -> list[Finding]:
         [r for r in with_grad if r["grad_seen"]]
     g = {r["name"]: r["grad_norm"] for r in layers}
     g_max = {r["name"]: r["grad_max"] for r in layers}
-    finite = [v for v in g.values() if math.isfinite(v)]
-    median = float(np.median(finite)) if finite else math.nan
+    w_norm = {r["name"]: r.get("weight_norm", math.nan) for r in layers}
+    # The trend across depth (layers in model order, input side first): vanishing gradients
+    # shrink toward the input, so the first layer's gradient is far below the last one's.
+    # Comparing a layer with the median layer instead calls every healthy layer near the
+    # output of a deep sigmoid net "exploding", since the median layer has itself vanished.
+    ends = [r["name"] for r in layers if math.isfinite(g[r["name"]])]
+    first, last = (g[ends[0]], g[ends[-1]]) if len(ends) >= 2 else (math.nan, math.nan)
+    shrinking = last > 0 and first < th["vanish_rel"] * last
+    squashing = any(r.get("type") in ("Sigmoid", "Tanh") for r in acts)
+    cure = ("use ReLU instead of sigmoid/tanh, " if squashing else "") + \
+        "a scaled initialisation (Kaiming for ReLU, Glorot for tanh), normalisation or " \
+        "skip connections"
     exploding = set()
     for r in layers:
-        n, v, top = r["name"], g[r["name"]], g_max[r["name"]]
+        n, v, top, w = r["name"], g[r["name"]], g_max[r["name"]], w_norm[r["name"]]
         if not math.isfinite(top) or not math.isfinite(v):
             add("exploding", n, f"{n}: the gradient became inf/NaN (exploding gradients; clip "
                 "gradients, lower the learning rate or fix the initialisation)", "exploding")
-        elif v > th["explode_abs"] or (median > 0 and v > th["explode_rel"] * median):
-            add("exploding", n, f"{n}: gradient norm {v:.3g} (median layer {median:.3g}): "
+        elif v > th["explode_abs"]:
+            add("exploding", n, f"{n}: gradient norm {v:.3g} > {th['explode_abs']:g}: "
                 "exploding gradients; the initialisation is too large or the learning rate too "
                 "high (clip with max_grad_norm)", "exploding")
+        elif not shrinking and w > 0 and v > th["explode_rel"] * w:
+            add("exploding", n, f"{n}: gradient norm {v:.3g} is {v / w:.3g} times the norm of "
+                f"its weights ({w:.3g}): exploding gradients (a step of lr 0.01 would change "
+                f"the weights by {0.01 * v / w:.0%}); the initialisation is too large (scale it "
+                "down: Kaiming/Glorot, or a spectral radius below 1 for recurrent weights) or "
+                "clip with max_grad_norm", "exploding")
         else:
             continue
         exploding.add(n)
@@ -235,15 +253,16 @@ def _diagnose(params: list[dict], acts: list[dict], th: dict) -> list[Finding]:
         n, v = r["name"], g[r["name"]]
         if n in exploding:
             continue
+        trend = (f", shrinking toward the input ({ends[0]} gets {first / last:.1e} of "
+                 f"{ends[-1]}'s)" if shrinking else "")
         if v < th["vanish_abs"]:
             add("vanishing", n, f"{n}: gradient norm {v:.3g} < {th['vanish_abs']:g}: the "
-                "gradient vanishes before reaching this layer (saturated or dead units, too "
-                "small weights, or a cut graph)", "vanishing")
+                f"gradient vanishes before reaching this layer{trend} (saturated or dead "
+                "units, too small weights, or a cut graph)" + (f"; {cure}" if shrinking else ""),
+                "vanishing")
         elif top > 0 and v < th["vanish_rel"] * top:
             add("vanishing", n, f"{n}: gradient norm {v:.3g} is {top / v:.1e} times below "
-                f"{top_name} ({top:.3g}): vanishing gradients (use ReLU, a scaled "
-                "initialisation such as Kaiming/Glorot, normalisation or skip connections)",
-                "vanishing")
+                f"{top_name} ({top:.3g}): vanishing gradients{trend}; {cure}", "vanishing")
     for r in layers:
         n, u = r["name"], r["update_ratio"]
         if n in exploding or not math.isfinite(u):
@@ -270,6 +289,8 @@ def _diagnose(params: list[dict], acts: list[dict], th: dict) -> list[Finding]:
         r["status"] = ", ".join(status[r["name"]]) or "fine"
     order = {"exploding": 0, "vanishing": 1, "no_grad": 2, "update_large": 3,
              "update_small": 4, "dead": 5, "saturated": 6}
+    if shrinking:  # gradients shrink toward the input: vanishing is the diagnosis to act on
+        order["vanishing"] = -1
     findings.sort(key=lambda f: order.get(f.kind, 9))
     return findings
 
@@ -629,25 +650,17 @@ def layer_statistics(model, batch, loss_fn=None, **thresholds) -> StatsReport:
 # --- drawing -------------------------------------------------------------------------------------
 
 def _figure(n: int, size: tuple):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(size[0] * n, size[1]), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, [fig.add_subplot(1, n, i + 1) for i in range(n)]
+    fig, axes = new_figure(1, n, figsize=(size[0] * n, size[1]), layout="constrained",
+                           squeeze=False)
+    return fig, list(axes[0])
 
 
 def _figure_grid(rows: int, cols: int, size: tuple):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     rows = max(rows, 1)
-    fig = Figure(figsize=(size[0] * cols, size[1] * rows))  # constrained layout: seconds here
-    FigureCanvasAgg(fig)
+    # constrained layout takes seconds on a tall grid: fixed margins instead
+    fig, _ = new_figure(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.3 / rows, top=1 - 0.4 / rows,
                         hspace=0.55, wspace=0.2)
-    for i in range(rows * cols):
-        fig.add_subplot(rows, cols, i + 1)
     return fig
 
 
@@ -672,6 +685,4 @@ def _legend(ax) -> None:
 
 
 def _save(fig, path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    save_figure(fig, path, dpi=100)

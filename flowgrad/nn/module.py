@@ -28,7 +28,7 @@ from .. import backend, dtypes
 from ..autograd.grad_mode import no_grad
 from ..autograd.op import Op
 from ..errors import DTypeError
-from ..tensor import Tensor
+from ..tensor import Tensor, _HookHandle
 from .parameter import Parameter
 
 __all__ = ["Module", "RemovableHandle"]
@@ -48,15 +48,15 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
 
 
 class RemovableHandle:
-    """Returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
+    """Returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook.
 
-    _next_id = 0
+    Ids come from the one process-wide counter that tensor hook handles use too (PyTorch's
+    RemovableHandle): never reused, so a stale handle cannot remove a later hook."""
 
     def __init__(self, *hook_dicts, extra: tuple = ()) -> None:
         self.hook_dicts = hook_dicts
         self.extra = extra
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
+        self.id = next(_HookHandle._next_id)
 
     def remove(self) -> None:
         for d in self.hook_dicts:
@@ -460,13 +460,11 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Reset the parameters' gradients to None (or to zeros with ``set_to_none=False``)."""
-        for p in self.parameters():
-            if p.grad is not None:
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.data.fill(0)
+        """Reset the parameters' gradients to None (or to zeros with ``set_to_none=False``,
+        in place, bumping their version counters: the optimizer's ``zero_grad``)."""
+        from ..optim.optimizer import zero_grads
+
+        zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call ``fn`` on every descendant (children first) and then on this module."""

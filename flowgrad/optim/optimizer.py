@@ -65,6 +65,22 @@ def implementation_options(who: str, **switches) -> dict:
     return switches
 
 
+def zero_grads(params, set_to_none: bool = True) -> None:
+    """The one ``zero_grad`` (``Optimizer.zero_grad`` and ``Module.zero_grad``): each gradient
+    to None, or, with ``set_to_none=False``, detached from any graph and zeroed in place with
+    its version counter bumped (PyTorch: ``grad.detach_(); grad.zero_()``, ``_version`` + 1)."""
+    for p in params:
+        g = p.grad
+        if g is not None:
+            if set_to_none:
+                p.grad = None
+            else:
+                g._ctx = None
+                g._requires_grad = False
+                g.data.fill(0)
+                g._version += 1
+
+
 class Optimizer:
     """Base class: holds ``param_groups`` (a list of dicts of parameters and options) and
     ``state`` (a dict per parameter, keyed by the parameter tensor).
@@ -156,17 +172,7 @@ class Optimizer:
     # --- gradients and steps -----------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient: to None (default, frees memory) or to zeros."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                g = p.grad
-                if g is not None:
-                    if set_to_none:
-                        p.grad = None
-                    else:
-                        g._ctx = None
-                        g._requires_grad = False
-                        g.data.fill(0)
-                        g._version += 1
+        zero_grads(chain.from_iterable(g["params"] for g in self.param_groups), set_to_none)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient; returns ``closure()`` if given

@@ -91,14 +91,12 @@ class History:
     def plot(self, path, title: str | None = None) -> None:
         """Learning curves, train vs valid loss and error per epoch, as a PNG (Agg; lecture:
         "Debugging")."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from ..plotting import new_figure, save_figure
 
         panels = [("loss", "loss")]
         if "train_error" in self or "valid_error" in self:
             panels.append(("error", "error rate"))
-        fig = Figure(figsize=(5.5 * len(panels), 4), layout="constrained")
-        FigureCanvasAgg(fig)
+        fig, _ = new_figure(figsize=(5.5 * len(panels), 4), layout="constrained", axes=False)
         epochs = self["epoch"]
         best = None
         if "valid_loss" in self:
@@ -121,9 +119,7 @@ class History:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
         fig.suptitle(title or "Learning curves")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        atomic_write(path, lambda f: f.write(buf.getvalue()))
+        save_figure(fig, path, dpi=100)
 
     # --- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict:

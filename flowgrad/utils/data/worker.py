@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import random
+import time
 import traceback
 from dataclasses import dataclass
 from itertools import islice
@@ -21,6 +22,7 @@ from .generator import numpy_stream
 __all__ = ["WorkerInfo", "get_worker_info"]
 
 _POLL_S = 1.0  # how often a waiting loader checks that its workers are alive
+_CLOSE_S = 1.0  # how long closing waits for the workers to exit before terminating them
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def _seed_worker(seed: int) -> None:
 
 
 def _worker_loop(fetch, dataset, index_queue, result_queue, worker_id: int, num_workers: int,
-                 seed: int, init_fn) -> None:
+                 seed: int, init_fn, done=None) -> None:
     global _worker_info
     _seed_worker(seed)
     _worker_info = WorkerInfo(worker_id, num_workers, seed, dataset)
@@ -112,8 +114,8 @@ def _worker_loop(fetch, dataset, index_queue, result_queue, worker_id: int, num_
             failed = _WorkerError(worker_id, traceback.format_exc())
     while True:
         task = index_queue.get()
-        if task is None:
-            break
+        if task is None or (done is not None and done.is_set()):
+            break  # the loader is closing: skip the batches still queued
         key, payload = task
         if failed is not None:
             result_queue.put((key, worker_id, failed))
@@ -125,6 +127,11 @@ def _worker_loop(fetch, dataset, index_queue, result_queue, worker_id: int, num_
         except Exception:
             data = _WorkerError(worker_id, traceback.format_exc())
         result_queue.put((key, worker_id, data))
+    if done is not None and done.is_set():
+        # Nobody reads the results any more: exit without waiting for the queue's feeder
+        # thread to push them into a full pipe (that wait is what took seconds per worker).
+        result_queue.cancel_join_thread()
+        result_queue.close()
 
 
 class WorkerPool:
@@ -140,11 +147,12 @@ class WorkerPool:
         self.timeout = loader.timeout
         self.index_queues = [context.Queue() for _ in range(n)]
         self.result_queue = context.Queue()
+        self.done = context.Event()  # set by close(): workers stop and drop their results
         self.workers = []
         for k in range(n):
             w = context.Process(target=_worker_loop, daemon=True, args=(
                 fetch, loader.dataset, self.index_queues[k], self.result_queue, k, n,
-                base_seed + k, loader.worker_init_fn))
+                base_seed + k, loader.worker_init_fn, self.done))
             w.start()
             self.workers.append(w)
 
@@ -170,12 +178,21 @@ class WorkerPool:
                                    "for a batch from its workers")
 
     def close(self) -> None:
+        """Stop the workers (PyTorch's shutdown): set the done event, wake each worker with
+        None, give them ``_CLOSE_S`` in all to exit, then terminate whatever is still running
+        (a long ``__getitem__``), so leaving a loop early costs milliseconds, not seconds."""
+        if self.done.is_set():
+            return
+        self.done.set()
         for q in self.index_queues:
             q.put(None)
+        deadline = time.monotonic() + _CLOSE_S
         for w in self.workers:
-            w.join(timeout=5)
+            w.join(timeout=max(0.0, deadline - time.monotonic()))
+        for w in self.workers:
             if w.is_alive():
                 w.terminate()
+                w.join(timeout=_CLOSE_S)
         for q in (*self.index_queues, self.result_queue):
             q.cancel_join_thread()
             q.close()

@@ -361,7 +361,7 @@ def main(argv=None) -> int:
     if _HAVE_THREADPOOLCTL:
         from threadpoolctl import threadpool_limits
 
-        _limits = threadpool_limits(limits=THREADS, user_api="blas")  # noqa: F841 - keep alive
+        _limits = threadpool_limits(limits=THREADS, user_api="blas")
     if torch is not None:
         torch.set_num_threads(THREADS)
     describe_machine()

@@ -43,11 +43,11 @@ if _ROOT not in sys.path:  # run from a checkout without installing flowgrad
     sys.path.insert(0, _ROOT)
 
 import flowgrad as fg  # noqa: E402
-import flowgrad.nn.functional as F  # noqa: E402, N812
+import flowgrad.nn.functional as F  # noqa: E402
 
 try:
     import torch
-    import torch.nn.functional as TF  # noqa: N812
+    import torch.nn.functional as TF
 except ImportError:  # flowgrad-only run (profiling still works)
     torch = None
     TF = None
@@ -482,7 +482,7 @@ def main(argv=None) -> int:
     if _HAVE_THREADPOOLCTL:
         from threadpoolctl import threadpool_limits
 
-        _limits = threadpool_limits(limits=THREADS, user_api="blas")  # noqa: F841 - keep alive
+        _limits = threadpool_limits(limits=THREADS, user_api="blas")
     if torch is not None:
         torch.set_num_threads(THREADS)
     describe_machine()

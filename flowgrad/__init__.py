@@ -11,12 +11,12 @@ Example:
 
 from __future__ import annotations
 
-from . import autograd, backend, dtypes, errors, ops  # noqa: F401
+from . import autograd, backend, dtypes, errors, ops
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.grad_mode import inference_mode
-from .creation import *  # noqa: F401,F403
+from .creation import *  # noqa: F403
 from .creation import __all__ as _creation_all
-from .dtypes import bool_ as bool  # noqa: A004
+from .dtypes import bool_ as bool
 from .dtypes import (
     float16,
     float32,
@@ -31,15 +31,15 @@ from .dtypes import (
 )
 from .errors import DeviceError, DTypeError, GraphError, ShapeError
 from .tensor import Tensor, where
-from .tensor_functions import *  # noqa: F401,F403
+from .tensor_functions import *  # noqa: F403
 from .tensor_functions import _namespace as _function_namespace
 from .tensor_functions import broadcast_tensors, cat, concat, concatenate, einsum, is_tensor, stack
 
 half = float16
-float = float32  # noqa: A001 - PyTorch's aliases
+float = float32
 double = float64
 short = int16
-int = int32  # noqa: A001
+int = int32
 long = int64
 
 __version__ = "0.1.0"
@@ -54,7 +54,7 @@ def cuda_is_available() -> bool:
     return backend.cuda_available()
 
 
-class cuda:  # noqa: N801 - mirrors torch.cuda
+class cuda:
     is_available = staticmethod(backend.cuda_available)
 
 
@@ -65,6 +65,6 @@ def _public():
 
 
 # The library built on the engine (these import the names above).
-from . import datasets, debug, nn, optim, train, utils  # noqa: E402
-from .serialization import load, save  # noqa: E402
-from .utils.data import Generator, default_generator, get_rng_state, set_rng_state  # noqa: E402
+from . import datasets, debug, nn, optim, train, utils
+from .serialization import load, save
+from .utils.data import Generator, default_generator, get_rng_state, set_rng_state

@@ -137,7 +137,7 @@ def _fetch(file: str, folder: Path, expected: str | None, urls: list[str]) -> li
             errors.append(f"{url}: {e}")
             part.unlink(missing_ok=True)
             continue
-        except Exception as e:  # noqa: BLE001 - offline, HTTP errors, timeouts: try the next
+        except Exception as e:
             errors.append(f"{url}: {type(e).__name__}: {e}")
             part.unlink(missing_ok=True)
             continue

@@ -159,7 +159,7 @@ def _shape(a) -> tuple | str | None:
     return tuple(int(s) for s in a.shape) if a.shape else "scalar"
 
 
-class detect_anomaly:  # noqa: N801 - PyTorch's name (torch.autograd.detect_anomaly)
+class detect_anomaly:
     """Context manager (or decorator): raise ``AnomalyError`` at the first NaN/inf produced by
     an op's forward or by a backward node (lecture: "Debugging").
 
@@ -222,12 +222,12 @@ class detect_anomaly:  # noqa: N801 - PyTorch's name (torch.autograd.detect_anom
     def _pre_hook(self, name: str):
         stack = self._stack
 
-        def hook(module, args):
+        def hook(module, _args):
             stack.append((name, module))
 
         return hook
 
-    def _post_hook(self, module, args, output):
+    def _post_hook(self, module, _args, _output):
         stack = self._stack
         if stack and stack[-1][1] is module:
             stack.pop()

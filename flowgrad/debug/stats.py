@@ -352,7 +352,7 @@ class TrainingMonitor:
         return (self.step if step is None else step) % self.every == 0
 
     def _make_hook(self, name: str, kind: str):
-        def hook(module, args, output):
+        def hook(module, _args, output):
             if not self._force and not (module.training and is_grad_enabled() and self._due()):
                 return None
             y = getattr(output, "data", output)
@@ -444,7 +444,7 @@ class TrainingMonitor:
                     col[k].append(math.nan)
 
     # --- fit() callback ---------------------------------------------------------------------
-    def on_train_begin(self, state=None) -> None:
+    def on_train_begin(self, _state=None) -> None:
         self._pending_grads, self._pending_acts = None, {}
         self._before = self._snapshot() if self._due() else None
 

@@ -9,9 +9,9 @@ Example:
     ['0.weight', '0.bias', '2.weight', '2.bias']
 """
 
-from . import functional, init, utils  # noqa: F401
+from . import functional, init, utils
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from .layers import *  # noqa: F401,F403
+from .layers import *  # noqa: F403
 from .layers import __all__ as _layers
 from .module import Module, RemovableHandle
 from .parameter import Parameter

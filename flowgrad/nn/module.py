@@ -707,7 +707,7 @@ def _as_array(value, key: str, errors: list):
         return value  # a CuPy array
     try:
         return np.asarray(value)
-    except Exception as e:  # noqa: BLE001 - report any unconvertible entry with its key
+    except Exception as e:
         errors.append(f'While copying the parameter named "{key}", expected a Tensor or an '
                       f"array from checkpoint but received {type(value).__name__} ({e})")
         return None

@@ -1,5 +1,5 @@
 """PyTorch's ``torch.utils`` surface: ``flowgrad.utils.data`` (Dataset, DataLoader, samplers)."""
 
-from . import data  # noqa: F401
+from . import data
 
 __all__ = ["data"]

@@ -1,25 +1,25 @@
 """Layers with PyTorch's names, constructor arguments, parameter layouts and default
 initialisation, one file per family."""
 
-from .activation import *  # noqa: F401,F403
+from .activation import *  # noqa: F403
 from .activation import __all__ as _activation
-from .conv import *  # noqa: F401,F403
+from .conv import *  # noqa: F403
 from .conv import __all__ as _conv
-from .dropout import *  # noqa: F401,F403
+from .dropout import *  # noqa: F403
 from .dropout import __all__ as _dropout
-from .embedding import *  # noqa: F401,F403
+from .embedding import *  # noqa: F403
 from .embedding import __all__ as _embedding
-from .linear import *  # noqa: F401,F403
+from .linear import *  # noqa: F403
 from .linear import __all__ as _linear
-from .loss import *  # noqa: F401,F403
+from .loss import *  # noqa: F403
 from .loss import __all__ as _loss
-from .normalization import *  # noqa: F401,F403
+from .normalization import *  # noqa: F403
 from .normalization import __all__ as _normalization
-from .padding import *  # noqa: F401,F403
+from .padding import *  # noqa: F403
 from .padding import __all__ as _padding
-from .pooling import *  # noqa: F401,F403
+from .pooling import *  # noqa: F403
 from .pooling import __all__ as _pooling
-from .shape import *  # noqa: F401,F403
+from .shape import *  # noqa: F403
 from .shape import __all__ as _shape
 
 __all__ = (_activation + _conv + _dropout + _embedding + _linear + _loss + _normalization

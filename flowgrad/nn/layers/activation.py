@@ -42,7 +42,7 @@ class Threshold(Module):
         super().__init__()
         self.threshold, self.value, self.inplace = threshold, value, inplace
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.threshold(input, self.threshold, self.value, self.inplace)
 
     def extra_repr(self) -> str:
@@ -52,7 +52,7 @@ class Threshold(Module):
 class ReLU(_Inplace):
     """max(x, 0) (Nair & Hinton 2010)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.relu(input)
 
 
@@ -63,7 +63,7 @@ class LeakyReLU(Module):
         super().__init__()
         self.negative_slope, self.inplace = negative_slope, inplace
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.leaky_relu(input, self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -85,7 +85,7 @@ class PReLU(Module):
     def reset_parameters(self) -> None:
         init.constant_(self.weight, self.init)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.prelu(input, self.weight)
 
     def extra_repr(self) -> str:
@@ -104,21 +104,21 @@ class _Alpha(Module):
 class ELU(_Alpha):
     """x for x > 0, alpha (exp(x) - 1) otherwise (Clevert et al. 2016)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.elu(input, self.alpha)
 
 
 class CELU(_Alpha):
     """max(0, x) + min(0, alpha (exp(x / alpha) - 1)) (Barron 2017)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.celu(input, self.alpha)
 
 
 class SELU(_Inplace):
     """Scaled ELU with the self-normalising constants (Klambauer et al. 2017)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.selu(input)
 
 
@@ -129,7 +129,7 @@ class GELU(Module):
         super().__init__()
         self.approximate = approximate
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.gelu(input, approximate=self.approximate)
 
     def extra_repr(self) -> str:
@@ -139,14 +139,14 @@ class GELU(Module):
 class SiLU(_Inplace):
     """x sigmoid(x) (Ramachandran et al. 2017, "swish")."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.silu(input)
 
 
 class Mish(_Inplace):
     """x tanh(softplus(x)) (Misra 2019)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.mish(input)
 
 
@@ -157,7 +157,7 @@ class Softplus(Module):
         super().__init__()
         self.beta, self.threshold = beta, threshold
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.softplus(input, self.beta, self.threshold)
 
     def extra_repr(self) -> str:
@@ -167,21 +167,21 @@ class Softplus(Module):
 class Sigmoid(Module):
     """1 / (1 + exp(-x))."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.sigmoid(input)
 
 
 class Tanh(Module):
     """Hyperbolic tangent."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.tanh(input)
 
 
 class LogSigmoid(Module):
     """log sigmoid(x), finite for any x."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.logsigmoid(input)
 
 
@@ -204,7 +204,7 @@ class Hardtanh(Module):
             raise ValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val "
                              f"({min_val})")
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.hardtanh(input, self.min_val, self.max_val)
 
     def extra_repr(self) -> str:
@@ -224,7 +224,7 @@ class ReLU6(Hardtanh):
 class Hardsigmoid(_Inplace):
     """relu6(x + 3) / 6 (Howard et al. 2019)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.hardsigmoid(input)
 
     def extra_repr(self) -> str:
@@ -234,7 +234,7 @@ class Hardsigmoid(_Inplace):
 class Hardswish(_Inplace):
     """x hardsigmoid(x) (Howard et al. 2019)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.hardswish(input)
 
     def extra_repr(self) -> str:
@@ -244,14 +244,14 @@ class Hardswish(_Inplace):
 class Softsign(Module):
     """x / (1 + |x|)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.softsign(input)
 
 
 class Tanhshrink(Module):
     """x - tanh(x)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.tanhshrink(input)
 
 
@@ -267,14 +267,14 @@ class _Shrink(Module):
 class Softshrink(_Shrink):
     """x - lambd above lambd, x + lambd below -lambd, 0 between."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.softshrink(input, self.lambd)
 
 
 class Hardshrink(_Shrink):
     """x where |x| > lambd, else 0."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.hardshrink(input, self.lambd)
 
 
@@ -285,7 +285,7 @@ class GLU(Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.glu(input, self.dim)
 
     def extra_repr(self) -> str:
@@ -304,14 +304,14 @@ class _Dim(Module):
 class Softmax(_Dim):
     """exp(x) / sum exp(x) along ``dim`` (lecture: "Softmax output")."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.softmax(input, self.dim, _stacklevel=5)
 
 
 class Softmin(_Dim):
     """softmax(-x) along ``dim``."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.softmin(input, self.dim, _stacklevel=5)
 
 
@@ -319,5 +319,5 @@ class LogSoftmax(_Dim):
     """x - logsumexp(x) along ``dim`` (pairs with NLLLoss: lecture "Log-Likelihood as Loss
     function")."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.log_softmax(input, self.dim, _stacklevel=5)

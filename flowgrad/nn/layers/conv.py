@@ -78,7 +78,7 @@ class _ConvNd(Module):
         """weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as PyTorch."""
         reset_fan_in_uniform(self.weight, self.bias)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         self._check_channels(input)
         if self.padding_mode != "zeros":
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
@@ -201,7 +201,7 @@ class ConvTranspose1d(_ConvTransposeNd):
                          ntuple(padding, 1), ntuple(dilation, 1), True,
                          ntuple(output_padding, 1), groups, bias, padding_mode, device, dtype)
 
-    def forward(self, input, output_size=None):  # noqa: A002
+    def forward(self, input, output_size=None):
         self._check_channels(input)
         op = self._output_padding(input, output_size)
         return FC.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding,
@@ -223,7 +223,7 @@ class ConvTranspose2d(_ConvTransposeNd):
                          ntuple(padding, 2), ntuple(dilation, 2), True,
                          ntuple(output_padding, 2), groups, bias, padding_mode, device, dtype)
 
-    def forward(self, input, output_size=None):  # noqa: A002
+    def forward(self, input, output_size=None):
         self._check_channels(input)
         op = self._output_padding(input, output_size)
         return FC.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,

@@ -25,26 +25,26 @@ class _DropoutNd(Module):
 class Dropout(_DropoutNd):
     """Zero each element with probability p and scale the rest by 1/(1-p) while training."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.dropout(input, self.p, self.training, self.inplace)
 
 
 class Dropout1d(_DropoutNd):
     """Zero whole channels of (N, C, L) or (C, L) inputs (Tompson et al. 2015)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.dropout1d(input, self.p, self.training, self.inplace)
 
 
 class Dropout2d(_DropoutNd):
     """Zero whole channels of (N, C, H, W) inputs (Tompson et al. 2015)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.dropout2d(input, self.p, self.training, self.inplace)
 
 
 class Dropout3d(_DropoutNd):
     """Zero whole channels of (N, C, D, H, W) inputs."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.dropout3d(input, self.p, self.training, self.inplace)

@@ -66,7 +66,7 @@ class Embedding(Module):
             with no_grad():
                 self.weight[self.padding_idx] = 0
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.embedding(input, self._parameters["weight"], self.padding_idx, self.max_norm,
                            self.norm_type, self.scale_grad_by_freq, self.sparse)
 

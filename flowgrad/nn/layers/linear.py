@@ -19,7 +19,7 @@ class Identity(Module):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__()
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return input
 
 
@@ -50,7 +50,7 @@ class Linear(Module):
         """weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as PyTorch."""
         reset_fan_in_uniform(self.weight, self.bias)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         shape = input.shape
         if not shape or shape[-1] != self.in_features:
             raise ShapeError(f"Linear(in_features={self.in_features}, out_features="

@@ -89,7 +89,7 @@ class _NormBase(Module):
             state_dict[key] = self.num_batches_tracked
         super()._load_from_state_dict(state_dict, prefix, *args)
 
-    def _check_input(self, input) -> None:  # noqa: A002
+    def _check_input(self, input) -> None:
         nd = input.ndim
         if nd not in self._ranks:
             ranks = " or ".join(f"{r}D" for r in self._ranks)
@@ -115,7 +115,7 @@ class _BatchNorm(_NormBase):
     over ``num_batches_tracked`` steps); the running variance is the unbiased one.
     """
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         self._check_input(input)
         p, b = self._parameters, self._buffers  # direct reads: this is a hot path
         mean, var, count = b["running_mean"], b["running_var"], b["num_batches_tracked"]
@@ -165,7 +165,7 @@ class _InstanceNorm(_NormBase):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
                          dtype, bias=bias)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         nd = input.ndim
         if nd not in self._ranks:
             ranks = " or ".join(f"{r}D" for r in self._ranks)
@@ -208,7 +208,7 @@ def _normalized_shape(normalized_shape) -> tuple:
     return tuple(normalized_shape)
 
 
-def _check_trailing(module: Module, input) -> None:  # noqa: A002
+def _check_trailing(module: Module, input) -> None:
     ns = module.normalized_shape
     if tuple(input.shape[input.ndim - len(ns):]) != ns or input.ndim < len(ns):
         raise ShapeError(f"{module._get_name()}({module.extra_repr()}): input of shape "
@@ -231,7 +231,7 @@ class LayerNorm(Module):
     def reset_parameters(self) -> None:
         _reset_affine(self)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         _check_trailing(self, input)
         p = self._parameters
         return F.layer_norm(input, self.normalized_shape, p["weight"], p["bias"], self.eps)
@@ -261,7 +261,7 @@ class GroupNorm(Module):
     def reset_parameters(self) -> None:
         _reset_affine(self)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         if input.ndim >= 2 and input.shape[1] != self.num_channels:
             raise ShapeError(f"{self._get_name()}({self.extra_repr()}): input has "
                              f"{input.shape[1]} channels in dimension 1 (shape "
@@ -294,7 +294,7 @@ class RMSNorm(Module):
         if self.elementwise_affine:
             init.ones_(self.weight)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         _check_trailing(self, input)
         return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)
 

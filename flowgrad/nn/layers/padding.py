@@ -20,7 +20,7 @@ class _PadNd(Module):
         super().__init__()
         self.padding = ntuple(padding, 2 * self.dims)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.pad(input, self.padding, mode=self.mode)
 
     def extra_repr(self) -> str:
@@ -32,7 +32,7 @@ class _ConstantPadNd(_PadNd):
         super().__init__(padding)
         self.value = value
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.pad(input, self.padding, mode="constant", value=self.value)
 
     def extra_repr(self) -> str:

@@ -30,7 +30,7 @@ class _MaxPoolNd(Module):
 class MaxPool1d(_MaxPoolNd):
     """Max over sliding windows: (N, C, L) or (C, L) -> (N, C, L_out)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return FC.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation,
                              ceil_mode=self.ceil_mode, return_indices=self.return_indices)
 
@@ -38,7 +38,7 @@ class MaxPool1d(_MaxPoolNd):
 class MaxPool2d(_MaxPoolNd):
     """Max over sliding windows: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return FC.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
                              ceil_mode=self.ceil_mode, return_indices=self.return_indices)
 
@@ -55,7 +55,7 @@ class AvgPool1d(Module):
         self.ceil_mode = ceil_mode
         self.count_include_pad = count_include_pad
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return FC.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                              self.count_include_pad)
 
@@ -77,7 +77,7 @@ class AvgPool2d(Module):
         self.count_include_pad = count_include_pad
         self.divisor_override = divisor_override
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return FC.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                              self.count_include_pad, self.divisor_override)
 
@@ -97,7 +97,7 @@ class _AdaptiveAvgPoolNd(Module):
 class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
     """Mean over PyTorch's adaptive windows: (N, C, L) -> (N, C, output_size)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return FC.adaptive_avg_pool1d(input, self.output_size)
 
 
@@ -105,5 +105,5 @@ class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     """Mean over PyTorch's adaptive windows: (N, C, H, W) -> (N, C, oh, ow); output_size an
     int or a pair whose None entries keep the input size (1: global average pooling)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return FC.adaptive_avg_pool2d(input, self.output_size)

@@ -48,7 +48,7 @@ def _combine(norms: list, norm_type: float) -> float:
 
 
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False,
-                   foreach=None) -> Tensor:
+                   foreach=None) -> Tensor:  # noqa: ARG001 - PyTorch's keyword, no effect
     """The ``norm_type`` norm of all ``tensors`` together, as if concatenated into one vector
     (a 0-d Tensor of their dtype)."""
     if isinstance(tensors, Tensor):
@@ -67,7 +67,8 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     return Tensor._wrap(first.xp.asarray(total, dtype=first.dtype), None, False)
 
 
-def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None) -> None:
+def clip_grads_with_norm_(parameters, max_norm: float, total_norm,
+                          foreach=None) -> None:  # noqa: ARG001 - PyTorch's keyword, no effect
     """Scale the gradients in place by min(1, max_norm / (total_norm + 1e-6))."""
     grads = _grads(parameters)
     if not grads:
@@ -82,7 +83,8 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None)
 
 
 def clip_grad_norm_(parameters: Iterable | Tensor, max_norm: float, norm_type: float = 2.0,
-                    error_if_nonfinite: bool = False, foreach=None) -> Tensor:
+                    error_if_nonfinite: bool = False,
+                    foreach=None) -> Tensor:  # noqa: ARG001 - PyTorch's keyword, no effect
     """Rescale the gradients of ``parameters`` in place so that their total ``norm_type``
     norm (all gradients as one vector) is at most ``max_norm``.
 
@@ -105,7 +107,8 @@ def clip_grad_norm_(parameters: Iterable | Tensor, max_norm: float, norm_type: f
     return total
 
 
-def clip_grad_value_(parameters: Iterable | Tensor, clip_value: float, foreach=None) -> None:
+def clip_grad_value_(parameters: Iterable | Tensor, clip_value: float,
+                     foreach=None) -> None:  # noqa: ARG001 - PyTorch's keyword, no effect
     """Clamp every gradient entry of ``parameters`` to [-clip_value, clip_value] in place."""
     clip_value = float(clip_value)
     for g in _grads(parameters):

@@ -104,7 +104,7 @@ class SequentialSampler(_StatefulSampler):
         self.generator = None
         self._init_state()
 
-    def _order(self, rng) -> np.ndarray:
+    def _order(self, _rng) -> np.ndarray:
         return np.arange(len(self.data_source), dtype=np.int64)
 
     def __len__(self) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 from . import backend, dtypes
 from .autograd import engine, grad_mode
 from .autograd import op as _op_module
-from .errors import DTypeError, GraphError, ShapeError
+from .errors import DTypeError, GraphError, IndexOutOfRangeError, ShapeError
 from .ops import activation as A
 from .ops import elementwise as E
 from .ops import indexing as I
@@ -38,6 +38,8 @@ def _dims(dim, ndim: int, op: str):
         if len(dim) == 0:
             return None
         dims = tuple(sorted(_dim(d, ndim, op) for d in dim))
+        if len(set(dims)) != len(dims):
+            raise ShapeError(f"{op}: dim {tuple(dim)} names a dimension more than once")
     else:
         dims = (_dim(dim, ndim, op),)
     return None if ndim == 0 else dims  # a 0-d tensor's dim 0 (or -1) is the whole tensor
@@ -734,7 +736,32 @@ class Tensor:
         return where(mask, value, self)
 
     def lerp(self, end, weight) -> Tensor:
-        return self + weight * (end - self)
+        """start + weight (end - start), by PyTorch's rules: floating start; end, and weight when
+        it is a tensor of 1 or more dims, of start's dtype (a 0-d weight is cast to it)."""
+        if not isinstance(end, Tensor):
+            raise TypeError(f"lerp: end must be a Tensor, got {type(end).__name__}")
+        start = self
+        if isinstance(weight, Tensor) and weight.ndim == 0 and weight.dtype.kind == "f" and \
+                self.dtype.kind != "f" and end.dtype == self.dtype:
+            # a 0-d floating weight promotes integer start and end (PyTorch's rule)
+            start, end = self.type(weight.dtype), end.type(weight.dtype)
+        return start._lerp(end, weight)
+
+    def _lerp(self, end, weight) -> Tensor:
+        if self.dtype.kind != "f":
+            raise DTypeError(f"lerp: expected a floating-point input (float32 or float64), got "
+                             f"{self.dtype}; convert it with .float()")
+        if end.dtype != self.dtype:
+            raise dtypes.mixed_dtypes("lerp", self.dtype, end.dtype, ("input", "end"))
+        if isinstance(weight, Tensor):
+            if weight.ndim and weight.dtype != self.dtype:
+                raise dtypes.mixed_dtypes("lerp", self.dtype, weight.dtype, ("input", "weight"))
+        elif not isinstance(weight, _Number) and not isinstance(weight, (np.number, np.bool_)):
+            raise TypeError(f"lerp: weight must be a Tensor or a number, got "
+                            f"{type(weight).__name__}")
+        else:
+            weight = float(weight)
+        return E.Lerp.apply(self, end, weight)
 
     def softmax(self, dim) -> Tensor:
         return R.Softmax.apply(self, _dim(dim, self.ndim, "softmax"))
@@ -756,13 +783,13 @@ class Tensor:
         return R.Mean.apply(x, _dims(dim, self.ndim, "mean"), keepdim)
 
     def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+        if self.dtype.kind != "f":  # checked before the dims, as in PyTorch
+            raise DTypeError(f"var/std: only floating-point inputs are supported, got "
+                             f"{self.dtype}; convert it with .float()")
         dims = _dims(dim, self.ndim, "var")
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
-        n = self.numel() if dims is None else int(np.prod([self.shape[d] for d in dims]))
-        centred = self - self.mean(dim=dims, keepdim=True)
-        scale = 1.0 / (n - correction) if n > correction else float("nan")
-        return (centred * centred).sum(dim=dims, keepdim=keepdim) * scale
+        return R.Var.apply(self, dims, keepdim, correction)
 
     def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
@@ -770,6 +797,7 @@ class Tensor:
     def _extreme(self, dim, keepdim, minimum):
         name = "min" if minimum else "max"
         if dim is None:
+            _nonempty(self, None, name)
             return R.AMax.apply(self, None, False, minimum, True)
         if isinstance(dim, Tensor):
             return self.minimum(dim) if minimum else self.maximum(dim)
@@ -777,8 +805,7 @@ class Tensor:
         if self.ndim == 0:  # dim 0 of a 0-d tensor is the tensor itself (PyTorch's rule)
             return values_indices(E.Clone.apply(self),
                                   Tensor._wrap(self.xp.zeros((), dtype=np.int64), None, False))
-        if self.shape and self.shape[d] == 0:
-            raise ShapeError(f"{name}: cannot reduce over an empty dimension {d} of {self.shape}")
+        _nonempty(self, (d,), name)
         idx = (self.xp.argmin if minimum else self.xp.argmax)(self.data, axis=d, keepdims=True)
         values = I.Gather.apply(self, d, idx)
         indices = Tensor._wrap(idx, None, False)
@@ -795,20 +822,23 @@ class Tensor:
 
     def amax(self, dim=(), keepdim: bool = False) -> Tensor:
         dims = _dims(dim if dim != () else None, self.ndim, "amax")
+        _nonempty(self, dims, "amax")
         return R.AMax.apply(self, dims, keepdim, False)
 
     def amin(self, dim=(), keepdim: bool = False) -> Tensor:
         dims = _dims(dim if dim != () else None, self.ndim, "amin")
+        _nonempty(self, dims, "amin")
         return R.AMax.apply(self, dims, keepdim, True)
 
     def argmax(self, dim=None, keepdim: bool = False) -> Tensor:
-        return _argext(self, dim, keepdim, self.xp.argmax)
+        return _argext(self, dim, keepdim, self.xp.argmax, "argmax")
 
     def argmin(self, dim=None, keepdim: bool = False) -> Tensor:
-        return _argext(self, dim, keepdim, self.xp.argmin)
+        return _argext(self, dim, keepdim, self.xp.argmin, "argmin")
 
     def prod(self, dim=None, keepdim: bool = False) -> Tensor:
-        return R.Prod.apply(self, None if dim is None else _dim(dim, self.ndim, "prod"), keepdim)
+        d = None if dim is None else _dim(dim, self.ndim, "prod")
+        return R.Prod.apply(self, None if self.ndim == 0 else d, keepdim)
 
     def logsumexp(self, dim, keepdim: bool = False) -> Tensor:
         return R.LogSumExp.apply(self, _dims(dim, self.ndim, "logsumexp"), keepdim)
@@ -817,10 +847,16 @@ class Tensor:
         return R.Cumsum.apply(self, _dim(dim, self.ndim, "cumsum"))
 
     def norm(self, p="fro", dim=None, keepdim: bool = False) -> Tensor:
+        if self.dtype.kind != "f":  # checked before the dims, as in PyTorch
+            raise DTypeError(f"norm: expected a floating-point input (float32 or float64), got "
+                             f"{self.dtype}; convert it with .float()")
         dims = _dims(dim, self.ndim, "norm")
         if p in ("fro", 2, 2.0):
             return R.Norm2.apply(self, dims, keepdim)
         if p in (float("inf"), "inf"):
+            if self.data.size == 0 and (dims is None or any(self.shape[d] == 0 for d in dims)):
+                raise ShapeError(f"norm: cannot compute the inf norm over an empty dimension "
+                                 f"(input shape {tuple(self.shape)}): max has no identity")
             return self.abs().amax(dim=dims if dims else (), keepdim=keepdim)
         if p == 1:
             return self.abs().sum(dim=dims, keepdim=keepdim)
@@ -898,6 +934,8 @@ class Tensor:
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         perm = list(range(self.ndim))
         d0, d1 = _dim(dim0, self.ndim, "transpose"), _dim(dim1, self.ndim, "transpose")
+        if self.ndim == 0:  # dims 0 and -1 of a 0-d tensor are the tensor itself
+            return S.Permute.apply(self, ())
         perm[d0], perm[d1] = perm[d1], perm[d0]
         return S.Permute.apply(self, tuple(perm))
 
@@ -987,7 +1025,7 @@ class Tensor:
 
     def flip(self, *dims) -> Tensor:
         dims = tuple(_dim(d, self.ndim, "flip") for d in _shape_arg(dims))
-        return S.Flip.apply(self, dims)
+        return S.Flip.apply(self, () if self.ndim == 0 else dims)
 
     def roll(self, shifts, dims=None) -> Tensor:
         if dims is None:
@@ -1021,6 +1059,10 @@ class Tensor:
     def gather(self, dim: int, index) -> Tensor:
         d = _dim(dim, self.ndim, "gather")
         idx = _raw(index)
+        if self.ndim == 0 and idx.ndim <= 1:  # a 0-d input is read as shape (1,)
+            _check_index_range("gather", idx, 1)
+            return self.reshape(1).gather(0, Tensor._wrap(idx.reshape(-1), None, False)).reshape(
+                idx.shape)
         if idx.ndim != self.ndim:
             raise ShapeError(f"gather: index {tuple(idx.shape)} must have as many dimensions as "
                              f"the input {tuple(self.shape)}")
@@ -1230,7 +1272,8 @@ def _check_index_range(op: str, idx, n: int) -> None:
         raise DTypeError(f"{op}: index must be an integer tensor, got {idx.dtype}")
     if idx.size and (int(idx.max()) >= n or int(idx.min()) < -n):
         bad = int(idx.max()) if int(idx.max()) >= n else int(idx.min())
-        raise IndexError(f"{op}: index {bad} is out of bounds for dimension of size {n}")
+        raise IndexOutOfRangeError(f"{op}: index {bad} is out of bounds for dimension of size "
+                                   f"{n}")
 
 
 def _no_bool_sub(t: Tensor, other) -> None:
@@ -1247,13 +1290,31 @@ def _raw_tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else as_tensor(x)
 
 
-def _argext(t: Tensor, dim, keepdim, fn) -> Tensor:
+def _nonempty(t: Tensor, dims, op: str) -> None:
+    """PyTorch's check before a reduction with no identity (max, min, argmax): IndexError for an
+    empty reduced dim, RuntimeError (ShapeError) for an empty tensor reduced whole."""
+    if t.data.size:
+        return
+    if dims is None:
+        raise ShapeError(f"{op}: expected a reduction dim to be given for an empty tensor (shape "
+                         f"{tuple(t.shape)}): a max/min over no elements is undefined; pass dim=")
+    for d in dims:
+        if t.shape[d] == 0:
+            raise IndexError(f"{op}: expected reduction dim {d} to have non-zero size (the input "
+                             f"has shape {tuple(t.shape)}): a max/min over no elements is "
+                             "undefined")
+
+
+def _argext(t: Tensor, dim, keepdim, fn, op: str) -> Tensor:
     if dim is None:
+        _nonempty(t, None, op)
         out = fn(t.data.reshape(-1))
         if keepdim:
             out = t.xp.asarray(out).reshape((1,) * t.ndim)
         return Tensor._wrap(t.xp.asarray(out), None, False)
-    d = _dim(dim, t.ndim, "argmax")
+    d = _dim(dim, t.ndim, op)
+    if t.ndim:
+        _nonempty(t, (d,), op)
     return Tensor._wrap(t.xp.asarray(fn(t.data, axis=d, keepdims=keepdim)), None, False)
 
 

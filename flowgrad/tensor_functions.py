@@ -66,9 +66,16 @@ def cat(tensors, dim: int = 0) -> Tensor:
         if t.ndim == 0:
             raise ShapeError(f"cat: zero-dimensional tensor (at position {i}) cannot be "
                              "concatenated; use fg.stack, or reshape it to (1,)")
-    ref = tensors[0]
+    # PyTorch's legacy rule: a 1-D empty tensor, shape (0,), is skipped when concatenating
+    # with tensors of other shapes (the dim is checked against the first other one)
+    kept = [t for t in tensors if tuple(t.shape) != (0,)]
+    if not kept:
+        return S.Cat.apply(0, *tensors)
+    ref = kept[0]
     d = _dim(dim, ref.ndim, "cat")
     for i, t in enumerate(tensors):
+        if tuple(t.shape) == (0,) and ref.ndim != 1:
+            continue
         if t.ndim != ref.ndim or builtins.any(
                 a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape)) if k != d):
             raise ShapeError(f"cat: tensor {i} has shape {tuple(t.shape)} but tensor 0 has "
@@ -82,11 +89,12 @@ concat = concatenate = cat
 def stack(tensors, dim: int = 0) -> Tensor:
     """Stack along a new dim."""
     tensors = _common(_sequence(tensors, "stack"), "stack")
+    d = _dim(dim, tensors[0].ndim + 1, "stack")  # checked first, as in PyTorch
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
             raise ShapeError(f"stack: tensor {i} has shape {tuple(t.shape)} but tensor 0 has "
                              f"{tuple(tensors[0].shape)}; stack needs equal shapes")
-    return S.Stack.apply(_dim(dim, tensors[0].ndim + 1, "stack"), *tensors)
+    return S.Stack.apply(d, *tensors)
 
 
 def _common(tensors, op):

@@ -355,3 +355,178 @@ def test_saved_arrays_are_freed_after_backward():
     ctx = out._ctx
     out.backward()
     assert ctx.saved is _FREED and not any(_arrays_in(v) for v in ctx.__dict__.values())
+
+
+# Edge cases matched to PyTorch: each runs in both libraries; both raise (flowgrad's error an
+# instance of PyTorch's class, so `except <torch's class>` catches it) or both give the same
+# dtypes, values and gradients.
+def _leaf(m, v, dtype="float32"):
+    return m.tensor(np.asarray(v, dtype=dtype), requires_grad=dtype.startswith("float"))
+
+
+def _outcome(m, fn):
+    try:
+        leaves, out = fn(m)
+        if out.requires_grad:
+            (out * 1.5).sum().backward()
+        return (str(out.dtype).replace("torch.", ""), np.array(out.detach().numpy()),
+                [None if t.grad is None else np.array(t.grad.numpy()) for t in leaves])
+    except Exception as e:  # noqa: BLE001 - raising is one of the outcomes compared
+        return e
+
+
+def _F(m):
+    return m.nn.functional
+
+
+_EMPTY = np.zeros((0, 3))
+_EDGE_CASES = {
+    # 1. reductions over a size-0 dim
+    "softmax_empty_dim": lambda m: (lambda x: ([x], x.softmax(0)))(_leaf(m, _EMPTY)),
+    "log_softmax_empty_dim": lambda m: (lambda x: ([x], x.log_softmax(0)))(_leaf(m, _EMPTY)),
+    "logsumexp_empty_dim": lambda m: (lambda x: ([x], x.logsumexp(0)))(_leaf(m, _EMPTY)),
+    "logsumexp_empty_all": lambda m: (lambda x: ([x], x.logsumexp((0, 1))))(_leaf(m, _EMPTY)),
+    "mean_empty_dim": lambda m: (lambda x: ([x], x.mean(0)))(_leaf(m, _EMPTY)),
+    "sum_empty_dim": lambda m: (lambda x: ([x], x.sum(0)))(_leaf(m, _EMPTY)),
+    "prod_empty_dim": lambda m: (lambda x: ([x], x.prod(0)))(_leaf(m, _EMPTY)),
+    "var_empty_dim": lambda m: (lambda x: ([x], x.var(0)))(_leaf(m, _EMPTY)),
+    "amax_empty_dim": lambda m: (lambda x: ([x], x.amax(0)))(_leaf(m, _EMPTY)),
+    "amax_empty_all": lambda m: (lambda x: ([x], x.amax()))(_leaf(m, _EMPTY)),
+    "max_empty_dim": lambda m: (lambda x: ([x], x.max(0).values))(_leaf(m, _EMPTY)),
+    "argmax_empty_dim": lambda m: (lambda x: ([x], x.argmax(0)))(_leaf(m, _EMPTY)),
+    "norm_inf_empty_dim": lambda m: (lambda x: ([x], x.norm(p=float("inf"), dim=0)))(
+        _leaf(m, _EMPTY)),
+    "sum_repeated_dim": lambda m: (lambda x: ([x], x.sum((0, -2))))(_leaf(m, np.ones((2, 3)))),
+    # var/std with no degrees of freedom left: PyTorch's inf/NaN values and gradients
+    "var_corr_gt_n_dim": lambda m: (lambda x: ([x], x.var(1, correction=4)))(
+        _leaf(m, [[1.0, 2.0, 4.0]], "float64")),
+    "var_corr_eq_n_all": lambda m: (lambda x: ([x], x.var(correction=3)))(
+        _leaf(m, [1.0, 2.0, 3.0], "float64")),
+    "std_corr_gt_n_dim": lambda m: (lambda x: ([x], x.std(0, correction=2)))(
+        _leaf(m, [[1.0, 2.0, 4.0]], "float64")),
+    # 2. integer powers
+    "int_pow_neg_tensor": lambda m: ([], m.tensor([-3, -1, 0, 1, 2]) ** m.tensor(-1)),
+    "int_pow_neg_tensor_even": lambda m: ([], m.tensor([-3, -1, 0, 1, 2]) ** m.tensor([-2])),
+    "int_pow_neg_scalar": lambda m: ([], m.tensor([1, 2]) ** -1),
+    "scalar_pow_int_tensor": lambda m: ([], 2 ** m.tensor([-1, 3])),
+    "bool_pow_bool": lambda m: ([], m.tensor([True]) ** m.tensor([False])),
+    "bool_pow_true": lambda m: ([], m.tensor([True, False]) ** True),
+    # 3. integer hardtanh/relu6/threshold keep the dtype; bool refused
+    "hardtanh_int": lambda m: ([], _F(m).hardtanh(m.tensor([-3, -1, 0, 2, 3]), -1.5, 2.7)),
+    "relu6_int32": lambda m: ([], _F(m).relu6(m.tensor([-3, 7, 2], dtype=m.int32))),
+    "hardtanh_uint8_negative": lambda m: ([], _F(m).hardtanh(m.tensor([1], dtype=m.uint8))),
+    "hardtanh_bool": lambda m: ([], _F(m).hardtanh(m.tensor([True]))),
+    "threshold_int": lambda m: ([], _F(m).threshold(m.tensor([-2, -1, 0, 1, 2]), -1.5, 7.9)),
+    "threshold_bool": lambda m: ([], _F(m).threshold(m.tensor([True]), 0.5, 1.0)),
+    # 4. dropout and lerp on integers; lerp's dtype rules and formula
+    "dropout_int_training": lambda m: ([], _F(m).dropout(m.tensor([1, 2]), 0.5)),
+    "dropout_int_eval": lambda m: ([], _F(m).dropout(m.tensor([1, 2]), 0.5, training=False)),
+    "dropout_int_p1": lambda m: ([], _F(m).dropout(m.tensor([1, 2]), 1.0)),
+    "lerp_int": lambda m: ([], m.lerp(m.tensor([1, 2]), m.tensor([3, 4]), 0.5)),
+    "lerp_int_0d_float_weight": lambda m: ([], m.lerp(m.tensor(1), m.tensor(3), m.tensor(0.5))),
+    "lerp_mixed_end": lambda m: ([], m.lerp(m.ones(2), m.ones(2, dtype=m.float64), 0.5)),
+    "lerp_mixed_weight": lambda m: ([], m.lerp(m.ones(2), m.ones(2), m.ones(2, dtype=m.float64))),
+    "lerp_0d_f64_weight": lambda m: (lambda s, e, w: ([s, e, w], m.lerp(s, e, w)))(
+        _leaf(m, [1.0, 2.0]), _leaf(m, [3.0, -1.0]), _leaf(m, 0.7, "float64")),
+    "lerp_high_weight": lambda m: (lambda s, e: ([s, e], m.lerp(s, e, 0.9)))(
+        _leaf(m, [1e8, 2.0]), _leaf(m, [1.0, -1.0])),
+    # 5. mixed precisions: huber (forward) and rms_norm return the input's dtype
+    "huber_f32_f64": lambda m: ([], _F(m).huber_loss(
+        m.tensor([1.0, 5.0]), m.tensor([1.1, 2.0], dtype=m.float64), reduction="none")),
+    "rms_norm_f32_w_f64": lambda m: (lambda x, w: ([x, w], _F(m).rms_norm(x, (3,), w)))(
+        _leaf(m, [[1.0, 2.0, 3.0]]), _leaf(m, [1.1, 2.0, 3.0], "float64")),
+    "rms_norm_bad_weight": lambda m: ([], _F(m).rms_norm(m.ones(2, 3), (3,), m.ones(2, 3))),
+    "bce_logits_f32_f64": lambda m: (lambda x, y: ([x, y], _F(m).binary_cross_entropy_with_logits(
+        x, y, reduction="none")))(_leaf(m, [0.3, -2.0]), _leaf(m, [0.1, 0.7], "float64")),
+    "mse_bool_float": lambda m: ([], _F(m).mse_loss(m.tensor([True, False]), m.tensor([1., 2.]))),
+    # 6. linear with a 1-D weight
+    "linear_1d_weight": lambda m: (lambda x, w: ([x, w], _F(m).linear(x, w)))(
+        _leaf(m, np.ones((2, 4, 3))), _leaf(m, [1.0, 2.0, 3.0])),
+    "linear_1d_weight_1d_input": lambda m: (lambda x, w, b: ([x, w, b], _F(m).linear(x, w, b)))(
+        _leaf(m, [1.0, 2.0, 3.0]), _leaf(m, [1.0, -2.0, 3.0]), _leaf(m, 0.5)),
+    "linear_1d_weight_2d_input_bias": lambda m: ([], _F(m).linear(
+        m.ones(2, 3), m.ones(3), m.tensor(1.0))),
+    "linear_0d_input": lambda m: ([], _F(m).linear(m.ones(()), m.ones(4, 4))),
+    # 7. error classes: shapes, dims, bounds, BCE's range
+    "reshape_bad": lambda m: ([], m.ones(2, 3).reshape(4, -1)),
+    "add_shapes": lambda m: ([], m.ones(2, 3) + m.ones(2, 4)),
+    "transpose_bad_dim": lambda m: ([], m.ones(2, 3).transpose(3, -1)),
+    "transpose_0d": lambda m: (lambda x: ([x], x.transpose(0, -1)))(_leaf(m, 2.0)),
+    "stack_bad_dim_first": lambda m: ([], m.stack([m.ones(1), m.ones(3)], dim=-3)),
+    "gather_out_of_bounds": lambda m: ([], m.ones(2, 3).gather(1, m.tensor([[5]]))),
+    "gather_0d": lambda m: (lambda x: ([x], x.gather(0, m.tensor(0))))(_leaf(m, 2.0)),
+    "bce_out_of_range": lambda m: ([], _F(m).binary_cross_entropy(m.tensor([1.5]), m.ones(1))),
+    "bce_logits_shape_first": lambda m: ([], _F(m).binary_cross_entropy_with_logits(
+        m.ones(2, dtype=m.bool), m.ones(3))),
+    "var_int_before_dim": lambda m: ([], m.tensor(1).var(1)),
+    "norm_bool": lambda m: ([], m.tensor([True]).norm(p=1)),
+    "neg_bool": lambda m: ([], -m.tensor([True])),
+    "conv2d_bool": lambda m: ([], _F(m).conv2d(m.ones(1, 1, 3, 3, dtype=m.bool),
+                                                m.ones(1, 1, 2, 2, dtype=m.bool))),
+    "prod_0d_dim": lambda m: (lambda x: ([x], x.prod(-1, keepdim=True)))(_leaf(m, 3.0)),
+    "flip_0d": lambda m: (lambda x: ([x], x.flip(0)))(_leaf(m, 3.0)),
+    # 8. cat skips 1-D empty tensors beside tensors of other ranks (gradient: empty)
+    "cat_legacy_empty": lambda m: (lambda a, b: ([a, b], m.cat([a, b, a], dim=1)))(
+        _leaf(m, np.zeros(0)), _leaf(m, np.ones((2, 3)))),
+    "cat_legacy_empty_bad_dim": lambda m: ([], m.cat([m.zeros(0), m.ones(2, 3)], dim=2)),
+    "cat_only_empty": lambda m: ([], m.cat([m.zeros(0), m.zeros(0)], dim=0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_EDGE_CASES))
+def test_edge_cases_match_torch(name):
+    fn = _EDGE_CASES[name]
+    with np.errstate(all="ignore"):
+        mine = _outcome(fg, fn)
+    theirs = _outcome(torch, fn)
+    if isinstance(theirs, Exception) or isinstance(mine, Exception):
+        assert isinstance(mine, Exception) and isinstance(theirs, Exception), (mine, theirs)
+        assert isinstance(mine, type(theirs)), f"flowgrad {mine!r} vs torch {theirs!r}"
+        return
+    (fd, fo, fgr), (td, to, tgr) = mine, theirs
+    assert fd == td
+    _close_to(fo, to)
+    for a, b in zip(fgr, tgr):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.dtype == b.dtype and a.shape == b.shape
+            _close_to(a, b)
+
+
+def _close_to(a, b):
+    """Equal NaNs and infinities; finite values to 1e-6, or 2e-5 of the largest in float32
+    (a sum that cancels, such as a normalisation's gradient, rounds differently)."""
+    assert a.shape == b.shape and a.dtype == b.dtype
+    finite = np.isfinite(b)
+    scale = float(np.abs(b[finite]).max()) if finite.any() else 0.0
+    atol = 2e-5 * scale if a.dtype == np.float32 else 0.0
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=atol, equal_nan=True)
+
+
+def test_pow_with_a_bool_exponent_has_a_gradient():
+    """A deliberate difference: PyTorch's pow backward fails on a bool exponent (it computes
+    exponent - 1 on bools); flowgrad gives the true derivative y x^(y-1)."""
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    (x ** fg.tensor([True, False])).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0])
+
+
+def test_mixed_precision_huber_has_a_gradient():
+    """PyTorch's huber_loss backward fails on mixed dtypes; flowgrad's forward matches PyTorch
+    (computed in float64, returned as float32) and its gradients are those of float64."""
+    x = fg.tensor([1.0, 5.0], requires_grad=True)
+    y = fg.tensor([1.1, 2.0], dtype=fg.float64, requires_grad=True)
+    out = fg.nn.functional.huber_loss(x, y)
+    out.backward()
+    assert out.dtype == fg.float32 and x.grad.dtype == fg.float32 and y.grad.dtype == fg.float64
+    np.testing.assert_allclose(x.grad.numpy(), [-0.05, 0.5], rtol=1e-6)
+
+
+def test_error_classes_are_pytorchs_too():
+    from flowgrad.errors import IndexOutOfRangeError, ValueRangeError
+
+    assert issubclass(ShapeError, ValueError) and issubclass(ShapeError, RuntimeError)
+    assert issubclass(DTypeError, TypeError) and issubclass(DTypeError, NotImplementedError)
+    assert issubclass(ValueRangeError, ValueError) and issubclass(ValueRangeError, RuntimeError)
+    assert issubclass(IndexOutOfRangeError, IndexError)
+    assert issubclass(IndexOutOfRangeError, RuntimeError)

@@ -84,6 +84,11 @@ class FloorDivide(Op):
 class Neg(Op):
     @staticmethod
     def forward(ctx, x):
+        if x.dtype.kind == "b":
+            from ..errors import DTypeError
+
+            raise DTypeError("neg: negation, the - operator, is not defined for bool tensors (as "
+                             "in PyTorch); to invert a mask use ~ or .logical_not()")
         return -x
 
     @staticmethod
@@ -96,7 +101,10 @@ class Pow(Op):
 
     @staticmethod
     def forward(ctx, x, y):
-        out = x ** y
+        if _integral(x) and _integral(y):
+            out = _int_pow(ctx.xp, x, y)
+        else:
+            out = x ** y
         ctx.save_for_backward(x, y, out)
         return out
 
@@ -119,6 +127,38 @@ class Pow(Op):
                 with_log = grad * out * xp.log(xp.where(x == 0, 1, x))
                 gy = xp.where((x == 0) & (y >= 0), 0, with_log).astype(grad.dtype, copy=False)
         return gx, gy
+
+
+def _integral(v) -> bool:
+    """An integer or bool array, or a Python int/bool (the operands of an integer power)."""
+    kind = getattr(getattr(v, "dtype", None), "kind", None)
+    return kind in ("i", "u", "b") if kind else isinstance(v, int)
+
+
+def _int_pow(xp, x, y):
+    """Integer ** integer as PyTorch computes it: a negative Python-number exponent raises, a
+    negative exponent in a tensor gives 1 for base 1, +-1 for base -1 and 0 otherwise (NumPy
+    raises for both); bool ** bool has no kernel."""
+    from ..errors import DTypeError
+
+    x_bool = x.dtype.kind == "b" if hasattr(x, "dtype") else isinstance(x, bool)
+    if x_bool and hasattr(y, "dtype") and y.dtype.kind == "b":
+        raise DTypeError("pow: not defined for a bool base with a bool exponent; convert the base "
+                         "with .long() or .float()")
+    if x_bool and isinstance(y, bool):  # a bool tensor ** True/False stays bool, as in PyTorch
+        return xp.logical_or(x, not y)
+    if not hasattr(y, "dtype"):
+        if y < 0:
+            raise DTypeError(f"pow: integers to negative integer powers are not allowed (exponent "
+                             f"{y}); convert the base with .float() for a fractional result")
+        return x ** y
+    neg = y < 0
+    if not neg.any():
+        return x ** y
+    out = x ** xp.where(neg, 0, y).astype(y.dtype, copy=False)
+    minus_one = xp.where(y % 2 == 1, -1, 1) if out.dtype.kind == "i" else 0
+    special = xp.where(x == 1, 1, xp.where(x == -1, minus_one, 0))
+    return xp.where(neg, special, out).astype(out.dtype, copy=False)
 
 
 def _log_scalar(x: float) -> float:
@@ -391,6 +431,37 @@ def _split_at_ties(ctx, grad, x_loses, y_loses, tie):
     gx = xp.where(x_loses, zero, g) if needs[0] else None
     gy = xp.where(y_loses, zero, g) if needs[1] else None
     return gx, gy
+
+
+class Lerp(Op):
+    """start + weight (end - start) with PyTorch's two formulas (the second, end - (end - start)
+    (1 - weight), where |weight| >= 0.5, so weight 1 gives end exactly); ``weight`` a tensor or
+    a Python number."""
+
+    @staticmethod
+    def forward(ctx, start, end, weight):
+        xp = ctx.xp
+        dt = start.dtype
+        scalar = isinstance(weight, (int, float))
+        # the weight in start's dtype, as PyTorch's kernel takes it (1 - w in float32 too)
+        weight = dt.type(weight) if scalar else weight.astype(dt, copy=False)
+        diff = end - start
+        ctx.save_for_backward(diff, weight)
+        low = start + weight * diff
+        high = end - diff * (dt.type(1) - weight)
+        if scalar:
+            return low if abs(weight) < 0.5 else high
+        return xp.where(xp.abs(weight) < 0.5, low, high)
+
+    @staticmethod
+    def backward(ctx, grad):
+        diff, weight = ctx.saved
+        needs = ctx.needs_input_grad
+        dt = grad.dtype
+        gs = (grad * (dt.type(1) - weight)).astype(dt, copy=False) if needs[0] else None
+        ge = (grad * weight).astype(dt, copy=False) if needs[1] else None
+        gw = grad * diff if needs[2] else None
+        return gs, ge, gw
 
 
 class Where(Op):

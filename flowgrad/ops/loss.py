@@ -187,6 +187,8 @@ class BCEWithLogits(Op):
     def forward(ctx, x, y, weight, pos_weight, reduction):
         xp = ctx.xp
         log_sig = -xp.logaddexp(0, -x)  # log sigmoid(x), finite for any x
+        if x.dtype != y.dtype:  # PyTorch: log-sigmoid in the input's dtype, the rest in target's
+            x, log_sig = x.astype(y.dtype), log_sig.astype(y.dtype)
         if pos_weight is not None:
             lw = 1 + (pos_weight - 1) * y
             loss = (1 - y) * x - lw * log_sig

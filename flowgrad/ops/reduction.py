@@ -3,6 +3,8 @@ log-sum-exp) computed stably."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd.op import Op
 from ..dtypes import FLOAT, FLOATING
 
@@ -64,6 +66,40 @@ class Mean(Op):
                        1.0 / ctx.n if ctx.n else float("nan"))
 
 
+class Var(Op):
+    """Variance over dims with a correction, as PyTorch's var: sum((x - mean)^2) / max(0, n -
+    correction), inf or NaN where n <= correction; the gradient 2 (x - mean) / (n - correction)
+    (PyTorch's var_backward, unclamped, so its signs and infinities are PyTorch's too)."""
+
+    dtype_rule = FLOATING
+    op_name = "var"
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim, correction):
+        xp = ctx.xp
+        n = 1
+        for d in (range(x.ndim) if dims is None else dims):
+            n *= x.shape[d]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            centred = x - x.mean(axis=dims, keepdims=True) if x.size else x
+            ss = xp.add.reduce(centred * centred, axis=dims, keepdims=keepdim)
+            out = ss / x.dtype.type(max(0, n - correction))
+        ctx.save_for_backward(centred)
+        ctx.dims, ctx.keepdim, ctx.k = dims, keepdim, n - correction
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (centred,) = ctx.saved
+        g = _expand_back(grad, centred.shape, ctx.dims, ctx.keepdim)
+        with np.errstate(invalid="ignore"):
+            if ctx.dims is None and ctx.k <= 0:  # PyTorch's full reduction with no dof left:
+                # inf, times the gradient, NaN at entries equal to the mean
+                return g * ctx.xp.where(centred == 0, np.nan, np.inf).astype(grad.dtype)
+            factor = 2.0 / ctx.k if ctx.k else float("inf")
+            return g * centred * grad.dtype.type(factor)
+
+
 class AMax(Op):
     """Max over dims; the gradient is shared evenly between tied maxima (PyTorch's amax); a
     NaN maximum gives NaN gradients to its slice, as in PyTorch (no entry equals NaN)."""
@@ -112,6 +148,8 @@ class Prod(Op):
         (x,) = ctx.saved
         xp = ctx.xp
         dim = ctx.dim
+        if x.size == 0:
+            return xp.zeros(x.shape, dtype=grad.dtype)
         if dim is None:
             flat = x.reshape(-1)
             return (grad * _prod_others(xp, flat, 0)).reshape(x.shape)
@@ -149,6 +187,11 @@ class LogSumExp(Op):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         xp = ctx.xp
+        ctx.dims, ctx.keepdim = dims, keepdim
+        if x.size == 0:  # log of an empty sum: -inf (max has no identity to shift by)
+            out = xp.log(xp.exp(x).sum(axis=dims, keepdims=True))
+            ctx.save_for_backward(x, out)
+            return out if keepdim else out.reshape(_reduced_shape(x.shape, dims))
         m = x.max(axis=dims, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)
         out = xp.log(xp.exp(x - m).sum(axis=dims, keepdims=True)) + m
@@ -169,6 +212,10 @@ class Softmax(Op):
     @staticmethod
     def forward(ctx, x, dim):
         xp = ctx.xp
+        if x.size == 0:  # nothing to normalise (max over an empty dim has no identity)
+            ctx.save_for_backward(x)
+            ctx.dim = dim
+            return x.copy()
         e = xp.exp(x - x.max(axis=dim, keepdims=True))
         y = e / e.sum(axis=dim, keepdims=True)
         ctx.save_for_backward(y)
@@ -187,6 +234,10 @@ class LogSoftmax(Op):
     @staticmethod
     def forward(ctx, x, dim):
         xp = ctx.xp
+        if x.size == 0:  # nothing to normalise (max over an empty dim has no identity)
+            ctx.save_for_backward(x)
+            ctx.dim = dim
+            return x.copy()
         shifted = x - x.max(axis=dim, keepdims=True)
         y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
         ctx.save_for_backward(y)

@@ -70,13 +70,20 @@ class Cat(Op):
     @staticmethod
     def forward(ctx, dim, *xs):
         ctx.dim = dim
-        ctx.sizes = [x.shape[dim] for x in xs]
-        return ctx.xp.concatenate(xs, axis=dim)
+        # PyTorch's legacy rule: 1-D empty inputs, shape (0,), beside inputs of another rank
+        # are skipped (their gradient is empty)
+        mixed = any(x.ndim != xs[0].ndim for x in xs)
+        ctx.skip = [mixed and x.shape == (0,) for x in xs]
+        kept = [x for x, s in zip(xs, ctx.skip) if not s]
+        ctx.sizes = [x.shape[dim] for x in kept]
+        return ctx.xp.concatenate(kept, axis=dim)
 
     @staticmethod
     def backward(ctx, grad):
         xp = ctx.xp
-        return (None, *xp.split(grad, _cumsum(ctx.sizes), axis=ctx.dim))
+        parts = iter(xp.split(grad, _cumsum(ctx.sizes), axis=ctx.dim))
+        return (None, *(xp.zeros((0,), dtype=grad.dtype) if s else next(parts)
+                        for s in ctx.skip))
 
 
 def _cumsum(sizes):

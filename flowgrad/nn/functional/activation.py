@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
 from ...dtypes import require_floating
-from ...errors import ShapeError
+from ...errors import DTypeError, ShapeError
 from ...ops import activation as A
 from ...tensor import Tensor, where
 from ._util import _shape
@@ -92,7 +94,29 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,  # noqa
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
                          f"({max_val})")
+    if input.dtype.kind != "f":  # PyTorch keeps integer dtypes: the limits are cast to it
+        if input.dtype.kind == "u" and (int(min_val) < 0 or int(max_val) < 0):
+            raise DTypeError(f"hardtanh: cannot clamp an unsigned {input.dtype} tensor to negative "
+                             f"limits ({min_val}, {max_val})")
+        lo, hi = _int_args("hardtanh", input, min_val, max_val)
+        return Tensor._wrap(input.xp.clip(input.data, lo, hi), None, False)
     return input.clamp(min_val, max_val)
+
+
+def _int_args(op: str, input: Tensor, *values) -> list:  # noqa: A002
+    """The float arguments of hardtanh/threshold cast to an integer input's dtype as PyTorch
+    casts them (truncated toward zero; out of the dtype's range raises); bool has no kernel."""
+    if input.dtype.kind == "b":
+        raise DTypeError(f"{op}: not defined for bool tensors; convert with .float() or .long()")
+    info = np.iinfo(input.dtype)
+    out = []
+    for v in values:
+        i = int(v)
+        if not info.min <= i <= info.max:
+            raise DTypeError(f"{op}: the value {v} cannot be converted to {input.dtype} without "
+                             "overflow")
+        out.append(input.dtype.type(i))
+    return out
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
@@ -132,6 +156,11 @@ def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
 def threshold(input: Tensor, threshold: float, value: float,  # noqa: A002
               inplace: bool = False) -> Tensor:
     """x where x > threshold, else value."""
+    if input.dtype.kind != "f":  # PyTorch keeps integer dtypes: the arguments are cast to it
+        t, v = _int_args("threshold", input, threshold, value)
+        data = input.data
+        return Tensor._wrap(input.xp.where(data > t, data, v).astype(data.dtype, copy=False),
+                            None, False)
     return where(input > threshold, input, value)
 
 

@@ -7,7 +7,7 @@ run the 2-D ops on an inserted height-1 dimension.
 
 from __future__ import annotations
 
-from ...errors import ShapeError
+from ...errors import DTypeError, ShapeError
 from ...ops.conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, pads, pair
 from ...tensor import Tensor
 
@@ -51,6 +51,8 @@ def _check_weight(op: str, input: Tensor, weight: Tensor, bias, groups: int, spa
     if bias is not None and tuple(bias.shape) != (out,):
         raise ShapeError(f"{op}: bias has shape {tuple(bias.shape)} but the weight "
                          f"{tuple(weight.shape)} gives {out} output channels")
+    if input.dtype.kind == "b":  # PyTorch has no bool convolution kernel
+        raise DTypeError(f"{op}: not defined for bool tensors; convert with .float()")
 
 
 def _conv_padding(op: str, padding, kernel: tuple, dilation: tuple, stride: tuple):

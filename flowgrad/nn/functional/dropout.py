@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import backend
-from ...errors import ShapeError
+from ...errors import DTypeError, ShapeError
 from ...tensor import Tensor
 from ._util import _shape
 
@@ -18,6 +18,10 @@ def _check_p(p: float, op: str) -> None:
 def _drop(input: Tensor, p: float, mask_shape: tuple) -> Tensor:
     """input * mask / (1 - p), the mask drawn from flowgrad's stream (inverted dropout)."""
     xp = input.xp
+    if p != 1.0 and input.dtype.kind != "f":  # PyTorch: the 1/(1-p) scale can't be cast back
+        raise DTypeError(f"dropout: expected a floating-point input while training with 0 < p < 1,"
+                         f" got {input.dtype} (the kept values are scaled by 1/(1-p)); convert it "
+                         "with .float()")
     if p == 1.0:
         mask = xp.zeros(mask_shape, dtype=input.dtype)
     else:

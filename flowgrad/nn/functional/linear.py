@@ -15,11 +15,26 @@ from ._util import _shape, _tensor
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
     """x W^T + b with W of shape (out_features, in_features).
 
-    Args: input (*, in), weight (out, in), bias (out,). Returns (*, out).
+    Args: input (*, in), weight (out, in), bias (out,). Returns (*, out). A 1-D weight (in,)
+    gives x @ w of shape (*) (PyTorch's rule), with a bias only where PyTorch takes one: a
+    0-d bias (or one of 2+ dims that fits the output) for an input that is not 2-D.
     """
+    if input.ndim == 0 or weight.ndim == 0:
+        raise ShapeError(f"linear: both arguments need at least 1 dimension, got input "
+                         f"{_shape(input)} and weight {_shape(weight)}")
+    if weight.ndim == 1:
+        out = input.matmul(weight)
+        if bias is None:
+            return out
+        if input.ndim == 2 or bias.ndim == 1 or \
+                np.broadcast_shapes(_shape(out), _shape(bias)) != _shape(out):
+            raise ShapeError(f"linear: a 1-D weight {_shape(weight)} takes no bias of shape "
+                             f"{_shape(bias)} for an input of shape {_shape(input)} (PyTorch "
+                             "refuses it too); use input @ weight + bias")
+        return out + bias
     if weight.ndim != 2:
-        raise ShapeError(f"linear: weight must be 2-D (out_features, in_features), got shape "
-                         f"{_shape(weight)}")
+        raise ShapeError(f"linear: weight must be 2-D (out_features, in_features) or 1-D "
+                         f"(in_features,), got shape {_shape(weight)}")
     return L.Linear.apply(input, weight, bias)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ...autograd.grad_mode import is_grad_enabled
 from ...dtypes import mixed_dtypes, require_floating
-from ...errors import DTypeError, ShapeError
+from ...errors import DTypeError, ShapeError, ValueRangeError
 from ...ops import activation as A
 from ...ops import loss as LS
 from ...tensor import Tensor, where
@@ -57,6 +57,16 @@ def _pair(op: str, input: Tensor, target) -> tuple:  # noqa: A002
                       "you want. Please ensure they have the same size.", stacklevel=3)
         input, target = input.expand(shape), target.expand(shape)
     return input, target
+
+
+def _bool_to_float(x: Tensor, y: Tensor) -> tuple:
+    """A bool operand beside a floating one takes its dtype (PyTorch's mse/smooth_l1/huber
+    kernels compute in the promoted dtype, where a bool - bool subtraction would be refused)."""
+    if x.dtype.kind == "b" and y.dtype.kind == "f":
+        x = x.to(y.dtype)
+    elif y.dtype.kind == "b" and x.dtype.kind == "f":
+        y = y.to(x.dtype)
+    return x, y
 
 
 def _weighted(op: str, loss: Tensor, weight, reduction: str, input: Tensor,  # noqa: A002
@@ -120,6 +130,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got "
                          f"{label_smoothing}")
     target = _tensor(target)
+    if input.ndim and input.dtype.kind != "f":  # the dtype first, as PyTorch's log_softmax
+        require_floating("cross_entropy", input)
     if input.ndim == 0:
         raise ShapeError("cross_entropy: input must be (C,) or (N, C, ...) logits, got a 0-d "
                          "tensor")
@@ -180,7 +192,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,  # n
     """(x - y)^2, the log-likelihood of a unit-variance Gaussian up to constants (lecture:
     "Gaussian output"); with ``weight`` (input's shape), 'mean' divides by its sum."""
     reduction = _reduction("mse_loss", size_average, reduce, reduction)
-    x, y = _pair("mse_loss", input, target)
+    x, y = _bool_to_float(*_pair("mse_loss", input, target))
     if weight is None and x.dtype == y.dtype:
         return LS.MSELoss.apply(x, y, reduction)
     d = x - y
@@ -203,7 +215,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None,  # noqa: A0
     reduction = _reduction("smooth_l1_loss", size_average, reduce, reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
-    x, y = _pair("smooth_l1_loss", input, target)
+    x, y = _bool_to_float(*_pair("smooth_l1_loss", input, target))
     if x.dtype.kind != "f" and y.dtype.kind != "f":
         require_floating("smooth_l1_loss", x)
     d = (x - y).abs()
@@ -221,13 +233,19 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: 
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
     x, y = _pair("huber_loss", input, target)
     require_floating("huber_loss", x)
+    x, y = _bool_to_float(x, y)
     d = (x - y).abs()
     loss = where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta)
+    if loss.dtype != input.dtype:  # PyTorch: computed in the promoted dtype, returned in input's
+        loss = loss.to(input.dtype)
     return _weighted("huber_loss", loss, weight, reduction, input, mean_by_weight=False)
 
 
 def _check_binary(op: str, input: Tensor, target: Tensor, weight, pos_weight=None,  # noqa: A002
                   promote: bool = False):
+    if _shape(target) != _shape(input):  # checked first, as in PyTorch
+        raise ShapeError(f"{op}: target of shape {_shape(target)} must have the input's shape "
+                         f"{_shape(input)}")
     require_floating(op, input)
     if target.dtype.kind != "f":
         raise DTypeError(f"{op}: target must be a floating tensor (probabilities of the "
@@ -235,11 +253,8 @@ def _check_binary(op: str, input: Tensor, target: Tensor, weight, pos_weight=Non
     if target.dtype != input.dtype:
         if not promote:  # PyTorch's binary_cross_entropy refuses
             raise mixed_dtypes(op, input.dtype, target.dtype, ("input", "target"))
-        # the logits form computes in the target's dtype (PyTorch's result dtype, either way)
-        input = input.to(target.dtype)
-    if _shape(target) != _shape(input):
-        raise ShapeError(f"{op}: target of shape {_shape(target)} must have the input's shape "
-                         f"{_shape(input)}")
+        # the logits form computes its log-sigmoid in the input's dtype and the rest in the
+        # target's (PyTorch's result dtype, either way); BCEWithLogits does the cast
     out = []
     for name, t in (("weight", weight), ("pos_weight", pos_weight)):
         if t is not None:
@@ -251,7 +266,7 @@ def _check_binary(op: str, input: Tensor, target: Tensor, weight, pos_weight=Non
             if not ok:
                 raise ShapeError(f"{op}: {name} of shape {_shape(t)} does not broadcast to the "
                                  f"input's shape {_shape(input)}")
-            t = t.to(input.dtype)
+            t = t.to(target.dtype)
         out.append(t)
     return input, target, out[0], out[1]
 
@@ -267,10 +282,10 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         # NaN fails the test too, as in PyTorch (``not 0 <= x <= 1``)
         if data.size and not bool(((data >= 0) & (data <= 1)).all()):
             bad = data[~((data >= 0) & (data <= 1))].reshape(-1)[0]
-            raise ValueError(f"binary_cross_entropy: all elements of {name} should be between "
-                             f"0 and 1 (probabilities), got {float(bad):.4g}"
-                             + ("; for logits use binary_cross_entropy_with_logits"
-                                if name == "input" else ""))
+            raise ValueRangeError(f"binary_cross_entropy: all elements of {name} should be "
+                                  f"between 0 and 1 (probabilities), got {float(bad):.4g}"
+                                  + ("; for logits use binary_cross_entropy_with_logits"
+                                     if name == "input" else ""))
     return LS.BinaryCrossEntropy.apply(input, target, weight, reduction)
 
 

@@ -53,11 +53,18 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  # n
         raise ShapeError(f"rms_norm: normalized_shape {ns} must match the last dimensions of "
                          f"the input, got input of shape {_shape(input)}")
     require_floating("rms_norm", input)
+    if weight is not None and _shape(weight) != ns:
+        raise ShapeError(f"rms_norm: expected weight of the shape of normalized_shape {ns}, got "
+                         f"{_shape(weight)}")
     if eps is None:
         eps = float(np.finfo(input.dtype).eps)
     dims = tuple(range(input.ndim - k, input.ndim))
     out = input * ((input * input).mean(dim=dims, keepdim=True) + eps).rsqrt()
-    return out if weight is None else out * weight
+    if weight is None:
+        return out
+    out = out * weight
+    # PyTorch: normalised in the input's dtype, scaled in the promoted one, returned in input's
+    return out if out.dtype == input.dtype else out.to(input.dtype)
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None,  # noqa: A002

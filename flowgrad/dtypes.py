@@ -73,6 +73,7 @@ FLOATING = "floating"      # floating input only: softmax, softplus, gelu, losse
 SAME = "same"              # every tensor operand has the same dtype: matmul, linear, conv, ...
 FLOATING_SAME = "floating_same"  # both: layer norm's kernels, the fused losses, ...
 NUMBER = "number"          # not bool: abs, relu (PyTorch has no bool kernels for them)
+_FIRST_ONLY = (FLOAT, FLOATING, NUMBER)  # rules that look at the first operand alone
 
 
 def float_dtype(dtype: np.dtype) -> np.dtype:
@@ -93,6 +94,22 @@ def _op_name(cls) -> str:
 def apply_rule(cls, rule: str, raw: list) -> list:
     """Check (and for FLOAT, convert) the array operands of op ``cls`` by its dtype rule; the
     one place where ops' dtype rules live. ``raw`` holds arrays and non-array arguments."""
+    first = None
+    same = True
+    for a in raw:  # the common case first: floating operands of one dtype pass untouched
+        d = getattr(a, "dtype", None)
+        if d is None or not hasattr(a, "shape"):
+            continue
+        if first is None:
+            first = d
+        elif d != first:
+            same = False
+    if first is None or (first.kind == "f" and (same or rule in _FIRST_ONLY)):
+        return raw
+    return _apply_rule(cls, rule, raw)
+
+
+def _apply_rule(cls, rule: str, raw: list) -> list:
     arrays = [(i, a) for i, a in enumerate(raw) if hasattr(a, "dtype") and hasattr(a, "shape")]
     if not arrays:
         return raw

@@ -693,7 +693,7 @@ class Tensor:
     def round(self) -> Tensor:
         return Tensor._wrap(self.xp.round(self.data), None, False)
 
-    def clamp(self, min=None, max=None):  # noqa: A002 - PyTorch's argument names
+    def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
         if isinstance(min, Tensor) or isinstance(max, Tensor):
@@ -712,10 +712,10 @@ class Tensor:
 
     clip = clamp
 
-    def clamp_min(self, min):  # noqa: A002
+    def clamp_min(self, min):
         return self.clamp(min=min)
 
-    def clamp_max(self, max):  # noqa: A002
+    def clamp_max(self, max):
         return self.clamp(max=max)
 
     def maximum(self, other) -> Tensor:
@@ -947,11 +947,11 @@ class Tensor:
         return self if self.ndim < 2 else self.transpose(0, 1)
 
     @property
-    def T(self):  # noqa: N802
+    def T(self):
         return S.Permute.apply(self, tuple(range(self.ndim - 1, -1, -1)))
 
     @property
-    def mT(self):  # noqa: N802
+    def mT(self):
         if self.ndim < 2:
             raise ShapeError(f"mT: expects at least 2 dimensions, got {tuple(self.shape)}")
         return self.transpose(-2, -1)
@@ -1117,23 +1117,27 @@ class Tensor:
             return tuple(Tensor._wrap(a, None, False) for a in nz)
         return Tensor._wrap(self.xp.stack(nz, axis=1), None, False)
 
-    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> values_indices:
-        """Sorted values (differentiable, through gather) and the permutation indices."""
+    def sort(self, dim: int = -1, descending: bool = False,
+             stable: bool = False) -> values_indices:  # noqa: ARG002 - always stable
+        """Sorted values (differentiable, through gather) and the permutation indices. The sort
+        is always stable; NaN counts as the largest value, as in PyTorch."""
         d = _dim(dim, self.ndim, "sort")
-        idx = self.xp.argsort(-self.data if descending else self.data, axis=d, kind="stable")
+        idx = _sort_indices(self.xp, self.data, d, descending)
         return values_indices(I.Gather.apply(self, d, idx), Tensor._wrap(idx, None, False))
 
     def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
         return self.sort(dim, descending, stable).indices
 
-    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
-        """The k largest (or smallest) entries along ``dim`` and their indices."""
+    def topk(self, k: int, dim: int = -1, largest: bool = True,
+             sorted: bool = True):  # noqa: ARG002 - the result is always sorted
+        """The k largest (or smallest) entries along ``dim`` and their indices, sorted."""
         d = _dim(dim, self.ndim, "topk")
+        if self.dtype.kind == "b":
+            raise DTypeError("topk: not defined for bool tensors; convert with .long()")
         if not 0 <= k <= self.shape[d]:
             raise ShapeError(f"topk: k={k} is out of range for dimension {dim} of size "
                              f"{self.shape[d]}")
-        key = -self.data if largest else self.data
-        idx = self.xp.argsort(key, axis=d, kind="stable")
+        idx = _sort_indices(self.xp, self.data, d, largest)
         idx = self.xp.take(idx, self.xp.arange(k), axis=d)
         return values_indices(I.Gather.apply(self, d, idx), Tensor._wrap(idx, None, False))
 
@@ -1214,7 +1218,7 @@ class Tensor:
             s = backend.to_device(s, self.device)
         return self._inplace("copy_", lambda a: self.xp.copyto(a, s, casting="unsafe"), src)
 
-    def clamp_(self, min=None, max=None):  # noqa: A002
+    def clamp_(self, min=None, max=None):
         return self._inplace("clamp_", lambda a: self.xp.clip(a, min, max, out=a))
 
     clip_ = clamp_
@@ -1265,6 +1269,16 @@ def _check_inplace(t: Tensor, name: str, other=None) -> None:
         raise GraphError(f"in-place {name} on {what} (shape {tuple(t.shape)}) would break the "
                          "flow graph; write an out-of-place expression (x = x + y, fg.where, "
                          "fg.cat), or wrap the update in fg.no_grad()")
+
+
+def _sort_indices(xp, data, d: int, descending: bool):
+    """Stable argsort along ``d``; descending keeps equal entries in their original order and
+    puts NaN first, as PyTorch does. (Sorting ``-data`` would break on unsigned and bool
+    dtypes and put NaN last.)"""
+    if not descending:
+        return xp.argsort(data, axis=d, kind="stable")
+    flipped = xp.argsort(xp.flip(data, axis=d), axis=d, kind="stable")
+    return (data.shape[d] - 1) - xp.flip(flipped, axis=d)
 
 
 def _check_index_range(op: str, idx, n: int) -> None:
@@ -1431,7 +1445,7 @@ def _nested_to_array(data):
     return data
 
 
-def where(condition, input=None, other=None):  # noqa: A002
+def where(condition, input=None, other=None):
     """Elementwise choice: ``input`` where ``condition`` holds, else ``other``."""
     cond = _raw_tensor(condition)
     if input is None and other is None:

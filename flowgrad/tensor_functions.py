@@ -27,7 +27,7 @@ _METHODS = [
 
 
 def _make(name):
-    def fn(input, *args, **kwargs):  # noqa: A002
+    def fn(input, *args, **kwargs):
         if not isinstance(input, Tensor):
             input = as_tensor(input)
         return getattr(input, name)(*args, **kwargs)
@@ -61,7 +61,7 @@ def _sequence(tensors, op: str) -> list:
 def cat(tensors, dim: int = 0) -> Tensor:
     """Concatenate along an existing dim."""
     tensors = _sequence(tensors, "cat")
-    tensors = _common(tensors, "cat")
+    tensors = _common(tensors)
     for i, t in enumerate(tensors):
         if t.ndim == 0:
             raise ShapeError(f"cat: zero-dimensional tensor (at position {i}) cannot be "
@@ -88,7 +88,7 @@ concat = concatenate = cat
 
 def stack(tensors, dim: int = 0) -> Tensor:
     """Stack along a new dim."""
-    tensors = _common(_sequence(tensors, "stack"), "stack")
+    tensors = _common(_sequence(tensors, "stack"))
     d = _dim(dim, tensors[0].ndim + 1, "stack")  # checked first, as in PyTorch
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
@@ -97,7 +97,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
     return S.Stack.apply(d, *tensors)
 
 
-def _common(tensors, op):
+def _common(tensors):
     dt = tensors[0].dtype
     for t in tensors[1:]:
         if t.dtype != dt:

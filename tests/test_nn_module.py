@@ -275,7 +275,7 @@ def test_registration_rules():
     m._private = [nn.Linear(2, 2)]             # a private name may hide modules on purpose
     m.numbers = [1, 2]
     with pytest.raises(AttributeError, match="'Module' object has no attribute 'nothing'"):
-        m.nothing  # noqa: B018
+        m.nothing
     del m.x
     assert "x" not in dir(m) and "sub" in dir(m)
     with pytest.raises(KeyError, match="already exists"):

@@ -182,3 +182,31 @@ def test_removed_hook_handle_cannot_remove_a_later_hook():
     h.remove()  # with every hook gone, the next id must still be new
     (y * 1).sum().backward()
     assert calls == ["again"] and h2.id != h.id
+
+
+@pytest.mark.parametrize("values,dtype", [
+    ([1.0, float("nan"), 2.0, 2.0, 1.0], "float32"),
+    ([0, 1, 2, 2, 0, 255], "uint8"),
+    ([True, False, True, False], "bool"),
+    ([3, -1, 3, 0, -1], "int64"),
+])
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_matches_torch_stable_sort_on_every_dtype(values, dtype, descending):
+    """Descending sorts keep ties in order and put NaN first, on unsigned and bool too."""
+    import torch
+
+    a = np.array(values, dtype=dtype)
+    got = fg.tensor(a).sort(descending=descending)
+    want = torch.tensor(a).sort(descending=descending, stable=True)
+    np.testing.assert_array_equal(got.indices.numpy(), want.indices.numpy())
+    np.testing.assert_array_equal(got.values.numpy(), want.values.numpy())
+
+
+def test_topk_largest_puts_nan_first_and_refuses_bool():
+    import torch
+
+    x = [1.0, float("nan"), 2.0, 0.5]
+    got, want = fg.tensor(x).topk(2), torch.tensor(x).topk(2)
+    np.testing.assert_array_equal(got.indices.numpy(), want.indices.numpy())
+    with pytest.raises(RuntimeError, match="bool"):
+        fg.tensor([True, False]).topk(1)

@@ -158,7 +158,7 @@ def _im2col_first(xp, a, groups: int, kh: int, kw: int, sh: int, sw: int, dh: in
         N, groups, -1, Ho * Wo)
 
 
-def _col2im_last(xp, g, w_k, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
+def _col2im_last(g, w_k, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
                  Ho: int, Wo: int):
     """canvas (G, N, Hp, Wp, B) += col2im(g @ w_k): for each kernel offset k one GEMM
     g (G, N*Ho*Wo, A) @ w_k[k] (G, A, B), added at once (still in cache) into the strided slice
@@ -173,7 +173,7 @@ def _col2im_last(xp, g, w_k, canvas, kh: int, kw: int, sh: int, sw: int, dh: int
             k += 1
 
 
-def _col2im_first(xp, w_k, g, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
+def _col2im_first(w_k, g, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
                   Ho: int, Wo: int):
     """canvas (N, G*B, Hp, Wp) += col2im(w_k @ g): for each kernel offset k the per-image GEMMs
     w_k[k] (G, B, A) @ g (N, G, A, Ho*Wo), added into the strided slice offset k meets (the
@@ -282,7 +282,7 @@ class Conv2d(Op):
             if needs[0]:
                 w_k = xp.ascontiguousarray(w.reshape(G, Og, Cg, kh * kw).transpose(3, 0, 1, 2))
                 canvas = xp.zeros((G, N, Hp, Wp, Cg), dtype=grad.dtype)
-                _col2im_last(xp, g, w_k, canvas, kh, kw, sh, sw, dh, dw, Ho, Wo)
+                _col2im_last(g, w_k, canvas, kh, kw, sh, sw, dh, dw, Ho, Wo)
                 gx = _from_last(xp, canvas, pt, pl, H, W)
             if needs[1]:
                 gwk = cols.transpose(0, 2, 1) @ g                          # (G, kh*kw*Cg, Og)
@@ -293,7 +293,7 @@ class Conv2d(Op):
             if needs[0]:
                 w_k = xp.ascontiguousarray(w.reshape(G, Og, Cg, kh * kw).transpose(3, 0, 2, 1))
                 canvas = xp.zeros((N, C, Hp, Wp), dtype=grad.dtype)
-                _col2im_first(xp, w_k, g, canvas, kh, kw, sh, sw, dh, dw, Ho, Wo)
+                _col2im_first(w_k, g, canvas, kh, kw, sh, sw, dh, dw, Ho, Wo)
                 gx = _from_first(xp, canvas, pt, pl, H, W)
             if needs[1]:
                 gw = (g @ cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(O, Cg, kh, kw)
@@ -344,13 +344,13 @@ class ConvTranspose2d(Op):
             a = _pad_last(xp, x, G, 0, 0, H, W).reshape(G, N * H * W, Cg)
             w_k = xp.ascontiguousarray(w.reshape(G, Cg, Og, kh * kw).transpose(3, 0, 1, 2))
             canvas = xp.zeros((G, N, Hf, Wf, Og), dtype=x.dtype)
-            _col2im_last(xp, a, w_k, canvas, kh, kw, sh, sw, dh, dw, H, W)
+            _col2im_last(a, w_k, canvas, kh, kw, sh, sw, dh, dw, H, W)
             out = _from_last(xp, canvas, pt, pl, Ho, Wo, b)
         else:
             a = xp.ascontiguousarray(x).reshape(N, G, Cg, H * W)
             w_k = xp.ascontiguousarray(w.reshape(G, Cg, Og, kh * kw).transpose(3, 0, 2, 1))
             canvas = xp.zeros((N, G * Og, Hf, Wf), dtype=x.dtype)
-            _col2im_first(xp, w_k, a, canvas, kh, kw, sh, sw, dh, dw, H, W)
+            _col2im_first(w_k, a, canvas, kh, kw, sh, sw, dh, dw, H, W)
             out = _from_first(xp, canvas, pt, pl, Ho, Wo)
             if b is not None:
                 out += b.reshape(1, -1, 1, 1)

@@ -30,8 +30,8 @@ def _drop(input: Tensor, p: float, mask_shape: tuple) -> Tensor:
     return input * Tensor._wrap(mask, None, False)
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
-            inplace: bool = False) -> Tensor:
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,
+            inplace: bool = False) -> Tensor:  # noqa: ARG001 - PyTorch's signature
     """Zero each element with probability p and scale the rest by 1/(1-p) while training
     (Srivastava et al. 2014); the identity otherwise. Seeded by fg.manual_seed."""
     _check_p(p, "dropout")
@@ -49,8 +49,8 @@ def _feature_dropout(op: str, input: Tensor, p: float, training: bool, batched: 
     return _drop(input, p, tuple(shape[:lead]) + (1,) * (len(shape) - lead))
 
 
-def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
-              inplace: bool = False) -> Tensor:
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:  # noqa: ARG001 - PyTorch's signature
     """Drop whole channels of (N, C, L) or (C, L) inputs (Tompson et al. 2015)."""
     if input.ndim not in (2, 3):
         raise ShapeError(f"dropout1d: expected a 2-D (C, L) or 3-D (N, C, L) input, got shape "
@@ -58,8 +58,8 @@ def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A00
     return _feature_dropout("dropout1d", input, p, training, input.ndim == 3)
 
 
-def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
-              inplace: bool = False) -> Tensor:
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:  # noqa: ARG001 - PyTorch's signature
     """Drop whole channels of (N, C, H, W) inputs (Tompson et al. 2015); a 3-D input is read as
     (N, C, L), as PyTorch does."""
     if input.ndim < 2:
@@ -67,8 +67,8 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A00
     return _feature_dropout("dropout2d", input, p, training, True)
 
 
-def dropout3d(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
-              inplace: bool = False) -> Tensor:
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:  # noqa: ARG001 - PyTorch's signature
     """Drop whole channels of (N, C, D, H, W) or (C, D, H, W) inputs."""
     if input.ndim < 2:
         raise ShapeError(f"dropout3d: expected an (N, C, D, H, W) input, got shape "

@@ -12,7 +12,7 @@ from ...tensor import Tensor
 from ._util import _shape, _tensor
 
 
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x W^T + b with W of shape (out_features, in_features).
 
     Args: input (*, in), weight (out, in), bias (out,). Returns (*, out). A 1-D weight (in,)
@@ -53,9 +53,9 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor,
     return L.Bilinear.apply(input1, input2, weight, bias)
 
 
-def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,  # noqa: A002
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
               max_norm: float | None = None, norm_type: float = 2.0,
-              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:  # noqa: ARG001 - PyTorch's signature
     """Rows of ``weight`` picked by integer indices (lecture: "Neural Language Model" — the
     shared word-feature matrix C).
 

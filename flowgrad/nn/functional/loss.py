@@ -42,7 +42,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
-def _pair(op: str, input: Tensor, target) -> tuple:  # noqa: A002
+def _pair(op: str, input: Tensor, target) -> tuple:
     """The input and target of an elementwise loss, broadcast (with PyTorch's warning) when
     their shapes differ but broadcast."""
     target = _tensor(target)
@@ -69,7 +69,7 @@ def _bool_to_float(x: Tensor, y: Tensor) -> tuple:
     return x, y
 
 
-def _weighted(op: str, loss: Tensor, weight, reduction: str, input: Tensor,  # noqa: A002
+def _weighted(op: str, loss: Tensor, weight, reduction: str, input: Tensor,
               mean_by_weight: bool = True) -> Tensor:
     if weight is None:
         return _reduce(loss, reduction)
@@ -82,7 +82,7 @@ def _weighted(op: str, loss: Tensor, weight, reduction: str, input: Tensor,  # n
     return _reduce(loss, reduction)
 
 
-def _class_weight(op: str, weight, c: int, input: Tensor):  # noqa: A002
+def _class_weight(op: str, weight, c: int, input: Tensor):
     if weight is None:
         return None
     weight = _tensor(weight)
@@ -97,7 +97,7 @@ def _class_weight(op: str, weight, c: int, input: Tensor):  # noqa: A002
     return weight
 
 
-def _check_class_target(op: str, input: Tensor, target: Tensor, c: int,  # noqa: A002
+def _check_class_target(op: str, input: Tensor, target: Tensor, c: int,
                         ignore_index: int) -> None:
     if target.dtype not in (np.int64, np.uint8):  # PyTorch's kernels take Long or Byte
         raise DTypeError(f"{op}: target must be an integer tensor of class indices (int64), "
@@ -115,7 +115,7 @@ def _check_class_target(op: str, input: Tensor, target: Tensor, c: int,  # noqa:
                          f"{c - 1}, or ignore_index={ignore_index})")
 
 
-def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noqa: A002
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   size_average=None, ignore_index: int = -100, reduce=None,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """-log softmax(x)[target], fused into one node (lecture: "Log-Likelihood as Loss
@@ -152,7 +152,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  
                                  reduction)
 
 
-def _cross_entropy_probs(input, target, weight, reduction, label_smoothing, c):  # noqa: A002
+def _cross_entropy_probs(input, target, weight, reduction, label_smoothing, c):
     cdim = 1 if input.ndim >= 2 else 0
     logp = input.log_softmax(cdim)
     if label_smoothing > 0:
@@ -168,7 +168,7 @@ def _cross_entropy_probs(input, target, weight, reduction, label_smoothing, c): 
     return -prod.sum() / (rows if rows else float("nan"))
 
 
-def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noqa: A002
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              size_average=None, ignore_index: int = -100, reduce=None,
              reduction: str = "mean") -> Tensor:
     """-input[target] for log-probabilities (lecture: "Log-Likelihood as Loss function").
@@ -187,7 +187,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noq
     return LS.NLLLoss.apply(input, target, weight, ignore_index, reduction)
 
 
-def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,  # noqa: A002
+def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     """(x - y)^2, the log-likelihood of a unit-variance Gaussian up to constants (lecture:
     "Gaussian output"); with ``weight`` (input's shape), 'mean' divides by its sum."""
@@ -199,7 +199,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,  # n
     return _weighted("mse_loss", d * d, weight, reduction, input)
 
 
-def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,  # noqa: A002
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     """|x - y| (the Laplace log-likelihood up to constants)."""
     reduction = _reduction("l1_loss", size_average, reduce, reduction)
@@ -209,7 +209,7 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,  # no
     return _weighted("l1_loss", (x - y).abs(), weight, reduction, input)
 
 
-def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None,  # noqa: A002
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None,
                    reduce=None, reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (Girshick 2015)."""
     reduction = _reduction("smooth_l1_loss", size_average, reduce, reduction)
@@ -224,7 +224,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None,  # noqa: A0
     return _reduce(where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta), reduction)
 
 
-def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: A002
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
                delta: float = 1.0, weight: Tensor | None = None) -> Tensor:
     """0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere (Huber 1964); with
     ``weight``, 'mean' is the mean of the weighted losses (PyTorch's rule)."""
@@ -241,7 +241,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: 
     return _weighted("huber_loss", loss, weight, reduction, input, mean_by_weight=False)
 
 
-def _check_binary(op: str, input: Tensor, target: Tensor, weight, pos_weight=None,  # noqa: A002
+def _check_binary(op: str, input: Tensor, target: Tensor, weight, pos_weight=None,
                   promote: bool = False):
     if _shape(target) != _shape(input):  # checked first, as in PyTorch
         raise ShapeError(f"{op}: target of shape {_shape(target)} must have the input's shape "
@@ -271,7 +271,7 @@ def _check_binary(op: str, input: Tensor, target: Tensor, weight, pos_weight=Non
     return input, target, out[0], out[1]
 
 
-def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noqa: A002
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """-w [y log x + (1 - y) log(1 - x)] for probabilities x, logs clamped at -100 as in
     PyTorch (lecture: "Log-Likelihood as Loss function", Bernoulli output)."""
@@ -289,7 +289,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     return LS.BinaryCrossEntropy.apply(input, target, weight, reduction)
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,  # noqa: A002
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                                      weight: Tensor | None = None, size_average=None,
                                      reduce=None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
@@ -303,7 +303,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,  # noqa: A00
     return LS.BCEWithLogits.apply(input, target, weight, pos_weight, reduction)
 
 
-def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False,  # noqa: A002
+def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False,
                       eps: float = 1e-6, reduction: str = "mean") -> Tensor:
     """0.5 (log var + (x - y)^2 / var) (+ 0.5 log 2 pi if ``full``): the negative
     log-likelihood of a Gaussian whose variance is predicted too (lecture: "Gaussian output").
@@ -342,7 +342,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False,  #
     return _reduce(loss, reduction)
 
 
-def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,  # noqa: A002
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
            reduction: str = "mean", log_target: bool = False) -> Tensor:
     """KL(target || exp(input)) pointwise: y (log y - x) for log-probabilities x;
     'batchmean' divides the sum by the batch size (the true KL), 'mean' by every element."""
@@ -366,7 +366,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,  # noq
     return _reduce(loss, reduction)
 
 
-def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True,  # noqa: A002
+def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True,
                      full: bool = False, size_average=None, eps: float = 1e-8, reduce=None,
                      reduction: str = "mean") -> Tensor:
     """exp(x) - y x (log_input) or x - y log(x + eps): the Poisson negative log-likelihood,
@@ -399,7 +399,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor,
     return _reduce((-target * (input1 - input2) + margin).clamp_min(0.0), reduction)
 
 
-def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,  # noqa: A002
+def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,
                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """x where y = 1, max(0, margin - x) where y = -1."""
     reduction = _reduction("hinge_embedding_loss", size_average, reduce, reduction)
@@ -410,14 +410,14 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,  # 
     return _reduce(loss, reduction)
 
 
-def soft_margin_loss(input: Tensor, target: Tensor, size_average=None,  # noqa: A002
+def soft_margin_loss(input: Tensor, target: Tensor, size_average=None,
                      reduce=None, reduction: str = "mean") -> Tensor:
     """log(1 + exp(-y x)) for y = +-1 (logistic loss)."""
     reduction = _reduction("soft_margin_loss", size_average, reduce, reduction)
     return _reduce(A.Softplus.apply(-_tensor(target) * input, 1.0, 20.0), reduction)
 
 
-def multilabel_soft_margin_loss(input: Tensor, target: Tensor,  # noqa: A002
+def multilabel_soft_margin_loss(input: Tensor, target: Tensor,
                                 weight: Tensor | None = None, size_average=None,
                                 reduce=None, reduction: str = "mean") -> Tensor:
     """Mean over classes of the binary cross-entropy of each logit (multi-label output)."""

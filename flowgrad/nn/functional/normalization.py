@@ -19,7 +19,7 @@ def _affine(out: Tensor, weight, bias, shape: tuple) -> Tensor:
     return out
 
 
-def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  # noqa: A002
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise over the last dims to zero mean and unit variance, then scale and shift
     (Ba et al. 2016).
@@ -43,7 +43,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  #
     return _affine(xc * (var + eps).rsqrt(), weight, bias, ())
 
 
-def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  # noqa: A002
+def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
              eps: float | None = None) -> Tensor:
     """x / sqrt(mean(x^2) + eps) over the last dims, times weight (Zhang & Sennrich 2019);
     eps defaults to the dtype's machine epsilon, as in PyTorch."""
@@ -67,7 +67,7 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  # n
     return out if out.dtype == input.dtype else out.to(input.dtype)
 
 
-def batch_norm(input: Tensor, running_mean: Tensor | None,  # noqa: A002
+def batch_norm(input: Tensor, running_mean: Tensor | None,
                running_var: Tensor | None, weight: Tensor | None = None,
                bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
                eps: float = 1e-5) -> Tensor:
@@ -118,7 +118,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None,  # noqa: A002
     return _affine(out, weight, bias, stat_shape)
 
 
-def instance_norm(input: Tensor, running_mean: Tensor | None = None,  # noqa: A002
+def instance_norm(input: Tensor, running_mean: Tensor | None = None,
                   running_var: Tensor | None = None, weight: Tensor | None = None,
                   bias: Tensor | None = None, use_input_stats: bool = True,
                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -143,7 +143,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,  # noqa: A0
     return _affine(out, weight, bias, (1, c) + (1,) * (input.ndim - 2))
 
 
-def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,  # noqa: A002
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise each group of channels of each sample (Wu & He 2018).
 
@@ -168,7 +168,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,  # 
     return _affine(out, weight, bias, (1, c) + (1,) * (input.ndim - 2))
 
 
-def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,  # noqa: A002
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
               out=None) -> Tensor:
     """x / max(||x||_p, eps) along ``dim``."""
     if out is not None:

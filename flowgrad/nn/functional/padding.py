@@ -21,7 +21,7 @@ def _pad_index(mode: str, n: int, before: int, after: int):
     return np.mod(j, n)  # circular
 
 
-def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:  # noqa: A002
+def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
     """Pad the last len(pad)/2 dims; ``pad`` = (left, right, top, bottom, ...) starts from the
     last dim; negative widths crop. Modes: constant, reflect, replicate, circular."""
     pad = tuple(int(p) for p in pad)

@@ -1,21 +1,38 @@
 """The ``flowgrad`` command.
 
     flowgrad train <recipe> [--epochs N --steps N --lr LR --batch-size B --seed S --seeds K
-                             --out DIR --quick]
+                             --set KEY=VALUE ... --quick] [--out DIR | --publish]
     flowgrad train --list
     python -m flowgrad [options]  # = flowgrad train digits_mlp [options] (no download)
+
+A run writes to its own directory, runs/<recipe>-<YYYYmmdd-HHMMSS>/ (git ignores runs/);
+--out DIR chooses another; --publish replaces what results/ publishes. The .md it writes
+records the command line that reproduces the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import inspect
 import sys
 
 from . import recipes
+from .recipes.common import PUBLISHED, run_dir
 
 
-def _train(args) -> int:
+def _value(text: str):
+    """A --set value: a Python literal (1, 0.5, (256, 128), 'x') or else the string itself;
+    a comma-separated list becomes a tuple."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if "," in text:
+            return tuple(_value(t) for t in text.split(","))
+        return text
+
+
+def _train(args, parser) -> int:
     if args.list or not args.recipe:
         for name, text in recipes.RECIPES.items():
             print(f"{name:15s} {text}")
@@ -26,12 +43,27 @@ def _train(args) -> int:
                                  "batch_size": args.batch_size, "seed": args.seed,
                                  "steps": args.steps, "seeds": args.seeds}.items()
                if v is not None and k in accepted}
-    summary = module.run(out=args.out, quick=args.quick, **options)
+    for item in args.set or ():
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in accepted or key in ("out", "quick", "progress"):
+            parser.error(f"--set {item!r}: {args.recipe} takes "
+                         + ", ".join(k for k in accepted if k not in ("out", "quick",
+                                                                      "progress")))
+        options[key] = _value(text)
+    if args.publish and args.out is not None:
+        parser.error("--publish writes to results/; --out chooses another directory: not both")
+    if args.publish and args.quick:
+        parser.error("--publish --quick would replace the published results with a smoke run")
+    out = PUBLISHED if args.publish else args.out if args.out is not None else str(
+        run_dir(args.recipe))
+    summary = module.run(out=out, quick=args.quick, **options)
     shown = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and k != "seed"}
     print(f"{args.recipe}: " + ", ".join(
         f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
-    if not args.quick:
-        print(f"results written to {args.out}/{args.recipe}.md")
+    print(f"results written to {out}/" + ("" if args.publish else
+                                          " (published results in results/ untouched; "
+                                          "--publish replaces them)"))
     return 0
 
 
@@ -48,9 +80,20 @@ def main(argv=None) -> int:
     train.add_argument("--batch-size", type=int, dest="batch_size")
     train.add_argument("--seed", type=int)
     train.add_argument("--seeds", type=int, help="how many seeds (multi-seed recipes)")
-    train.add_argument("--out", default="results", help="where results and figures go")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="any other argument of the recipe's run(), e.g. --set "
+                            "lenet_epochs=10 (repeatable)")
+    train.add_argument("--out", default=None,
+                       help="where results and figures go (default: a new "
+                            "runs/<recipe>-<YYYYmmdd-HHMMSS>/)")
+    train.add_argument("--publish", action="store_true",
+                       help=f"write into {PUBLISHED}/, replacing the published results")
     train.add_argument("--quick", action="store_true", help="the short variant (a smoke run)")
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["train", "digits_mlp", *argv]  # python -m flowgrad [options]: the default
-    return _train(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return _train(args, parser)

@@ -17,8 +17,10 @@ class ConvNetConfig:
     dropout: float = 0.25        # before the classifier
 
 
-class LeNetLike(nn.Module):
-    """A LeNet-5-like CNN: conv-pool, conv-pool, fully connected, classifier.
+class ModernCNN(nn.Module):
+    """A modern small CNN (not LeNet-5; that is flowgrad.models.LeNet5): two stages of 3x3
+    convolution (padding 1), ReLU and 2x2 max-pooling, a ReLU fully connected layer, dropout,
+    a linear classifier.
 
     Args: x (B, C, H, W). Returns: (B, classes) logits.
     """
@@ -42,6 +44,9 @@ class LeNetLike(nn.Module):
             side = self.config.image_size
             x = x.reshape(-1, self.config.in_channels, side, side)
         return self.classifier(self.features(x))
+
+
+LeNetLike = ModernCNN  # the old name
 
 
 class ConvNet1d(nn.Module):

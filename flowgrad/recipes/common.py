@@ -24,7 +24,80 @@ def machine() -> str:
     except OSError:
         pass
     return (f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"NumPy {np.__version__}")
+            f"NumPy {np.__version__}, {threads()}")
+
+
+def threads() -> str:
+    """The BLAS/OpenMP thread counts this process runs with (the environment's settings and
+    what the BLAS library reports)."""
+    parts = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                               "MKL_NUM_THREADS") if k in os.environ]
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [f"{i.get('internal_api')} {i.get('num_threads')} threads"
+                for i in threadpool_info() if i.get("user_api") == "blas"]
+    except Exception:  # threadpoolctl is optional
+        blas = []
+    return "; ".join(dict.fromkeys(parts + blas)) or "default threads"
+
+
+# --- where a run writes, and the command line that reproduces it ------------------------------
+
+PUBLISHED = "results"  # what the README links to; written only by an explicit choice (--publish)
+CLI_OPTIONS = {"epochs": "--epochs", "steps": "--steps", "lr": "--lr",
+               "batch_size": "--batch-size", "seed": "--seed", "seeds": "--seeds"}
+NOT_OPTIONS = ("out", "quick", "progress", "write", "ignored")
+
+
+def run_dir(name: str, root: str | os.PathLike = "runs") -> Path:
+    """A fresh directory for one run of recipe ``name``: runs/<name>-<YYYYmmdd-HHMMSS>[-k]."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{name}-{stamp}"
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = Path(f"{base}-{k}")
+    return path
+
+
+def resolve_out(name: str, out) -> str:
+    """``out`` if given, else a new run directory (never results/ by default)."""
+    return str(out) if out is not None else str(run_dir(name))
+
+
+def _format(value) -> str:
+    if isinstance(value, (list, tuple)):  # a one-element tuple keeps its comma: "0.5,"
+        return ",".join(_format(v) for v in value) + ("," if len(value) == 1 else "")
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def command_line(name: str, run, values: dict) -> str:
+    """The ``flowgrad train`` command that reproduces a call of recipe ``name``'s ``run`` with
+    ``values`` (its arguments): every argument that differs from its default, as the CLI's
+    option (--epochs, --lr, ...) or as --set key=value; --quick for the short variant."""
+    import inspect
+
+    parts = ["flowgrad", "train", name]
+    for key, param in inspect.signature(run).parameters.items():
+        if key in NOT_OPTIONS or key not in values or param.kind is param.VAR_KEYWORD:
+            continue
+        value = values[key]
+        if param.default is not param.empty and _same(value, param.default):
+            continue
+        if key in CLI_OPTIONS:
+            parts += [CLI_OPTIONS[key], _format(value)]
+        else:
+            parts += ["--set", f"{key}={_format(value)}"]
+    if values.get("quick"):
+        parts.append("--quick")
+    return " ".join(parts)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b if not isinstance(a, (int, float)) else a == b
 
 
 class Timer:
@@ -90,23 +163,105 @@ def mnist_arrays(dataset: str = "mnist", flatten: bool = False, limit: int | Non
     return tuple(out)
 
 
-def train_classifier(model, train: tuple, test: tuple, optimizer, epochs: int, batch_size: int,
-                     seed: int, out, name: str, scheduler=None, progress: bool = True):
-    """Train with flowgrad.train.fit on shuffled minibatches, validating on ``test`` each epoch;
-    write the curves (CSV + PNG) to ``out``; return (history, final test metrics)."""
+def mnist_splits(dataset: str = "mnist", flatten: bool = False, n_valid: int = 10_000,
+                 quick: tuple | None = None):
+    """(train, valid, test) for the honest protocol: validation is the last ``n_valid`` of the
+    60,000 training images, the test set is the 10,000 test images. ``quick`` = (n_train,
+    n_valid, n_test) keeps the first examples of each split (the short variants)."""
+    (xtr, ytr), test = mnist_arrays(dataset, flatten=flatten)
+    train, valid = split_validation(xtr, ytr, n_valid)
+    splits = (train, valid, test)
+    if quick is not None:
+        splits = tuple((x[:n], y[:n]) for (x, y), n in zip(splits, quick))
+    return splits
+
+
+def held_out(n: int, n_valid: int) -> str:
+    """How a report names the validation split: "the last 10,000 training images", or, in a
+    short variant that keeps n of them, "500 of the last 10,000 training images"."""
+    return (f"the last {n_valid:,} training images" if n == n_valid
+            else f"{n:,} of the last {n_valid:,} training images")
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, n_valid: int = 10_000):
+    """The honest protocol's split: the last ``n_valid`` training examples are the validation
+    set (fixed, not shuffled), the rest is trained on. Returns (train, valid)."""
+    if not 0 < n_valid < len(x):
+        raise ValueError(f"split_validation: n_valid must be in 1..{len(x) - 1}, got {n_valid}")
+    return (x[:-n_valid], y[:-n_valid]), (x[-n_valid:], y[-n_valid:])
+
+
+class KeepBest:
+    """fit() callback: after each epoch, keep a copy of the weights with the lowest validation
+    error so far (ties keep the earlier epoch)."""
+
+    def __init__(self, model) -> None:
+        self.model, self.error, self.epoch, self.state = model, float("inf"), None, None
+
+    def on_epoch_end(self, _state, logs) -> None:
+        error = logs.get("valid_error")
+        if error is not None and error < self.error:
+            self.error, self.epoch = error, logs["epoch"]
+            self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def restore(self) -> None:
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+
+
+def train_classifier(model, train: tuple, valid: tuple, test: tuple, optimizer, epochs: int,
+                     batch_size: int, out, name: str, scheduler=None, progress: bool = True,
+                     title: str | None = None) -> dict:
+    """The honest protocol: train with flowgrad.train.fit on shuffled minibatches of ``train``,
+    measure ``valid`` after each epoch, put back the weights of the epoch with the lowest
+    validation error, and only then evaluate ``test``, once (``test=None``: not at all, for a
+    candidate that selection on the validation split may still reject). Writes the curves
+    (train and validation, CSV + PNG) to ``out``. Returns {"history", "best_epoch", "valid",
+    "test", "model"}."""
     from ..train import fit
     from ..utils.data import DataLoader, TensorDataset
 
-    xtr, ytr = train
-    xte, yte = test
+    (xtr, ytr), (xva, yva) = train, valid
+    xte, yte = test if test is not None else (None, None)
     train_loader = DataLoader(TensorDataset(fg.from_numpy(xtr), fg.from_numpy(ytr)),
                               batch_size=batch_size, shuffle=True)
-    valid_loader = DataLoader(TensorDataset(fg.from_numpy(xte), fg.from_numpy(yte)),
+    valid_loader = DataLoader(TensorDataset(fg.from_numpy(xva), fg.from_numpy(yva)),
                               batch_size=1000)
+    keep = KeepBest(model)
     history = fit(model, train_loader, fg.nn.functional.cross_entropy, optimizer, epochs,
-                  valid_loader=valid_loader, scheduler=scheduler, progress=progress)
+                  valid_loader=valid_loader, scheduler=scheduler, progress=progress,
+                  callbacks=(keep,))
+    keep.restore()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     history.to_csv(out / f"{name}_history.csv")
-    history.plot(out / f"{name}_curves.png")
-    return history, evaluate(model, xte, yte)
+    plot_curves(history, out / f"{name}_curves.png", title or name, keep.epoch)
+    return {"history": history, "best_epoch": keep.epoch, "valid": evaluate(model, xva, yva),
+            "test": evaluate(model, xte, yte) if test is not None else None, "model": model}
+
+
+def plot_curves(history, path, title: str, chosen_epoch=None) -> None:
+    """Loss and error per epoch on the training and the validation split (never the test set),
+    with the epoch whose weights were kept marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    epochs = history["epoch"]
+    for i, (key, label) in enumerate((("loss", "cross-entropy"), ("error", "error rate"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for split, text, color in (("train", "train", "tab:blue"),
+                                   ("valid", "validation", "tab:orange")):
+            if f"{split}_{key}" in history:
+                ax.plot(epochs, history[f"{split}_{key}"], "o-", ms=3, color=color, label=text)
+        if chosen_epoch is not None:
+            ax.axvline(chosen_epoch, color="gray", ls=":", lw=1,
+                       label=f"kept: epoch {chosen_epoch} (lowest validation error)")
+        if key == "error":
+            ax.set_yscale("log")
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{title}: train and validation splits")
+    fig.savefig(path, dpi=100)

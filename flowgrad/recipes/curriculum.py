@@ -8,8 +8,8 @@ rotation and grey levels, with pixel noise), three classes. The *curriculum* net
 BasicShapes for the first part of its updates, then on GeomShapes; the *no curriculum* net is
 trained on GeomShapes only, for the same total number of updates. Both start from the same
 initialisation and are tested on GeomShapes. Several seeds; mean ± std, per-seed table, Wilson
-intervals and McNemar on the pooled predictions, a paired t-test across seeds, and test error vs
-updates."""
+intervals and McNemar on the pooled predictions, a paired t-test across seeds, and validation
+error vs updates (the curves are on a validation set, the test set is used once, at the end)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from ..datasets.shapes import shapes
 from ..debug.cost import single_blas_thread
 from ..debug.significance import mcnemar, wilson_interval
 from ..models import MLP
-from .common import Timer, write_results
+from .common import Timer, command_line, resolve_out, write_results
 
 DEFAULTS = {"size": 16, "n_train": 10000, "n_test": 5000, "updates": 6000, "switches": (0.5,),
             "hidden": (256, 128), "lr": 1e-3, "batch_size": 32, "evals": 12, "seeds": 5,
@@ -49,14 +49,14 @@ def _predict(model, x, batch=2500):
     return out
 
 
-def _train(switch, seed, basic, geom, test, hidden, updates, lr, batch_size, eval_at):
-    """``switch`` updates on BasicShapes, then GeomShapes up to ``updates``; test errors at
-    ``eval_at``; returns (curve, final predictions)."""
+def _train(switch, seed, basic, geom, valid, test, hidden, updates, lr, batch_size, eval_at):
+    """``switch`` updates on BasicShapes, then GeomShapes up to ``updates``; validation errors
+    at ``eval_at``; returns (curve, final predictions on the test set)."""
     fg.manual_seed(seed)
     model = MLP(sizes=(geom[0].shape[1], *hidden, 3), activation="relu")
     opt = fg.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)  # the same draws for every condition
-    xte, yte = test
+    xva, yva = valid
     curve, marks = [], set(eval_at)
     for step in range(1, updates + 1):
         x, y = basic if step <= switch else geom
@@ -66,23 +66,27 @@ def _train(switch, seed, basic, geom, test, hidden, updates, lr, batch_size, eva
         loss.backward()
         opt.step()
         if step in marks:
-            curve.append(float(np.mean(_predict(model, xte) != yte)))
-    return curve, _predict(model, xte)
+            curve.append(float(np.mean(_predict(model, xva) != yva)))
+    return curve, _predict(model, test[0])
 
 
 def run(size=16, n_train=10000, n_test=5000, updates=6000, switches=(0.5,), hidden=(256, 128),
-        lr=1e-3, batch_size=32, evals=12, seeds=5, seed=0, out="results", quick=False,
+        lr=1e-3, batch_size=32, evals=12, seeds=5, seed=0, out=None, quick=False,
         progress=True, write: bool | None = None) -> dict:
     """No curriculum vs curriculum(s) switching from BasicShapes to GeomShapes after the
     fractions ``switches`` of ``updates``, ``seeds`` seeds each."""
+    command = command_line("curriculum", run, locals())
+    out = resolve_out("curriculum", out)
     if quick:
         n_train, n_test, updates, evals, seeds = 3000, 1000, 800, 4, 1
-    write = (not quick) if write is None else write
+    write = True if write is None else write  # quick runs write to their own directory too
     geom_split = shapes(n_train, n_test, "geom", size=size, seed=seed)
     basic_split = shapes(n_train, 1, "basic", size=size, seed=seed + 1)
     geom = (standardize(geom_split.x_train), geom_split.y_train)
     basic = (standardize(basic_split.x_train), basic_split.y_train)
     test = (standardize(geom_split.x_test), geom_split.y_test)
+    valid_split = shapes(n_test, 1, "geom", size=size, seed=seed + 2)  # for the curves
+    valid = (standardize(valid_split.x_train), valid_split.y_train)
     yte = test[1]
     eval_at = sorted({int(round(v)) for v in np.linspace(updates / evals, updates, evals)})
     conds = {"no_curriculum": 0, **{f"curriculum_{f:g}": int(round(f * updates))
@@ -91,8 +95,8 @@ def run(size=16, n_train=10000, n_test=5000, updates=6000, switches=(0.5,), hidd
     with Timer() as t, single_blas_thread():
         for k in range(seeds):
             for c, sw in conds.items():
-                curve, pred = _train(sw, seed + k, basic, geom, test, tuple(hidden), updates,
-                                     lr, batch_size, eval_at)
+                curve, pred = _train(sw, seed + k, basic, geom, valid, test, tuple(hidden),
+                                     updates, lr, batch_size, eval_at)
                 res[c]["curves"].append(curve)
                 res[c]["preds"].append(pred)
                 res[c]["errors"].append(float(np.mean(pred != yte)))
@@ -109,7 +113,7 @@ def run(size=16, n_train=10000, n_test=5000, updates=6000, switches=(0.5,), hidd
                                       "through training lowers the GeomShapes test error "
                                       "compared with GeomShapes only (Bengio et al. 2009, "
                                       "Fig. 3, 3-hidden-layer nets, 20 seeds)"},
-               "command": "flowgrad train curriculum",
+               "command": command,
                "seed": seed}
     for c in conds:
         e = np.array(res[c]["errors"])
@@ -151,11 +155,12 @@ def run(size=16, n_train=10000, n_test=5000, updates=6000, switches=(0.5,), hidd
                          "curriculum lower" if c != base else "—"))
         nc = np.array(res[base]["curves"]).mean(0)
         at = min(range(len(eval_at)), key=lambda i: abs(eval_at[i] - max(conds.values())))
-        rows.append(("control: no curriculum, lowest mean test error along its curve / after "
+        rows.append(("control: no curriculum, lowest mean validation error along its curve / "
+                     "after "
                      f"{eval_at[at]} updates",
                      f"{nc.min():.2%} (at {eval_at[int(nc.argmin())]} updates) / {nc[at]:.2%}",
                      "—"))
-        summary["no_curriculum_best_along_curve"] = float(nc.min())
+        summary["no_curriculum_best_valid_along_curve"] = float(nc.min())
         for k in range(seeds):
             rows.append((f"seed {seed + k}: test error per condition",
                          " / ".join(f"{c}: {res[c]['errors'][k]:.2%}" for c in conds), "—"))
@@ -180,8 +185,12 @@ def run(size=16, n_train=10000, n_test=5000, updates=6000, switches=(0.5,), hidd
                 "independent).")
         write_results("curriculum", out, summary, rows, figures=(fig,), notes=(
             f"Images {size}×{size}, {n_train} BasicShapes and {n_train} GeomShapes training "
-            f"images, {n_test} GeomShapes test images (flowgrad.datasets.shapes, seeds {seed} and "
-            f"{seed + 1}); each image standardised to zero mean and unit variance. MLP "
+            f"images, {n_test} GeomShapes validation and {n_test} GeomShapes test images "
+            f"(flowgrad.datasets.shapes, seeds {seed}, {seed + 1} and {seed + 2}): the curves "
+            "and the control row are on the validation images, and the test images are used "
+            "once, by the final nets (every condition runs its fixed number of updates: "
+            "nothing is chosen on either); each image standardised to zero mean and unit "
+            "variance. MLP "
             f"{size * size}-{'-'.join(map(str, hidden))}-3 (ReLU), Adam lr {lr}, batch "
             f"{batch_size}, {updates} updates in all for every condition; for a given seed "
             "every condition starts from the same weights and draws the same minibatch "
@@ -212,7 +221,7 @@ def _plot(res, conds, eval_at, out):
         if sw:
             ax.axvline(sw, color=f"C{i}", ls=":", lw=1)
     ax.axhline(2 / 3, color="k", ls=":", lw=1, label="chance")
-    ax.set(xlabel="updates", ylabel="GeomShapes test error",
+    ax.set(xlabel="updates", ylabel="GeomShapes validation error",
            title="Curriculum learning (mean ± std over seeds)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

@@ -37,7 +37,7 @@ from ..debug.overfit import overfit_small
 from ..debug.reproducibility import check_determinism
 from ..models import ConvNet1d, ResidualMLP
 from ..utils.data import DataLoader, Dataset, Generator, TensorDataset
-from .common import Timer, write_results
+from .common import Timer, command_line, resolve_out, write_results
 
 DEFAULTS = {"seed": 0, "n": 128, "max_steps": 300, "n_entries": 20, "steps": 5}
 
@@ -309,10 +309,12 @@ def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def run(out="results", quick=False, progress=True, seed=0, n=128, max_steps=300, n_entries=20,
+def run(out=None, quick=False, progress=True, seed=0, n=128, max_steps=300, n_entries=20,
         steps=5, **ignored) -> dict:
     """Every check on a healthy model and on planted bugs; writes results/debug_checks.md and
     .json and the figures. ``quick``: 1,500 generated examples, shorter budgets."""
+    command = command_line("debug_checks", run, locals())
+    out = resolve_out("debug_checks", out)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if quick:
@@ -349,7 +351,7 @@ def run(out="results", quick=False, progress=True, seed=0, n=128, max_steps=300,
         "published": {"source": "lecture: Debugging (reproducible experiments, finite-"
                       "difference gradient checks, 0 training error on a small set)",
                       "expected": "every healthy model fine, every planted bug caught"},
-        "command": "flowgrad train debug_checks" + (" --quick" if quick else ""),
+        "command": command,
         "seed": seed, "seconds": total.seconds}
     table = [("planted bugs caught", f"{caught} of {len(rows)}", f"{len(rows)} of {len(rows)}"),
              ("healthy models judged fine", "yes" if healthy_fine else "NO", "yes")]

@@ -9,8 +9,9 @@ first layers get ~0.2⁷ ≈ 1e-5 of the last one's gradient: vanishing), tanh w
 initialisation (saturated units) and ReLU with Kaiming initialisation (He et al. 2015; fine).
 
 Part 2, the curves: ``flowgrad.debug.curves.diagnose_curves`` on a big MLP (40-512-512-10)
-trained on 500 examples (overfitting), the same MLP on all 4,000 (more data shrinks the gap),
-logistic regression (underfitting) and the official 1-D CNN on 4,000 (fine).
+trained on 500 examples (overfitting), the same MLP on all 3,000 (more data shrinks the gap),
+logistic regression (underfitting) and the official 1-D CNN on 3,000 (fine); validation is the
+last 1,000 of the 4,000 training examples, never the test set.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ..debug.stats import TrainingMonitor
 from ..models import MLP, ConvNet1d
 from ..train import fit
 from ..utils.data import DataLoader, TensorDataset
-from .common import Timer, write_results
+from .common import Timer, command_line, resolve_out, split_validation, write_results
 
 DEFAULTS = {"epochs": 20, "lr": 0.1, "width": 64, "depth": 8, "every": 10, "curve_epochs": 40,
             "small_size": 500, "seed": 0}
@@ -76,12 +77,12 @@ def _layer_profile(monitor: TrainingMonitor) -> dict:
 
 
 def _part_monitor(data, out, epochs, lr, width, depth, every, seed, progress, quick):
-    (xtr, ytr), (xte, yte) = data
+    (xtr, ytr), (xva, yva) = data
     results, figures = {}, []
     for name, act, init, _ in DEEP_NETS:
         model = _deep_mlp(act, init, width, depth, seed)
         monitor = TrainingMonitor(model, every=every, histograms=not quick)
-        train, valid = _loaders(xtr, ytr, xte, yte, 100, seed)
+        train, valid = _loaders(xtr, ytr, xva, yva, 100, seed)
         optimizer = fg.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
         history = fit(model, train, F.cross_entropy, optimizer, epochs, valid_loader=valid,
                       callbacks=[monitor], progress=progress)
@@ -110,13 +111,13 @@ def _part_monitor(data, out, epochs, lr, width, depth, every, seed, progress, qu
 
 
 def _part_curves(data, out, epochs, small_size, seed, progress, quick):
-    (xtr, ytr), (xte, yte) = data
+    (xtr, ytr), (xva, yva) = data
     runs = (  # name, model, train size, lr, batch size, epochs
         ("mlp_500", lambda: MLP(sizes=(40, 512, 512, 10)), small_size, 1e-3, 50, epochs),
-        ("mlp_4000", lambda: MLP(sizes=(40, 512, 512, 10)), len(xtr), 1e-3, 100,
+        ("mlp_3000", lambda: MLP(sizes=(40, 512, 512, 10)), len(xtr), 1e-3, 100,
          max(2, epochs // 4)),
         ("logistic", lambda: nn.Linear(40, 10), len(xtr), 1e-2, 100, max(2, epochs // 4)),
-        ("cnn_4000", ConvNet1d, len(xtr), 1e-2, 100, max(2, epochs // 2)),
+        ("cnn_3000", ConvNet1d, len(xtr), 1e-2, 100, max(2, epochs // 2)),
     )
     if quick:
         runs = runs[:1] + runs[2:3]
@@ -124,7 +125,7 @@ def _part_curves(data, out, epochs, small_size, seed, progress, quick):
     for name, make, n, lr, batch_size, n_epochs in runs:
         fg.manual_seed(seed)
         model = make()
-        train, valid = _loaders(xtr[:n], ytr[:n], xte, yte, batch_size, seed)
+        train, valid = _loaders(xtr[:n], ytr[:n], xva, yva, batch_size, seed)
         history = fit(model, train, F.cross_entropy, fg.optim.Adam(model.parameters(), lr=lr),
                       n_epochs, valid_loader=valid, progress=progress)
         path = out / f"debug_stats_curves_{name}.png"
@@ -135,12 +136,17 @@ def _part_curves(data, out, epochs, small_size, seed, progress, quick):
 
 
 def run(epochs=20, lr=0.1, width=64, depth=8, every=10, curve_epochs=40, small_size=500,
-        out="results", quick=False, progress=True, seed=0, **ignored) -> dict:
+        out=None, quick=False, progress=True, seed=0, **ignored) -> dict:
+    command = command_line("debug_stats", run, locals())
+    out = resolve_out("debug_stats", out)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if quick:  # 1,500 generated examples (1,200 train / 300 test): generation takes seconds
+    if quick:  # 1,500 generated examples (900 train / 300 valid): generation takes seconds
         epochs, curve_epochs, every = 2, 12, 5
-    data = make_mnist1d(num_samples=1500 if quick else 5000, seed=42)
+    (xtr, ytr), _test = make_mnist1d(num_samples=1500 if quick else 5000, seed=42)
+    n_valid = len(xtr) // 4  # validation: the last quarter of the training examples
+    data = split_validation(xtr, ytr, n_valid)  # the test set is not used
+    n_train = len(xtr) - n_valid
     with Timer() as t:
         monitor_results, figs1 = _part_monitor(data, out, epochs, lr, width, depth, every, seed,
                                                progress, quick)
@@ -161,7 +167,7 @@ def run(epochs=20, lr=0.1, width=64, depth=8, every=10, curve_epochs=40, small_s
             "source": "lecture: Debugging; Vanishing or Exploding Gradients; Validate and "
                       "Analyze"},
         "epochs": epochs, "curve_epochs": curve_epochs,
-        "command": f"flowgrad train debug_stats --epochs {epochs}", "seed": seed,
+        "command": command, "seed": seed,
         "seconds": t.seconds}
     expected = {name: verdict for name, _, _, verdict in DEEP_NETS}
     rows = []
@@ -179,22 +185,26 @@ def run(epochs=20, lr=0.1, width=64, depth=8, every=10, curve_epochs=40, small_s
         rows.append((f"{r['activation']}, {r['init']} init: train / valid error after "
                      f"{epochs} epochs", f"{r['train_error']:.1%} / {r['valid_error']:.1%}",
                      "—"))
-    expected_curves = {"mlp_500": "overfitting", "mlp_4000": "overfitting (smaller gap)",
-                       "logistic": "underfitting", "cnn_4000": "fine"}
+    expected_curves = {"mlp_500": "overfitting", "mlp_3000": "overfitting (smaller gap)",
+                       "logistic": "underfitting", "cnn_3000": "fine"}
     for name, r in curve_results.items():
         rows.append((f"curves, {name} ({r['train_size']} examples, {r['epochs']} epochs): "
                      f"verdict / best epoch / error gap",
                      f"{r['verdict']} / {r['best_epoch']} / {r['error_gap']:+.1%}",
                      expected_curves[name]))
     write_results("debug_stats", out, summary, rows, figures=tuple(figs1 + figs2), notes=(
-        "Part 1: 8-layer MLPs of width 64 on MNIST-1D (4,000 training examples), SGD with "
+        f"Part 1: {depth}-layer MLPs of width {width} on MNIST-1D ({n_train:,} training "
+        "examples), SGD with "
         f"momentum 0.9, lr {lr}, batch 100, {epochs} epochs, watched by "
         f"`TrainingMonitor(model, every={every})` as a `fit` callback. The 'published' column "
         "is what the literature predicts, not a number. Per-layer tables, CSVs and weight/"
         "gradient histograms: `debug_stats_<net>_report.md`, `.csv`, `_histograms.png`.\n\n"
         "Part 2: Adam; `diagnose_curves` with its defaults (target training error 10%, error "
-        "gap 10%, validation-loss rise 10% sustained for 3 epochs). Validation: the 1,000 "
-        "MNIST-1D test examples."))
+        "gap 10%, validation-loss rise 10% sustained for 3 epochs).\n\n"
+        f"Splits: MNIST-1D generated with seed 42; the models train on the first {n_train:,} "
+        f"of its {n_train + n_valid:,} training examples, and the validation curves and "
+        f"errors are on the last {n_valid:,} (never trained on). The test set is not used: "
+        "nothing here is a final result."))
     (out / "debug_stats_details.json").write_text(
         json.dumps({"monitor": monitor_results, "curves": curve_results}, indent=2,
                    default=float) + "\n")

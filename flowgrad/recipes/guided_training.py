@@ -30,7 +30,7 @@ from ..datasets.shapes import cells, pentomino
 from ..debug.cost import single_blas_thread
 from ..debug.significance import mcnemar, wilson_interval
 from ..models import MLP
-from .common import Timer, write_results
+from .common import Timer, command_line, resolve_out, write_results
 
 DEFAULTS = {"n_train": 20000, "n_test": 5000, "updates": 4000, "pretrain": 1500,
             "hidden": 64, "lr": 1e-3, "batch_size": 64, "evals": 16, "seeds": 5,
@@ -68,15 +68,18 @@ def _predict(fn, x, batch=2500):
                            for s in range(0, len(x), batch)])
 
 
-def _train(method, seed, train, test, updates, pretrain, hidden, lr, batch_size, eval_at):
-    (c, xpix, y, parts), (ct, xpix_t, yt, parts_t) = train, test
+def _train(method, seed, train, valid, test, updates, pretrain, hidden, lr, batch_size,
+           eval_at):
+    """Curves (error at ``eval_at``) on ``valid``; the test set once, at the end."""
+    (c, xpix, y, parts), (ct, xpix_t, _, _) = train, test
+    cv, xpix_v, yv, parts_v = valid
     fg.manual_seed(seed)
     if method == "pixel_mlp":
         model = MLP(sizes=(xpix.shape[1], 4 * hidden, hidden, 2))
-        inputs, inputs_t = xpix, xpix_t
+        inputs, inputs_t, inputs_v = xpix, xpix_t, xpix_v
     else:
         model = TwoLevelNet(c.shape[2], c.shape[1], hidden)
-        inputs, inputs_t = c, ct
+        inputs, inputs_t, inputs_v = c, ct, cv
     opt = fg.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)  # the same minibatches for every method
     curve, marks, part_acc = [], set(eval_at), {}
@@ -93,36 +96,40 @@ def _train(method, seed, train, test, updates, pretrain, hidden, lr, batch_size,
         opt.step()
         if method == "guided" and step == pretrain:
             part_acc["after_pretraining"] = float(np.mean(
-                _predict(model.part_logits, ct).reshape(-1) == parts_t.reshape(-1)))
+                _predict(model.part_logits, cv).reshape(-1) == parts_v.reshape(-1)))
         if step in marks:
-            curve.append(float(np.mean(_predict(model, inputs_t) != yt)))
+            curve.append(float(np.mean(_predict(model, inputs_v) != yv)))
     if method == "guided":  # end-to-end's module-1 units have no assigned meaning
         part_acc["final"] = float(np.mean(
-            _predict(model.part_logits, ct).reshape(-1) == parts_t.reshape(-1)))
+            _predict(model.part_logits, cv).reshape(-1) == parts_v.reshape(-1)))
     return curve, _predict(model, inputs_t), part_acc
 
 
 def run(n_train=20000, n_test=5000, updates=4000, pretrain=1500, hidden=64, lr=1e-3,
-        batch_size=64, evals=16, seeds=5, pixel_mlp=True, seed=0, out="results", quick=False,
+        batch_size=64, evals=16, seeds=5, pixel_mlp=True, seed=0, out=None, quick=False,
         progress=True, write: bool | None = None) -> dict:
     """End-to-end vs guided (module 1 pre-trained on the intermediate concept) on the
     Pentomino-like task, ``seeds`` seeds each."""
+    command = command_line("guided_training", run, locals())
+    out = resolve_out("guided_training", out)
     if quick:
         n_train, n_test, updates, pretrain, evals, seeds, pixel_mlp = 6000, 1000, 2000, 800, \
             4, 1, False
-    write = (not quick) if write is None else write
+    write = True if write is None else write  # quick runs write to their own directory too
     x, y, parts = pentomino(n_train, seed=seed)
     xt, yt, parts_t = pentomino(n_test, seed=seed + 10_000)
+    xv, yv, parts_v = pentomino(n_test, seed=seed + 20_000)  # validation: the curves
     train = (cells(x), x.reshape(len(x), -1), y, parts)
     test = (cells(xt), xt.reshape(len(xt), -1), yt, parts_t)
+    valid = (cells(xv), xv.reshape(len(xv), -1), yv, parts_v)
     eval_at = sorted({int(round(v)) for v in np.linspace(updates / evals, updates, evals)})
     methods = ["end_to_end", "guided"] + (["pixel_mlp"] if pixel_mlp else [])
     res = {m: {"curves": [], "preds": [], "errors": [], "parts": []} for m in methods}
     with Timer() as t, single_blas_thread():
         for k in range(seeds):
             for m in methods:
-                curve, pred, pacc = _train(m, seed + k, train, test, updates, pretrain, hidden,
-                                           lr, batch_size, eval_at)
+                curve, pred, pacc = _train(m, seed + k, train, valid, test, updates, pretrain,
+                                           hidden, lr, batch_size, eval_at)
                 res[m]["curves"].append(curve)
                 res[m]["preds"].append(pred)
                 res[m]["errors"].append(float(np.mean(pred != yt)))
@@ -140,7 +147,7 @@ def run(n_train=20000, n_test=5000, updates=4000, pretrain=1500, hidden=64, lr=1
                                       "Pentomino; the same structured net whose first level is "
                                       "pre-trained on the sprite classes (the hint) solves it "
                                       "(Gülçehre & Bengio 2013)"},
-               "command": "flowgrad train guided_training",
+               "command": command,
                "seed": seed}
     for m in methods:
         e = np.array(res[m]["errors"])
@@ -173,8 +180,9 @@ def run(n_train=20000, n_test=5000, updates=4000, pretrain=1500, hidden=64, lr=1
                          "Wilson 95 %)",
                          f"{summary[m + '_test_error_mean']:.1%} ± "
                          f"{summary[m + '_test_error_std']:.1%} ({lo:.1%}–{hi:.1%})", pub))
-        rows.append(("guided: cell-content accuracy (empty or which shape, test cells) after "
-                     "pre-training / after fine-tuning, mean (always 'empty': 66.7 %)",
+        rows.append(("guided: cell-content accuracy (empty or which shape, validation "
+                     "cells) after pre-training / after fine-tuning, mean (always 'empty': "
+                     "66.7 %)",
                      f"{np.mean(summary['guided_cell_accuracy_after_pretraining']):.1%} / "
                      f"{np.mean(summary['guided_cell_accuracy']):.1%}", "—"))
         rows.append(("McNemar, guided vs end-to-end (pooled predictions)", test.verdict,
@@ -183,8 +191,11 @@ def run(n_train=20000, n_test=5000, updates=4000, pretrain=1500, hidden=64, lr=1
             rows.append((f"seed {seed + k}: test error",
                          " / ".join(f"{m}: {res[m]['errors'][k]:.1%}" for m in methods), "—"))
         write_results("guided_training", out, summary, rows, figures=(fig,), notes=(
-            f"{n_train} training and {n_test} test images (flowgrad.datasets.shapes.pentomino, "
-            f"seeds {seed} and {seed + 10_000}), half of each positive. Two-module net: module "
+            f"{n_train} training, {n_test} validation and {n_test} test images "
+            f"(flowgrad.datasets.shapes.pentomino, seeds {seed}, {seed + 20_000} and "
+            f"{seed + 10_000}), half of each positive. The curves are on the validation "
+            "images; the test images are used once, by the final nets (nothing is chosen on "
+            "either: every method runs its fixed number of updates). Two-module net: module "
             f"1 = 64-{hidden}-11 MLP on each 8×8 cell (shared weights) with a softmax, module "
             f"2 = 99-{hidden}-2 MLP; pixel MLP 576-{4 * hidden}-{hidden}-2. Adam lr {lr}, "
             f"batch {batch_size}, {updates} updates for every method; the guided net spends "
@@ -212,7 +223,7 @@ def _plot(res, methods, eval_at, pretrain, out):
         ax.fill_between(eval_at, mean - std, mean + std, color=f"C{i}", alpha=0.2)
     ax.axvline(pretrain, color="C1", ls=":", lw=1, label="guided: end of pre-training")
     ax.axhline(0.5, color="k", ls=":", lw=1, label="chance")
-    ax.set(xlabel="updates", ylabel="test error (all shapes alike?)",
+    ax.set(xlabel="updates", ylabel="validation error (all shapes alike?)",
            title="Guided training vs end-to-end (mean ± std over seeds)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

@@ -13,7 +13,8 @@ import flowgrad.nn.functional as F
 from .. import nn
 from ..datasets import mnist1d as make_mnist1d
 from ..models import ConvNet1d, ResidualMLP
-from .common import Timer, evaluate, write_results
+from .common import PUBLISHED as PUBLISHED_DIR
+from .common import Timer, command_line, evaluate, resolve_out, write_results
 
 DEFAULTS = {"steps": 6000, "lr": 1e-2, "batch_size": 100, "seed": 42}
 PUBLISHED = {"logistic": 0.315, "mlp": 0.651, "cnn": 0.923}
@@ -34,14 +35,17 @@ def train_official(model, x, y, steps, lr, batch_size):
     return losses
 
 
-def run(steps=6000, lr=1e-2, batch_size=100, seed=42, out="results", quick=False,
-        progress=True, epochs=None, seeds: int = 20) -> dict:
+def run(steps=6000, lr=1e-2, batch_size=100, seed=42, out=None, quick=False,
+        progress=True, epochs=None, seeds: int = 20,
+        write: bool = True) -> dict:
     """Each model trained from ``seeds`` initialisations (model seeds seed, seed+1, ...; the
     dataset is always generated with the official seed 42). The run at ``seed`` is the one that
     corresponds to the official notebook's; the others give the spread that seeds alone
     produce. A PyTorch run of the same protocol on the same data
     (``benchmarks/mnist1d_torch.py``, which writes ``mnist1d_torch.json`` into ``out``) is put
     beside it when present, with Welch's t-test between the two seed distributions."""
+    command = command_line("mnist1d", run, locals())
+    out = resolve_out("mnist1d", out)
     from tqdm.auto import tqdm
 
     data = make_mnist1d(seed=42)
@@ -70,10 +74,9 @@ def run(steps=6000, lr=1e-2, batch_size=100, seed=42, out="results", quick=False
                "published": {f"{k}_test_accuracy": v for k, v in PUBLISHED.items()} | {
                    "source": "Greydanus 2020, official classification notebook, one run "
                              "(seed 42) on the 2020 data file"},
-               "steps": steps, "command": f"flowgrad train mnist1d --steps {steps} --seeds "
-                                          f"{seeds}",
+               "steps": steps, "command": command,
                "seed": seed, "seconds": t.seconds}
-    if not quick:
+    if write:
         reference = _torch_reference(out)
         summary["torch_reference"] = reference
         fig = _plot(curves, out)
@@ -122,8 +125,11 @@ def _torch_reference(out):
     import json
     from pathlib import Path
 
-    path = Path(out) / "mnist1d_torch.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    # written by benchmarks/mnist1d_torch.py next to the run's results, else the published one
+    for path in (Path(out) / "mnist1d_torch.json", Path(PUBLISHED_DIR) / "mnist1d_torch.json"):
+        if path.exists():
+            return json.loads(path.read_text())
+    return None
 
 
 def _notes(reference):

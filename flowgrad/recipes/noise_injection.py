@@ -23,7 +23,7 @@ from ..debug.cost import single_blas_thread
 from ..debug.significance import mcnemar, wilson_interval
 from ..models import MLP
 from ..optim.noise import GradientNoise, WeightNoise
-from .common import Timer, evaluate, write_results
+from .common import Timer, command_line, evaluate, resolve_out, write_results
 
 DEFAULTS = {"depth": 20, "width": 50, "steps": 3000, "lr": 0.05, "batch_size": 100,
             "eta": 0.3, "gamma": 0.55, "weight_noise": 0.1, "seeds": 5, "seed": 0}
@@ -68,13 +68,15 @@ def _train(method, seed, data, depth, width, steps, lr, batch_size, eta, gamma, 
 
 
 def run(depth=20, width=50, steps=3000, lr=0.05, batch_size=100, eta=0.3, gamma=0.55,
-        weight_noise=0.1, seeds=5, seed=0, out="results", quick=False, progress=True,
+        weight_noise=0.1, seeds=5, seed=0, out=None, quick=False, progress=True,
         write: bool | None = None) -> dict:
     """Plain SGD vs SGD with annealed gradient noise (and weight noise unless
     ``weight_noise=None``) on a deep narrow MLP, ``seeds`` seeds each."""
+    command = command_line("noise_injection", run, locals())
+    out = resolve_out("noise_injection", out)
     if quick:
         depth, steps, seeds = 8, 400, 1
-    write = (not quick) if write is None else write
+    write = True if write is None else write  # quick runs write to their own directory too
     d = make_mnist1d(seed=42)
     data = ((np.asarray(d.x_train, np.float32), d.y_train),
             (np.asarray(d.x_test, np.float32), d.y_test))
@@ -118,7 +120,7 @@ def run(depth=20, width=50, steps=3000, lr=0.05, batch_size=100, eta=0.3, gamma=
                                       "(Neelakantan et al. 2015, section 4.1)"},
                "depth": depth, "width": width, "steps": steps, "lr": lr, "eta": eta,
                "gamma": gamma, "weight_noise_std": weight_noise, "seeds": seeds,
-               "command": "flowgrad train noise_injection",
+               "command": command,
                "seed": seed, "seconds": t.seconds}
     if write:
         fig = _plot(results, methods, out, eta, gamma, weight_noise, steps)

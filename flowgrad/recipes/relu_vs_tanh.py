@@ -17,7 +17,7 @@ import flowgrad.nn.functional as F
 
 from ..models import MLP
 from ..utils.data import DataLoader, TensorDataset
-from .common import Timer, evaluate, mnist_arrays, write_results
+from .common import Timer, command_line, evaluate, mnist_arrays, resolve_out, write_results
 
 DEFAULTS = {"epochs": 5, "lr": None, "batch_size": 64, "seed": 0, "seeds": 5, "depth": 5,
             "width": 256, "train_size": 20000}
@@ -57,11 +57,14 @@ def _train_one(act, init, lr, data, epochs, batch_size, seed, depth, width):
 
 
 def run(epochs=5, lr=None, batch_size=64, seed=0, seeds=5, depth=5, width=256,
-        train_size=20000, out="results", quick=False, progress=True) -> dict:
+        train_size=20000, out=None, quick=False, progress=True,
+        write: bool = True) -> dict:
     """For each initialisation scheme and non-linearity: pick the learning rate of the grid
     with the lowest validation error at ``seed``, then train ``seeds`` networks at that rate
     (seeds seed, seed+1, ...; the grid run is the first) and report test error and training
     loss as mean and spread; Welch's t-test compares ReLU with tanh."""
+    command = command_line("relu_vs_tanh", run, locals())
+    out = resolve_out("relu_vs_tanh", out)
     from tqdm.auto import tqdm
 
     (xtr, ytr), (xte, yte) = mnist_arrays("mnist", flatten=True)
@@ -103,14 +106,14 @@ def run(epochs=5, lr=None, batch_size=64, seed=0, seeds=5, depth=5, width=256,
                "published": {"claim": "rectifiers make deep nets much easier to train than "
                                       "tanh and sigmoid (Glorot, Bordes & Bengio 2011)"},
                "epochs": epochs, "train_size": train_size, "seeds": seeds,
-               "command": f"flowgrad train relu_vs_tanh --epochs {epochs} --seeds {seeds}",
+               "command": command,
                "seed": seed, "seconds": t.seconds}
     summary.update(_compare(results, inits))
     # the short keys the quick test and README read: the glorot_gain scheme
     for a in ACTIVATIONS:
         summary[f"{a}_test_error"] = results[inits[-1], a]["test_error"]
         summary[f"{a}_final_train_loss"] = results[inits[-1], a]["train_loss"]
-    if not quick:
+    if write:
         fig = _plot(results, inits, out)
         write_results("relu_vs_tanh", out, summary, _rows(results, inits, summary, grid_table),
                       figures=(fig,), notes=_notes(grid, epochs, train_size, seeds)

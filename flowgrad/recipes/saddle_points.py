@@ -26,7 +26,7 @@ from ..datasets import mnist1d as make_mnist1d
 from ..debug.cost import single_blas_thread
 from ..debug.hessian import critical_point_report
 from ..models import MLP
-from .common import Timer, evaluate, write_results
+from .common import Timer, command_line, evaluate, resolve_out, write_results
 
 DEFAULTS = {"hidden": 16, "steps": 4000, "lr": 0.1, "momentum": 0.9, "init_scale": 0.1,
             "train_size": 1000, "checkpoints": 12, "seeds": 2, "seed": 0}
@@ -66,12 +66,14 @@ def _train_probe(seed, x, y, hidden, steps, lr, momentum, init_scale, checkpoint
 
 
 def run(hidden=16, steps=4000, lr=0.1, momentum=0.9, init_scale=0.1, train_size=1000,
-        checkpoints=12, seeds=2, seed=0, out="results", quick=False, progress=True,
+        checkpoints=12, seeds=2, seed=0, out=None, quick=False, progress=True,
         write: bool | None = None) -> dict:
     """Train ``seeds`` small tanh MLPs on MNIST-1D and probe the Hessian along the way."""
+    command = command_line("saddle_points", run, locals())
+    out = resolve_out("saddle_points", out)
     if quick:
         hidden, steps, train_size, checkpoints, seeds = 6, 800, 300, 4, 1
-    write = (not quick) if write is None else write
+    write = True if write is None else write  # quick runs write to their own directory too
     data = make_mnist1d(seed=42)
     x, y = np.asarray(data.x_train[:train_size], np.float32), data.y_train[:train_size]
     xte, yte = np.asarray(data.x_test, np.float32), data.y_test
@@ -106,7 +108,7 @@ def run(hidden=16, steps=4000, lr=0.1, momentum=0.9, init_scale=0.1, train_size=
                                       "Fig. 1)"},
                "hidden": hidden, "steps": steps, "lr": lr, "momentum": momentum,
                "init_scale": init_scale, "train_size": train_size,
-               "command": "flowgrad train saddle_points",
+               "command": command,
                "seed": seed, "seconds": t.seconds}
     if write:
         fig = _plot(runs, out)

@@ -30,7 +30,7 @@ from ..debug.analysis import (
 from ..debug.baselines import compare_with_baselines
 from ..debug.significance import compare_models
 from ..models import MLP, ConvNet1d
-from .common import Timer, write_results
+from .common import Timer, command_line, resolve_out, write_results
 
 DEFAULTS = {"epochs": 40, "lr": 3e-3, "batch_size": 100, "seed": 0,
             "widths": (4, 8, 16, 32, 64, 128, 256, 512), "sizes": (187, 375, 750, 1500, 3000)}
@@ -46,18 +46,22 @@ def _one_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def run(out="results", quick=False, progress=True, seed=0, epochs=40, lr=3e-3, batch_size=100,
-        widths=DEFAULTS["widths"], sizes=DEFAULTS["sizes"], **ignored) -> dict:
+def run(out=None, quick=False, progress=True, seed=0, epochs=40, lr=3e-3, batch_size=100,
+        widths=DEFAULTS["widths"], sizes=DEFAULTS["sizes"], write: bool = True,
+        **ignored) -> dict:
+    command = command_line("validate_analyze", run, locals())
+    out = resolve_out("validate_analyze", out)
     with _one_thread(), Timer() as t:
-        result = _run(out, quick, progress, seed, epochs, lr, batch_size, widths, sizes)
+        result = _run(quick, progress, seed, epochs, lr, batch_size, widths, sizes)
     summary = result.pop("summary")
+    summary["command"] = command
     summary["seconds"] = t.seconds
-    if not quick:
+    if write:
         _write(out, summary, **result)
     return summary
 
 
-def _run(out, quick, progress, seed, epochs, lr, batch_size, widths, sizes):
+def _run(quick, progress, seed, epochs, lr, batch_size, widths, sizes):
     data = make_mnist1d(seed=42)
     xtr, ytr = np.asarray(data.x_train, np.float32), np.asarray(data.y_train, np.int64)
     xte, yte = np.asarray(data.x_test, np.float32), np.asarray(data.y_test, np.int64)
@@ -112,7 +116,7 @@ def _run(out, quick, progress, seed, epochs, lr, batch_size, widths, sizes):
         "published": {f"{k}_test_accuracy": v for k, v in PUBLISHED.items()} | {
             "source": "Greydanus 2020, official README (one run each)"},
         "epochs": epochs, "lr": lr, "batch_size": batch_size, "n_validation": len(valid[1]),
-        "command": "flowgrad train validate_analyze" + (" --quick" if quick else ""),
+        "command": "",  # set by run()
         "seed": seed,
     }
     return {"summary": summary, "sweep": sweep, "curve": curve, "report": report,

@@ -45,8 +45,8 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple | None = None, *,
 
 def save_figure(fig, path, dpi: int = 100, tight: bool = False) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix, PNG when it names none), creating the
-    folder;
-    ``tight=True`` runs ``tight_layout`` first. Returns the path. Nothing global changes."""
+    folder; ``tight=True`` runs ``tight_layout`` first. Returns the path. Nothing global
+    changes."""
     from .serialization import atomic_write
 
     path = Path(path)

@@ -13,8 +13,6 @@ error vs updates (the curves are on a validation set, the test set is used once,
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from scipy import stats
 
@@ -25,6 +23,7 @@ from ..datasets.shapes import shapes
 from ..debug.cost import single_blas_thread
 from ..debug.significance import mcnemar, wilson_interval
 from ..models import MLP
+from ..plotting import new_figure, save_figure
 from .common import Timer, command_line, resolve_out, write_results
 
 DEFAULTS = {"size": 16, "n_train": 10000, "n_test": 5000, "updates": 6000, "switches": (0.5,),
@@ -205,13 +204,7 @@ def run(size=16, n_train=10000, n_test=5000, updates=6000, switches=(0.5,), hidd
 
 
 def _plot(res, conds, eval_at, out):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    Path(out).mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = new_figure(figsize=(6.5, 4.2))
     for i, (c, sw) in enumerate(conds.items()):
         curves = np.array(res[c]["curves"])
         mean, std = curves.mean(0), curves.std(0)
@@ -227,6 +220,5 @@ def _plot(res, conds, eval_at, out):
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = f"{out}/curriculum.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path

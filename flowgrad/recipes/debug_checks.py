@@ -36,6 +36,7 @@ from ..debug.graph import draw_graph, unreached_parameters
 from ..debug.overfit import overfit_small
 from ..debug.reproducibility import check_determinism
 from ..models import ConvNet1d, ResidualMLP
+from ..plotting import new_figure, save_figure
 from ..utils.data import DataLoader, Dataset, Generator, TensorDataset
 from .common import Timer, command_line, resolve_out, write_results
 
@@ -280,12 +281,7 @@ def _check_graph(x, y, seed, out):
 
 
 def _plot_overfit(reports: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = new_figure(1, 2, figsize=(10, 3.8))
     for name, r in reports.items():
         steps = np.arange(1, len(r.losses) + 1)
         a.plot(steps, r.losses, label=name)
@@ -300,8 +296,7 @@ def _plot_overfit(reports: dict, path: Path) -> Path:
     b.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 

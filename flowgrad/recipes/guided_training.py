@@ -18,8 +18,6 @@ All get the same number of updates, batch, optimizer and seeds."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 import flowgrad as fg
@@ -30,6 +28,7 @@ from ..datasets.shapes import cells, pentomino
 from ..debug.cost import single_blas_thread
 from ..debug.significance import mcnemar, wilson_interval
 from ..models import MLP
+from ..plotting import new_figure, save_figure
 from .common import Timer, command_line, resolve_out, write_results
 
 DEFAULTS = {"n_train": 20000, "n_test": 5000, "updates": 4000, "pretrain": 1500,
@@ -209,13 +208,7 @@ def run(n_train=20000, n_test=5000, updates=4000, pretrain=1500, hidden=64, lr=1
 
 
 def _plot(res, methods, eval_at, pretrain, out):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    Path(out).mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = new_figure(figsize=(6.5, 4.2))
     for i, m in enumerate(methods):
         curves = np.array(res[m]["curves"])
         mean, std = curves.mean(0), curves.std(0)
@@ -229,6 +222,5 @@ def _plot(res, methods, eval_at, pretrain, out):
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = f"{out}/guided_training.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path

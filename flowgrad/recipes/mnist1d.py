@@ -13,6 +13,7 @@ import flowgrad.nn.functional as F
 from .. import nn
 from ..datasets import mnist1d as make_mnist1d
 from ..models import ConvNet1d, ResidualMLP
+from ..plotting import new_figure, save_figure
 from .common import PUBLISHED as PUBLISHED_DIR
 from .common import Timer, command_line, evaluate, resolve_out, write_results
 
@@ -163,15 +164,7 @@ def _notes(reference):
 
 
 def _plot(curves, out):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from pathlib import Path
-
-    import matplotlib.pyplot as plt
-
-    Path(out).mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for name, losses in curves.items():
         smooth = np.convolve(losses, np.ones(50) / 50, mode="valid")
         ax.plot(smooth, label=name)
@@ -180,6 +173,5 @@ def _plot(curves, out):
     ax.legend()
     path = f"{out}/mnist1d_curves.png"
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path

@@ -11,8 +11,6 @@ paper's schedule), and optionally by SGD on the weight-noise-smoothed objective
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 import flowgrad as fg
@@ -23,6 +21,7 @@ from ..debug.cost import single_blas_thread
 from ..debug.significance import mcnemar, wilson_interval
 from ..models import MLP
 from ..optim.noise import GradientNoise, WeightNoise
+from ..plotting import new_figure, save_figure
 from .common import Timer, command_line, evaluate, resolve_out, write_results
 
 DEFAULTS = {"depth": 20, "width": 50, "steps": 3000, "lr": 0.05, "batch_size": 100,
@@ -162,13 +161,7 @@ def run(depth=20, width=50, steps=3000, lr=0.05, batch_size=100, eta=0.3, gamma=
 
 
 def _plot(results, methods, out, eta, gamma, weight_std, steps):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    Path(out).mkdir(parents=True, exist_ok=True)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b) = new_figure(1, 2, figsize=(11, 4))
     w = 50
     for i, m in enumerate(methods):
         for j, r in enumerate(results[m]):
@@ -191,6 +184,5 @@ def _plot(results, methods, out, eta, gamma, weight_std, steps):
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     path = f"{out}/noise_injection.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path

@@ -8,14 +8,13 @@ Several seeds each, so that the comparison carries a significance test."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 import flowgrad as fg
 import flowgrad.nn.functional as F
 
 from ..models import MLP
+from ..plotting import new_figure, save_figure
 from ..utils.data import DataLoader, TensorDataset
 from .common import Timer, command_line, evaluate, mnist_arrays, resolve_out, write_results
 
@@ -211,13 +210,7 @@ def _notes(grid, epochs, train_size, seeds):
 
 
 def _plot(results, inits, out):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    Path(out).mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(len(inits), 2, figsize=(10, 4 * len(inits)), squeeze=False)
+    fig, axes = new_figure(len(inits), 2, figsize=(10, 4 * len(inits)), squeeze=False)
     for (a, b), init in zip(axes, inits):
         for act in ACTIVATIONS:
             r = results[init, act]
@@ -233,6 +226,5 @@ def _plot(results, inits, out):
         b.legend()
     fig.tight_layout()
     path = f"{out}/relu_vs_tanh.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path

@@ -14,8 +14,6 @@ as in the slide."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from scipy import stats
 
@@ -26,6 +24,7 @@ from ..datasets import mnist1d as make_mnist1d
 from ..debug.cost import single_blas_thread
 from ..debug.hessian import critical_point_report
 from ..models import MLP
+from ..plotting import new_figure, save_figure
 from .common import Timer, command_line, evaluate, resolve_out, write_results
 
 DEFAULTS = {"hidden": 16, "steps": 4000, "lr": 0.1, "momentum": 0.9, "init_scale": 0.1,
@@ -144,13 +143,7 @@ def run(hidden=16, steps=4000, lr=0.1, momentum=0.9, init_scale=0.1, train_size=
 
 
 def _plot(runs, out):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    Path(out).mkdir(parents=True, exist_ok=True)
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, (a, b, c) = new_figure(1, 3, figsize=(15, 4.2))
     for i, r in enumerate(runs):
         color = f"C{i}"
         losses = np.asarray(r["losses"])
@@ -178,6 +171,5 @@ def _plot(runs, out):
         ax.legend(fontsize=7)
     fig.tight_layout()
     path = f"{out}/saddle_points.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path

@@ -91,3 +91,17 @@ def test_no_flowgrad_plot_switches_the_backend(tmp_path, svg_backend):
              "overfit"]
     assert all(_png(tmp_path / f"{n}.png") for n in names)
     assert matplotlib.get_backend() == "svg"
+
+
+def test_no_library_module_switches_the_backend_or_uses_pyplot():
+    """Every figure goes through flowgrad.plotting (recipes included)."""
+    import re
+    from pathlib import Path
+
+    import flowgrad
+
+    root = Path(flowgrad.__file__).parent
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if re.search(r"matplotlib\.use\(|import matplotlib\.pyplot|from matplotlib "
+                              r"import pyplot", p.read_text())]
+    assert offenders == []

@@ -8,6 +8,7 @@ early stopping on the validation loss, and checkpoints that resume a run bit for
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import shutil
 import time
@@ -20,7 +21,8 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint
 from .history import History
 from .metrics import RunningAverage, get_metric
 
-__all__ = ["fit", "Trainer", "TrainState", "EarlyStopping", "train_epoch", "evaluate"]
+__all__ = ["fit", "Trainer", "TrainState", "EarlyStopping", "TensorBoardLogger", "train_epoch",
+           "evaluate"]
 
 LAST, BEST = "last.safetensors", "best.safetensors"
 
@@ -176,6 +178,37 @@ def _call(callbacks, hook: str, *args) -> None:
             fn(*args)
 
 
+class TensorBoardLogger:
+    """A callback writing each epoch's logs to TensorBoard at step = epoch: ``train/<name>`` and
+    ``valid/<name>`` (loss, metrics, error), ``lr``. ``writer`` is a
+    ``flowgrad.utils.tensorboard.SummaryWriter`` (flushed, left open) or a log directory (a
+    writer made here, closed when training ends). ``fit(..., tensorboard=...)`` adds one."""
+
+    def __init__(self, writer) -> None:
+        self.owned = isinstance(writer, (str, os.PathLike))
+        if self.owned:
+            from ..utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(os.fspath(writer))
+        self.writer = writer
+
+    def on_epoch_end(self, state: TrainState, logs: dict) -> None:
+        for key, value in logs.items():
+            if key in ("epoch", "seconds") or isinstance(value, bool) or not isinstance(
+                    value, numbers.Real):  # lr is None without param_groups
+                continue
+            split, _, name = key.partition("_")
+            tag = f"{split}/{name}" if split in ("train", "valid") and name else key
+            self.writer.add_scalar(tag, value, state.epoch)
+        self.writer.flush()
+
+    def on_train_end(self, state: TrainState) -> None:  # noqa: ARG002 - the callback interface
+        if self.owned:
+            self.writer.close()
+        else:
+            self.writer.flush()
+
+
 def _progress_bar(loader, epoch: int, epochs: int, enabled: bool):
     if not enabled:
         return None
@@ -277,9 +310,12 @@ def _finish(state: TrainState, stopper, best_params, directory) -> None:
 def fit(model, train_loader, loss_fn, optimizer, epochs: int, valid_loader=None, scheduler=None,
         metrics=("accuracy",), callbacks=(), checkpoint_dir=None, resume=False,
         early_stopping=None, progress: bool = True, max_grad_norm=None,
-        history: History | None = None) -> History:
+        history: History | None = None, tensorboard=None) -> History:
     """Train for ``epochs`` epochs (in total, counting resumed ones), validating each epoch;
-    returns the History (lecture: "Iterative training by SGD", "Debugging")."""
+    returns the History (lecture: "Iterative training by SGD", "Debugging"). ``tensorboard``
+    (a log directory or a SummaryWriter) logs each epoch there (``TensorBoardLogger``)."""
+    if tensorboard is not None:
+        callbacks = (*callbacks, TensorBoardLogger(tensorboard))
     metric_fns = dict(get_metric(m) for m in metrics)
     stopper = (EarlyStopping(early_stopping) if isinstance(early_stopping, int)
                else early_stopping)
@@ -336,7 +372,7 @@ class Trainer:
 
     def __init__(self, model, loss_fn, optimizer, scheduler=None, metrics=("accuracy",),
                  callbacks=(), checkpoint_dir=None, early_stopping=None, progress: bool = True,
-                 max_grad_norm=None) -> None:
+                 max_grad_norm=None, tensorboard=None) -> None:
         self.model, self.loss_fn, self.optimizer, self.scheduler = (model, loss_fn, optimizer,
                                                                     scheduler)
         self.metrics, self.callbacks = tuple(metrics), tuple(callbacks)
@@ -345,13 +381,15 @@ class Trainer:
         self.early_stopping = (EarlyStopping(early_stopping) if isinstance(early_stopping, int)
                                else early_stopping)
         self.history = History()
+        self.tensorboard = tensorboard
 
     def fit(self, train_loader, epochs: int, valid_loader=None, resume=False) -> History:
         """Train ``epochs`` more epochs (with resume, up to ``epochs`` in total)."""
         total = epochs if resume else len(self.history) + epochs
         return fit(self.model, train_loader, self.loss_fn, self.optimizer, total, valid_loader,
                    self.scheduler, self.metrics, self.callbacks, self.checkpoint_dir, resume,
-                   self.early_stopping, self.progress, self.max_grad_norm, self.history)
+                   self.early_stopping, self.progress, self.max_grad_norm, self.history,
+                   tensorboard=self.tensorboard)
 
     def evaluate(self, loader) -> dict:
         """Mean loss and metrics over ``loader`` (eval mode, no graph)."""

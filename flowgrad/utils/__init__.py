@@ -1,4 +1,6 @@
-"""PyTorch's ``torch.utils`` surface: ``flowgrad.utils.data`` (Dataset, DataLoader, samplers)."""
+"""PyTorch's ``torch.utils`` surface: ``flowgrad.utils.data`` (Dataset, DataLoader, samplers)
+and ``flowgrad.utils.tensorboard`` (SummaryWriter; import it by name, as in PyTorch: it needs
+the optional ``tensorboard`` package)."""
 
 from . import data
 

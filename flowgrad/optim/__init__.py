@@ -14,6 +14,7 @@ from __future__ import annotations
 from . import lr_scheduler
 from .adam import Adam, AdamW
 from .adaptive import Adadelta, Adamax, NAdam, RAdam
+from .lbfgs import LBFGS
 from .noise import GradientNoise, NoiseSchedule, WeightNoise
 from .optimizer import Optimizer, required
 from .regularizers import l1_penalty, l2_penalty
@@ -21,5 +22,5 @@ from .rmsprop import Adagrad, RMSprop
 from .sgd import SGD
 
 __all__ = ["Optimizer", "required", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta",
-           "Adamax", "NAdam", "RAdam", "lr_scheduler", "l1_penalty", "l2_penalty",
+           "Adamax", "NAdam", "RAdam", "LBFGS", "lr_scheduler", "l1_penalty", "l2_penalty",
            "GradientNoise", "WeightNoise", "NoiseSchedule"]

@@ -16,6 +16,22 @@ from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.grad_mode import inference_mode
 from .creation import *  # noqa: F403
 from .creation import __all__ as _creation_all
+from .devices import (
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+    Size,
+    contiguous_format,
+    device,
+    preserve_format,
+    strided,
+)
 from .dtypes import bool_ as bool
 from .dtypes import (
     float16,
@@ -54,10 +70,6 @@ def cuda_is_available() -> bool:
     return backend.cuda_available()
 
 
-class cuda:
-    is_available = staticmethod(backend.cuda_available)
-
-
 def _public():
     names = ["Tensor", "tensor", "where", "cat", "stack", "einsum", "no_grad", "enable_grad",
              "set_grad_enabled", "manual_seed", "autograd", "nn"]
@@ -65,6 +77,6 @@ def _public():
 
 
 # The library built on the engine (these import the names above).
-from . import datasets, debug, distributions, nn, optim, train, utils
+from . import accelerator, backends, cuda, datasets, debug, distributions, nn, optim, train, utils
 from .serialization import load, save
 from .utils.data import Generator, default_generator, get_rng_state, set_rng_state

@@ -47,24 +47,43 @@ def device_of(a) -> str:
     return "cpu"
 
 
+class CudaUnavailableError(DeviceError, AssertionError):
+    """A CUDA device asked for where there is none: a DeviceError (a RuntimeError), and the
+    AssertionError that PyTorch's CPU build raises ("Torch not compiled with CUDA enabled")."""
+
+
+_SIMPLE_DEVICES = {"cpu": "cpu", "cuda": "cuda", "cuda:0": "cuda"}
+
+
 def normalize_device(device) -> str:
-    """'cpu', 'cuda' or 'cuda:N' from a string or an object with a ``type`` attribute."""
+    """'cpu', 'cuda' or 'cuda:N' from a string, an ``fg.device``, an int (a CUDA index) or an
+    object with a ``type`` attribute (a torch.device)."""
     if device is None:
         return "cpu"
-    device = str(device)
-    if device == "cuda:0":
-        return "cuda"
-    if device == "cpu" or device.startswith("cuda"):
-        return device
-    raise DeviceError(f"device: expected 'cpu' or 'cuda[:N]', got {device!r}")
+    if isinstance(device, str) and device in _SIMPLE_DEVICES:
+        return _SIMPLE_DEVICES[device]
+    from .devices import device as _device
+
+    try:
+        d = _device(device)
+    except RuntimeError as e:  # torch.device's errors, as a DeviceError (a RuntimeError)
+        raise DeviceError(f"device: expected 'cpu' or 'cuda[:N]', got {device!r}: {e}") from None
+    if d.type == "cpu":
+        return "cpu"
+    if d.type == "cuda":
+        return "cuda" if not d.index else f"cuda:{d.index}"
+    raise DeviceError(f"device: expected 'cpu' or 'cuda[:N]', got {device!r}: flowgrad runs on "
+                      "NumPy (cpu) or CuPy (cuda) arrays only")
 
 
 def xp_for(device: str):
     if device == "cpu":
         return np
     if cupy is None:
-        raise DeviceError(
-            f"device {device!r}: CuPy is not installed; install cupy-cuda12x to use a GPU")
+        raise CudaUnavailableError(
+            f"device {device!r}: CuPy is not installed; install cupy-cuda12x to use a GPU "
+            "(flowgrad's answer where PyTorch's CPU build says 'Torch not compiled with CUDA "
+            "enabled')")
     return cupy
 
 

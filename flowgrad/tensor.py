@@ -18,6 +18,10 @@ import numpy as np
 from . import backend, dtypes
 from .autograd import engine, grad_mode
 from .autograd import op as _op_module
+from .devices import Size as _Size
+from .devices import _LegacyTensorType
+from .devices import device as _device
+from .devices import device_of as _device_of
 from .errors import DTypeError, GraphError, IndexOutOfRangeError, ShapeError
 from .ops import activation as A
 from .ops import elementwise as E
@@ -106,15 +110,66 @@ class Tensor:
                  "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
 
-    def __init__(self, data: Any = None, requires_grad: bool = False, dtype=None) -> None:
-        if isinstance(data, Tensor):
-            data = data.data
-        xp = backend.get_array_module(data)
-        arr = xp.asarray([] if data is None else data,
-                         dtype=dtypes.to_dtype(dtype) if dtype is not None else None)
-        if dtype is None and arr.dtype.kind in "fiu" and (arr.dtype.kind == "f" or data is not None
-                                                          and not hasattr(data, "dtype")):
-            arr = arr.astype(dtypes.get_default_dtype(), copy=False)  # torch.Tensor is float
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """PyTorch's legacy constructor: ``Tensor(2, 3)`` (sizes, or ``size=(2, 3)``) is a new
+        tensor of that shape (zero-filled: PyTorch leaves it uninitialised), ``Tensor([1, 2])``
+        or ``Tensor(array)`` a copy in the default dtype, ``Tensor()`` an empty (0,) tensor,
+        ``Tensor(t)`` shares ``t``'s memory. ``fg.tensor(data, dtype=..., requires_grad=...)``
+        is the data constructor."""
+        Tensor._init_legacy(self, None, args, kwargs, "Tensor")
+
+    @staticmethod
+    def _init_legacy(self, dtype, args: tuple, kwargs: dict, name: str) -> None:
+        """Fill ``self`` from the legacy constructor's arguments (``Tensor``, ``FloatTensor``
+        ...; ``dtype`` None: the default dtype, Tensor(t) then keeps t's dtype)."""
+        dt = dtypes.get_default_dtype() if dtype is None else dtype
+        kwargs = dict(kwargs)
+        dev = kwargs.pop("device", None)
+        size = kwargs.pop("size", None)
+        if kwargs:
+            raise TypeError(f"{name}(): got an unexpected keyword argument "
+                            f"'{next(iter(kwargs))}'; the legacy constructor takes sizes or data "
+                            "(and device=); use flowgrad.tensor(data, dtype=..., "
+                            "requires_grad=...) for the rest")
+        if dev is not None and backend.normalize_device(dev) != "cpu":
+            raise GraphError(f"legacy constructor expects device type: cpu but device type: "
+                             f"{dev} was passed ({name}(); use flowgrad.zeros(..., "
+                             "device=...) or flowgrad.tensor(data, device=...))")
+        if size is not None:
+            if args or not isinstance(size, (tuple, list)):
+                raise TypeError(f"{name}(): size= takes a tuple of ints alone, got "
+                                f"{len(args)} positional arguments and size={size!r}")
+            args = tuple(size)
+        elif len(args) == 1 and isinstance(args[0], _Size):
+            args = tuple(args[0])
+        if not args:
+            arr = np.zeros((0,), dt)
+        elif all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
+                 for a in args):
+            shape = tuple(int(a) for a in args)
+            for s in shape:
+                if s < 0:
+                    raise ShapeError(f"Trying to create tensor with negative dimension {s}: "
+                                     f"{list(shape)} ({name}())")
+            arr = np.zeros(shape, dt)
+        elif len(args) == 1:
+            data = args[0]
+            if isinstance(data, Tensor):
+                if dtype is not None and data.dtype != dtype:
+                    raise TypeError(f"{name}(): expected a tensor of dtype {dtype}, got "
+                                    f"{data.dtype}; use t.to({dtype}) instead")
+                arr = data.data
+            elif isinstance(data, str) or not (isinstance(data, (list, tuple, range))
+                                               or hasattr(data, "__array__")
+                                               or hasattr(data, "shape")):
+                raise TypeError(f"new(): data must be a sequence (got {type(data).__name__}) "
+                                f"({name}(); flowgrad.tensor({data!r}) makes a 0-d tensor)")
+            else:
+                arr = tensor(data, dtype=dt).data
+        else:
+            raise TypeError(f"{name}() received an invalid combination of arguments: expected "
+                            f"sizes (ints), size=(...), or one sequence of data, got "
+                            f"{tuple(type(a).__name__ for a in args)}")
         self.data = arr
         self.grad = None
         self._ctx = None
@@ -122,8 +177,6 @@ class Tensor:
         self._hooks = None
         self._retains_grad = False
         self._requires_grad = False
-        if requires_grad:
-            self.requires_grad_(True)
 
     @classmethod
     def _wrap(cls, data, ctx, requires_grad: bool) -> Tensor:
@@ -217,12 +270,13 @@ class Tensor:
 
     # --- attributes and conversions -------------------------------------------------------------
     @property
-    def shape(self) -> tuple:
-        return self.data.shape
+    def shape(self) -> _Size:
+        """The sizes, as a ``flowgrad.Size`` (a tuple: ``t.shape == (2, 3)`` holds)."""
+        return tuple.__new__(_Size, self.data.shape)
 
-    def size(self, dim: int | None = None) -> tuple | int:
+    def size(self, dim: int | None = None) -> _Size | int:
         if dim is None:
-            return self.data.shape
+            return tuple.__new__(_Size, self.data.shape)
         return self.data.shape[_dim(dim, self.data.ndim, "size")]
 
     def dim(self) -> int:
@@ -244,12 +298,24 @@ class Tensor:
         return self.data.dtype
 
     @property
-    def device(self) -> str:
-        return backend.device_of(self.data)
+    def device(self) -> _device:
+        """A ``flowgrad.device`` (also the string 'cpu', 'cuda' or 'cuda:N')."""
+        return _device_of(self.data)
 
     @property
     def is_cuda(self) -> bool:
-        return self.device.startswith("cuda")
+        return not isinstance(self.data, np.ndarray)
+
+    @property
+    def is_cpu(self) -> bool:
+        return isinstance(self.data, np.ndarray)
+
+    is_xpu = is_mps = is_meta = property(lambda self: False)  # noqa: ARG005
+
+    def get_device(self) -> int:
+        """The CUDA device index, -1 for a CPU tensor (as PyTorch)."""
+        d = self.device
+        return -1 if d.type == "cpu" else (d.index or 0)
 
     @property
     def xp(self):
@@ -309,12 +375,18 @@ class Tensor:
         return bool(self.data.flags.c_contiguous)
 
     def to(self, *args, **kwargs) -> Tensor:
-        """to(dtype), to(device), to(device, dtype) or to(other): PyTorch's overloads."""
+        """to(dtype), to(device), to(device, dtype) or to(other), with PyTorch's keywords
+        (device, dtype, non_blocking, copy, memory_format): PyTorch's overloads."""
+        unknown = set(kwargs) - {"device", "dtype", "non_blocking", "copy", "memory_format"}
+        if unknown:
+            raise TypeError(f"to() got an unexpected keyword argument '{sorted(unknown)[0]}'")
         device, dtype = kwargs.get("device"), kwargs.get("dtype")
         for a in args:
             if isinstance(a, Tensor):
                 device, dtype = a.device, a.dtype
-            elif isinstance(a, str) or type(a).__name__ == "device":
+            elif isinstance(a, bool):  # to(dtype, non_blocking, copy): PyTorch's positionals
+                continue
+            elif isinstance(a, (str, int, np.integer)) or type(a).__name__ == "device":
                 device = a
             else:
                 dtype = a
@@ -323,17 +395,24 @@ class Tensor:
             out = out.type(dtype)
         if device is not None and backend.normalize_device(device) != out.device:
             out = _ToDevice.apply(out, backend.normalize_device(device))
+        if kwargs.get("copy") and out is self:
+            out = self.clone()
         return out
 
-    def cpu(self) -> Tensor:
+    def cpu(self, memory_format=None) -> Tensor:  # noqa: ARG002 (PyTorch's signature)
         return self.to("cpu")
 
-    def cuda(self, device: int | None = None) -> Tensor:
-        return self.to("cuda" if device is None else f"cuda:{device}")
+    def cuda(self, device=None, non_blocking: bool = False,  # noqa: ARG002
+             memory_format=None) -> Tensor:  # noqa: ARG002 (PyTorch's signature)
+        if device is None:
+            return self.to("cuda")
+        return self.to(f"cuda:{device}" if isinstance(device, (int, np.integer)) else device)
 
-    def type(self, dtype=None) -> Tensor | str:
+    def type(self, dtype=None, non_blocking: bool = False) -> Tensor | str:  # noqa: ARG002
         if dtype is None:
             return f"flowgrad.{self.data.dtype}"
+        if isinstance(dtype, _LegacyTensorType):  # t.type(fg.LongTensor)
+            dtype = dtype.dtype
         dtype = dtypes.to_dtype(dtype)
         if dtype == self.data.dtype:
             return self
@@ -416,6 +495,16 @@ class Tensor:
             raise RuntimeError(f"bool: the truth value of a tensor with {self.data.size} "
                                "elements is ambiguous; use .any() or .all()")
         return bool(self.data.reshape(()))
+
+    def __format__(self, format_spec: str) -> str:
+        """A 0-d tensor formats as its Python number (``f"{loss:.4f}"``), as in PyTorch; other
+        tensors take only an empty format spec."""
+        if self.data.ndim == 0:
+            return format(self.item(), format_spec)
+        if format_spec:
+            raise TypeError("unsupported format string passed to Tensor.__format__ (a format "
+                            f"spec needs a 0-d tensor; this one has shape {list(self.shape)})")
+        return str(self)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -1100,6 +1189,104 @@ class Tensor:
         _check_index_range("scatter_add", idx, self.shape[d])
         return I.ScatterAdd.apply(self, d, idx, src)
 
+    def scatter_(self, dim: int, index, src=None, value=None, reduce=None) -> Tensor:
+        """In-place scatter (see ``scatter``); refused on tensors in the graph like every in-place
+        op (docs/pytorch-differences.md)."""
+        other = value if src is None else src
+        _check_inplace(self, "scatter_", other)
+        res = self.detach().scatter(dim, index, src, value=value, reduce=reduce)
+        return self._inplace("scatter_", lambda a: self.xp.copyto(a, res.data), other)
+
+    def index_add(self, dim: int, index, source, *, alpha=1) -> Tensor:
+        """out = self with ``alpha * source`` slices added at ``index`` along ``dim`` (repeats
+        accumulate); differentiable in self and source (a scatter-add)."""
+        d = _dim(dim, self.ndim, "index_add")
+        idx = _raw(index)
+        if idx.ndim > 1:
+            raise IndexOutOfRangeError(f"index_add_(): Index is supposed to be a vector, but got "
+                                       f"dim: {idx.ndim} and size: {list(idx.shape)}")
+        idx = idx.reshape(-1)
+        if not isinstance(source, Tensor):
+            source = as_tensor(source, dtype=self.dtype)
+        if source.dtype != self.dtype:
+            raise DTypeError(f"index_add_(): self ({self.dtype}) and source ({source.dtype}) "
+                             "must have the same scalar type")
+        src_shape = tuple(source.shape) if source.ndim else (1,)
+        self_shape = tuple(self.shape) if self.ndim else (1,)
+        if len(src_shape) != len(self_shape) or any(
+                a != b for k, (a, b) in enumerate(zip(src_shape, self_shape)) if k != d):
+            raise ShapeError(f"index_add_(): source tensor shape must match self tensor shape, "
+                             f"excluding the specified dimension. Got self.shape = "
+                             f"{list(self.shape)} source.shape = {list(source.shape)}")
+        if idx.shape[0] != src_shape[d]:
+            raise ShapeError(f"index_add_(): Number of indices ({idx.shape[0]}) should be equal "
+                             f"to source.size(dim): ({src_shape[d]}), for dim: {dim}")
+        _check_index_range("index_add", idx, self_shape[d])
+        if alpha != 1:
+            source = source * alpha
+        full = self.xp.broadcast_to(
+            idx.reshape(tuple(-1 if k == d else 1 for k in range(len(src_shape)))), src_shape)
+        x = self if self.ndim else self.reshape(1)
+        out = x.scatter_add(d, Tensor._wrap(self.xp.ascontiguousarray(full), None, False),
+                            source.reshape(src_shape))
+        return out if self.ndim else out.reshape(())
+
+    def index_add_(self, dim: int, index, source, *, alpha=1) -> Tensor:
+        """In-place ``index_add``."""
+        _check_inplace(self, "index_add_", source)
+        src = source.detach() if isinstance(source, Tensor) else source
+        res = self.detach().index_add(dim, index, src, alpha=alpha)
+        return self._inplace("index_add_", lambda a: self.xp.copyto(a, res.data), source)
+
+    def diag(self, diagonal: int = 0) -> Tensor:
+        """A 1-D input becomes the ``diagonal``-th diagonal of a square matrix; a 2-D input gives
+        its ``diagonal``-th diagonal as 1-D (torch.diag)."""
+        if self.ndim == 2:
+            return self.diagonal(diagonal)
+        if self.ndim != 1:
+            raise ShapeError(f"diag(): Supports 1D or 2D tensors. Got {self.ndim}D")
+        n = self.shape[0]
+        k = int(diagonal)
+        size = n + abs(k)
+        i = self.xp.arange(n)
+        flat = (i + max(-k, 0)) * size + i + max(k, 0)
+        zeros = Tensor._wrap(self.xp.zeros(size * size, dtype=self.data.dtype), None, False)
+        return zeros.scatter(0, Tensor._wrap(flat, None, False), self).reshape(size, size)
+
+    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+        """The diagonal of the (dim1, dim2) planes, as a new last dim (torch.diagonal); a copy,
+        not a view."""
+        d1, d2 = _dim(dim1, self.ndim, "diagonal"), _dim(dim2, self.ndim, "diagonal")
+        if d1 == d2:
+            raise ShapeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+        rest = [k for k in range(self.ndim) if k not in (d1, d2)]
+        x = self.permute(*rest, d1, d2)
+        k = int(offset)
+        n = max(0, min(self.shape[d1] + min(k, 0), self.shape[d2] - max(k, 0)))
+        i = self.xp.arange(n)
+        return x[(Ellipsis, i + max(-k, 0), i + max(k, 0))]
+
+    def unique(self, sorted: bool = True, return_inverse: bool = False,  # noqa: ARG002
+               return_counts: bool = False, dim: int | None = None):
+        """The distinct values (or slices along ``dim``), always sorted; optionally the inverse
+        indices and the counts. Not differentiable."""
+        xp = self.xp
+        if dim is None:
+            vals, inv, counts = xp.unique(self.data.reshape(-1), return_inverse=True,
+                                          return_counts=True)
+            inv = inv.reshape(self.shape)
+        else:
+            d = _dim(dim, self.ndim, "unique")
+            vals, inv, counts = xp.unique(self.data, return_inverse=True, return_counts=True,
+                                          axis=d)
+            inv = inv.reshape(-1)
+        out = [Tensor._wrap(vals, None, False)]
+        if return_inverse:
+            out.append(Tensor._wrap(inv.astype(np.int64), None, False))
+        if return_counts:
+            out.append(Tensor._wrap(counts.astype(np.int64), None, False))
+        return out[0] if len(out) == 1 else tuple(out)
+
     def index_select(self, dim: int, index) -> Tensor:
         d = _dim(dim, self.ndim, "index_select")
         idx = _raw(index)
@@ -1227,6 +1414,13 @@ class Tensor:
         r = backend.rng(self.xp).standard_normal(self.shape)
         return self._inplace("normal_", lambda a: self.xp.copyto(a, r * std + mean,
                                                                   casting="unsafe"))
+
+    def multinomial(self, num_samples: int, replacement: bool = False, *,
+                    generator=None) -> Tensor:
+        """Indices drawn with probabilities proportional to this tensor's weights (see
+        ``fg.multinomial``)."""
+        from .creation import multinomial
+        return multinomial(self, num_samples, replacement, generator=generator)
 
     def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
         r = backend.rng(self.xp).random(self.shape)

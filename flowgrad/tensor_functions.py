@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 
 from . import dtypes
-from .errors import ShapeError
+from .errors import DTypeError, ShapeError, ValueRangeError
 from .ops import linalg as L
 from .ops import shape as S
 from .tensor import Tensor, _dim, _operands, as_tensor, where  # noqa: F401
@@ -22,7 +22,8 @@ _METHODS = [
     "softmax", "log_softmax", "add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le",
     "gt", "ge", "logical_and", "logical_or", "logical_xor", "logical_not", "isnan", "isinf",
     "isfinite", "remainder", "floor_divide", "clone", "unbind", "select", "nonzero",
-    "masked_select", "allclose", "equal", "sort", "argsort", "topk",
+    "masked_select", "allclose", "equal", "sort", "argsort", "topk", "diag", "diagonal",
+    "unique", "index_add",
 ]
 
 
@@ -127,3 +128,36 @@ def is_tensor(obj) -> bool:
 
 def numel(x: Tensor) -> int:
     return x.numel()
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
+          compute_mode: str = "use_mm_for_euclid_dist_if_necessary") -> Tensor:  # noqa: ARG001
+    """p-norm distances between the rows of x1 (*, P, M) and x2 (*, R, M): (*, P, R), batch
+    dims broadcast. Computed from the differences (exact; PyTorch's matrix-product shortcut for
+    p=2 is an approximation of the same values). Differentiable."""
+    x1 = x1 if isinstance(x1, Tensor) else as_tensor(x1)
+    x2 = x2 if isinstance(x2, Tensor) else as_tensor(x2)
+    if x1.ndim < 2 or x2.ndim < 2:
+        bad, t = ("X1", x1) if x1.ndim < 2 else ("X2", x2)
+        raise ShapeError(f"cdist only supports at least 2D tensors, {bad} got: {t.ndim}D")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise ShapeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} "
+                         f"X2: {x2.shape[-1]}")
+    if x1.dtype != x2.dtype:
+        raise DTypeError(f"cdist: expected both inputs to have the same dtype, got "
+                                f"{x1.dtype} and {x2.dtype}")
+    if x1.dtype.kind != "f":
+        raise DTypeError(f"cdist only supports floating-point dtypes, X1 got: {x1.dtype}")
+    p = float(p)
+    if p < 0:
+        raise ValueRangeError("cdist only supports non-negative p values")
+    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+    if p == 2:
+        return diff.norm(dim=-1)
+    if p == 1:
+        return diff.abs().sum(-1)
+    if p == float("inf"):
+        return diff.abs().amax(-1)
+    if p == 0:
+        return (diff != 0).sum(-1).to(x1.dtype)
+    return diff.abs().pow(p).sum(-1).pow(1 / p)

@@ -29,8 +29,8 @@ def test_sum_to_inverts_broadcast(shapes):
 @given(mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3))
 def test_binary_op_gradients_have_input_shapes(shapes):
     a_shape, b_shape = shapes.input_shapes
-    a = fg.randn(*a_shape, dtype=fg.float64, requires_grad=True)
-    b = fg.randn(*b_shape, dtype=fg.float64, requires_grad=True)
+    a = fg.randn(a_shape, dtype=fg.float64, requires_grad=True)
+    b = fg.randn(b_shape, dtype=fg.float64, requires_grad=True)
     (a * b + a).sum().backward()
     assert a.grad.shape == a_shape and b.grad.shape == b_shape
     np.testing.assert_allclose(a.grad.numpy(), sum_to(np.broadcast_to(b.numpy(force=True) + 1,

@@ -15,7 +15,7 @@ from flowgrad.nn import init
 
 
 def _param(*shape, dtype=fg.float32):
-    return nn.Parameter(fg.zeros(*shape, dtype=dtype))
+    return nn.Parameter(fg.zeros(shape, dtype=dtype))
 
 
 def _arr(t):
@@ -41,7 +41,7 @@ def test_calculate_gain_errors():
 
 @pytest.mark.parametrize("shape", [(3, 4), (8, 4, 3, 3), (2, 3, 5), (6, 2, 1, 4, 2)])
 def test_fans_match_torch(torch, shape):
-    assert init._calculate_fan_in_and_fan_out(fg.zeros(*shape)) == \
+    assert init._calculate_fan_in_and_fan_out(fg.zeros(shape)) == \
         torch.nn.init._calculate_fan_in_and_fan_out(torch.zeros(*shape))
 
 

@@ -432,3 +432,26 @@ def test_signature_and_group_keys_are_torchs(torch, name):
     assert fsd == tsd
     with pytest.raises(ValueError, match=f"{name}: differentiable=True"):
         getattr(optim, name)([fg.nn.Parameter(fg.ones(2))], differentiable=True)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("SGD", {"lr": 0.1, "momentum": 0.9}), ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("Adam", {"lr": 0.1}), ("AdamW", {"lr": 0.1, "amsgrad": True}),
+    ("RMSprop", {"lr": 0.01, "momentum": 0.9, "centered": True}), ("Adagrad", {"lr": 0.1}),
+    ("Adadelta", {}), ("Adamax", {}), ("NAdam", {}), ("RAdam", {}),
+])
+def test_optimizers_update_a_0d_parameter_like_torch(name, kwargs):
+    """A scalar parameter (a 0-d tensor) keeps 0-d array state (NumPy turns 0-d results into
+    scalars, which in-place updates cannot write into)."""
+    import torch
+
+    p = fg.nn.Parameter(fg.tensor(1.0))
+    q = torch.nn.Parameter(torch.tensor(1.0))
+    mine, theirs = getattr(fg.optim, name)([p], **kwargs), getattr(torch.optim, name)([q], **kwargs)
+    for _ in range(3):
+        for param, opt in ((p, mine), (q, theirs)):
+            opt.zero_grad()
+            (param * param).backward()
+            opt.step()
+    assert p.shape == ()
+    np.testing.assert_allclose(p.item(), q.item(), rtol=1e-5, atol=1e-7)

@@ -45,13 +45,18 @@ class _Source:
     """The n examples: fixed tensors from arrays, or read from a Dataset at every call."""
 
     def __init__(self, data, n: int) -> None:
-        from ..tensor import Tensor
+        from .. import dtypes
+        from ..tensor import Tensor, tensor
+
+        def _as(v):  # floats in the default dtype, integer labels kept
+            a = np.asarray(v)
+            return tensor(a.astype(dtypes.get_default_dtype()) if a.dtype.kind == "f" else a)
 
         self.dataset = None
         if isinstance(data, (tuple, list)) and len(data) == 2:
             x, y = data
-            x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
-            y = y if isinstance(y, Tensor) else Tensor(np.asarray(y))
+            x = x if isinstance(x, Tensor) else _as(x)
+            y = y if isinstance(y, Tensor) else _as(y)
             n = min(n, len(x))
             self.fixed = (x[:n].detach(), y[:n].detach())
         elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
@@ -359,10 +364,10 @@ def _control_run(initial_model, source, loss_fn, optimizer, opt, lr, steps, targ
     """The same initial model and optimizer on the same inputs with permuted labels."""
     m = copy.deepcopy(initial_model)
     perm = np.random.default_rng(seed).permutation(source.n)
-    from ..tensor import Tensor
+    from ..tensor import tensor
 
     copt = _clone_optimizer(optimizer if optimizer is not None else None, m.parameters(),
                             opt.param_groups[0].get("lr", lr))
     run = _train(m, source, loss_fn, copt, steps, target_error, target_loss,
-                 permute=Tensor(perm.astype(np.int64)), watch=False)
+                 permute=tensor(perm.astype(np.int64)), watch=False)
     return run

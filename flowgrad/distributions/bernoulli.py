@@ -83,7 +83,7 @@ class Bernoulli(Distribution):
         shape = self._extended_shape(sample_shape)
         with no_grad():
             probs = self.probs.expand(*shape)
-            u = creation.rand(*shape, dtype=probs.dtype, device=probs.device)
+            u = creation.rand(shape, dtype=probs.dtype, device=probs.device)
             return (u < probs).to(probs.dtype)
 
     def log_prob(self, value):

@@ -89,7 +89,7 @@ class Categorical(Distribution):
             probs = self.probs.expand(*shape, self._num_events)
             cdf = probs.cumsum(-1)
             cdf = cdf / cdf.narrow(-1, self._num_events - 1, 1)
-            u = creation.rand(*shape, dtype=probs.dtype, device=probs.device)
+            u = creation.rand(shape, dtype=probs.dtype, device=probs.device)
             index = (cdf <= u.unsqueeze(-1)).long().sum(-1)
             return index.clamp(max=self._num_events - 1)
 

@@ -56,7 +56,7 @@ class Normal(Distribution):
 
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
-        eps = creation.randn(*shape, dtype=self.loc.dtype, device=self.loc.device)
+        eps = creation.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
         return self.loc + eps * self.scale
 
     def log_prob(self, value):

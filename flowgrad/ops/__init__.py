@@ -4,7 +4,7 @@ Importing this package imports every op module, so ``Op`` subclasses found under
 ``flowgrad.ops`` are the complete list of primitives (the test suite's coverage check uses it).
 """
 
-from . import activation, elementwise, indexing, linalg, reduction, shape  # noqa: F401
+from . import activation, elementwise, indexing, linalg, reduction, resample, shape  # noqa: F401
 
 
 def all_ops() -> list:

@@ -13,7 +13,7 @@ and is not an L2 penalty.
 
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..tensor import Tensor, tensor
 
 __all__ = ["l2_penalty", "l1_penalty"]
 
@@ -41,7 +41,7 @@ def l2_penalty(params) -> Tensor:
     for p in _params(params):
         term = (p * p).sum()
         total = term if total is None else total + term
-    return Tensor(0.0) if total is None else total
+    return tensor(0.0) if total is None else total
 
 
 def l1_penalty(params) -> Tensor:
@@ -54,4 +54,4 @@ def l1_penalty(params) -> Tensor:
     for p in _params(params):
         term = p.abs().sum()
         total = term if total is None else total + term
-    return Tensor(0.0) if total is None else total
+    return tensor(0.0) if total is None else total

@@ -52,7 +52,7 @@ class SGD(Optimizer):
                 st = state[p]
                 buf = st.get("momentum_buffer")
                 if buf is None:
-                    b = d.copy()
+                    b = xp.array(d, copy=True)  # an array even for a 0-d parameter
                     st["momentum_buffer"] = _wrap(b)
                 else:
                     b = buf.data

@@ -1,7 +1,7 @@
 """Stateless neural-network functions with PyTorch's names, signatures and semantics
 (``torch.nn.functional``), taking and returning flowgrad Tensors. One module per family, in the
 same groups as the op library (``flowgrad.ops``): activation, dropout, linear, normalization,
-distance, padding, attention, loss, conv (convolution and pooling).
+distance, padding, attention, loss, conv (convolution and pooling), resampling.
 
 Most are compositions of Tensor ops, so their gradients come from the op library; the losses
 that need it for stability or speed call the fused ops of ``flowgrad.ops.loss``.
@@ -103,17 +103,26 @@ from .normalization import (
 from .padding import (
     pad,
 )
+from .resampling import (
+    interpolate,
+    pixel_shuffle,
+    pixel_unshuffle,
+    upsample,
+    upsample_bilinear,
+    upsample_nearest,
+)
 
 __all__ = ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm",
-           "bilinear", "binary_cross_entropy", "binary_cross_entropy_with_logits", "celu",
-           "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "cosine_embedding_loss",
+           "bilinear", "binary_cross_entropy", "binary_cross_entropy_with_logits", "celu", "conv1d",
+           "conv2d", "conv_transpose1d", "conv_transpose2d", "cosine_embedding_loss",
            "cosine_similarity", "cross_entropy", "dropout", "dropout1d", "dropout2d", "dropout3d",
            "elu", "embedding", "gaussian_nll_loss", "gelu", "glu", "group_norm", "hardshrink",
            "hardsigmoid", "hardswish", "hardtanh", "hinge_embedding_loss", "huber_loss",
-           "instance_norm", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear",
-           "log_softmax", "logsigmoid", "margin_ranking_loss", "max_pool1d", "max_pool2d", "mish",
-           "mse_loss", "multilabel_soft_margin_loss", "nll_loss", "normalize", "one_hot", "pad",
-           "pairwise_distance", "poisson_nll_loss", "prelu", "relu", "relu6", "rms_norm",
-           "scaled_dot_product_attention", "selu", "sigmoid", "silu", "smooth_l1_loss",
-           "soft_margin_loss", "softmax", "softmin", "softplus", "softshrink", "softsign", "tanh",
-           "tanhshrink", "threshold", "triplet_margin_loss"]
+           "instance_norm", "interpolate", "kl_div", "l1_loss", "layer_norm", "leaky_relu",
+           "linear", "log_softmax", "logsigmoid", "margin_ranking_loss", "max_pool1d", "max_pool2d",
+           "mish", "mse_loss", "multilabel_soft_margin_loss", "nll_loss", "normalize", "one_hot",
+           "pad", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "poisson_nll_loss",
+           "prelu", "relu", "relu6", "rms_norm", "scaled_dot_product_attention", "selu", "sigmoid",
+           "silu", "smooth_l1_loss", "soft_margin_loss", "softmax", "softmin", "softplus",
+           "softshrink", "softsign", "tanh", "tanhshrink", "threshold", "triplet_margin_loss",
+           "upsample", "upsample_bilinear", "upsample_nearest"]

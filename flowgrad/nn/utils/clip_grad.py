@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ...tensor import Tensor
+from ...tensor import Tensor, tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_"]
 
@@ -56,7 +56,7 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     tensors = [t for t in tensors if t is not None]
     norm_type = float(norm_type)
     if not tensors:
-        return Tensor(0.0)
+        return tensor(0.0)
     first = tensors[0]
     total = _combine([_norm(t.xp, t.data, norm_type) for t in tensors], norm_type)
     if error_if_nonfinite and not math.isfinite(total):
@@ -101,7 +101,7 @@ def clip_grad_norm_(parameters: Iterable | Tensor, max_norm: float, norm_type: f
     parameters = list(parameters)
     grads = _grads(parameters)
     if not grads:
-        return Tensor(0.0)
+        return tensor(0.0)
     total = get_total_norm(grads, norm_type, error_if_nonfinite)
     clip_grads_with_norm_(parameters, max_norm, total)
     return total

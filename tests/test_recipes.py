@@ -69,9 +69,17 @@ def test_recipe_quick_variant_runs_writes_and_learns(name, tmp_path):
         csv = next(tmp_path.glob("*_history.csv")).read_text().splitlines()[0]
         assert "valid_error" in csv and "test" not in csv
     if name == "mnist_cnn":
-        assert s["splits"] == {"train": 1000, "valid": 500, "test": 1000}
+        assert s["splits"] == {"train": 1000, "valid": 500, "test": 1000, "final_train": 1500}
         assert "0.95% (LeNet-5, no distortions)" in md.read_text()
         assert 1 <= s["best_epoch"] <= s["epochs"]
+    if name in ("mnist_mlp", "mnist_cnn"):  # the refit on train + validation, on by default
+        text = md.read_text()
+        assert s["refit"] is True and s["final_train_size"] == sum(
+            s["splits"][k] for k in ("train", "valid"))
+        assert "**test error** of the refit model" in text
+        assert "evaluated once for each refit model" in text
+        refit_csv = (tmp_path / f"{name}_refit.csv").read_text().splitlines()
+        assert "valid" not in refit_csv[0] and len(refit_csv) == 1 + s["modern_best_epoch"]
 
 
 def test_split_validation_holds_out_the_last_examples():
@@ -84,3 +92,49 @@ def test_split_validation_holds_out_the_last_examples():
     assert ytr.tolist() == list(range(7)) and yva.tolist() == [7, 8, 9]
     with pytest.raises(ValueError):
         split_validation(x, y, 10)
+
+
+def test_refit_trains_on_train_and_validation_and_tests_once(tmp_path, monkeypatch):
+    """The refit step: the model from build() (same seed, same weights) is trained on the
+    training and the validation split together for exactly the chosen number of epochs, the
+    validation split is not measured, and the test set is evaluated once."""
+    import numpy as np
+
+    import flowgrad as fg
+    from flowgrad.recipes import common
+
+    rng = np.random.default_rng(0)
+    split = [(rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 3, n))
+             for n in (20, 7, 11)]
+    seen, evaluated = [], []
+
+    class Counting(fg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = fg.nn.Linear(4, 3)
+
+        def forward(self, x):
+            if self.training:
+                seen.append(len(x))
+            return self.fc(x)
+
+    def build():
+        fg.manual_seed(0)
+        model = Counting()
+        optimizer = fg.optim.SGD(model.parameters(), lr=0.1)
+        return model, optimizer, fg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=5)
+
+    real = common.evaluate
+    monkeypatch.setattr(common, "evaluate",
+                        lambda model, x, y: evaluated.append(len(x)) or real(model, x, y))
+    result = common.refit_classifier(build, *split, epochs=3, batch_size=8, out=tmp_path,
+                                     name="tiny", progress=False)
+    assert sum(seen) == 3 * (20 + 7) and result["n_train"] == 27 and result["epochs"] == 3
+    assert evaluated == [11]  # the test set, once; nothing else evaluated
+    assert 0 <= result["test"]["error"] <= 1
+    history = (tmp_path / "tiny_refit.csv").read_text().splitlines()
+    assert len(history) == 1 + 3 and "valid" not in history[0]
+    # the schedule is the validation run's (T_max=5), stopped after 3 epochs
+    lrs = [float(r.split(",")[history[0].split(",").index("lr")]) for r in history[1:]]
+    assert np.allclose(lrs, [0.1 * (1 + np.cos(np.pi * k / 5)) / 2 for k in range(3)],
+                       rtol=1e-4)

@@ -240,6 +240,37 @@ def train_classifier(model, train: tuple, valid: tuple, test: tuple, optimizer, 
             "test": evaluate(model, xte, yte) if test is not None else None, "model": model}
 
 
+def refit_classifier(build, train: tuple, valid: tuple, test: tuple, epochs: int,
+                     batch_size: int, out, name: str, progress: bool = True) -> dict:
+    """The refit step of the honest protocol, after the learning rate and the number of epochs
+    were chosen on the validation split: ``build()`` makes the model, its optimizer and its
+    scheduler again, from the same seed (the same initial weights, the same per-epoch
+    learning-rate schedule as the validation run); the model is trained on ``train`` and
+    ``valid`` together (all the training images) for exactly ``epochs`` epochs, the chosen
+    epoch, the schedule being stepped once per epoch and stopped there (as in the validation
+    run at that epoch; an epoch now has more minibatches), and only then is ``test`` evaluated,
+    once. Nothing is measured on the validation split any more (it is trained on). Writes the
+    training curve (CSV) to ``out``. Returns {"history", "epochs", "n_train", "test", "model"}.
+    """
+    from ..train import fit
+    from ..utils.data import DataLoader, TensorDataset
+
+    if epochs < 1:
+        raise ValueError(f"refit_classifier: epochs must be >= 1, got {epochs}")
+    x = np.concatenate([train[0], valid[0]])
+    y = np.concatenate([train[1], valid[1]])
+    model, optimizer, scheduler = build()
+    loader = DataLoader(TensorDataset(fg.from_numpy(x), fg.from_numpy(y)),
+                        batch_size=batch_size, shuffle=True)
+    history = fit(model, loader, fg.nn.functional.cross_entropy, optimizer, epochs,
+                  scheduler=scheduler, progress=progress)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    history.to_csv(out / f"{name}_refit.csv")
+    return {"history": history, "epochs": epochs, "n_train": len(x),
+            "test": evaluate(model, *test), "model": model}
+
+
 def plot_curves(history, path, title: str, chosen_epoch=None) -> None:
     """Loss and error per epoch on the training and the validation split (never the test set),
     with the epoch whose weights were kept marked."""

@@ -66,9 +66,9 @@ def _fg_sgd(params, lr=LR):
     """Plain SGD on the arrays, in place, then drop the gradients (as zero_grad(set_to_none))."""
     with fg.no_grad():
         for p in params:
-            g = p.grad.data
+            g = p.grad._data
             g *= -lr  # the gradient is dropped next: scale it in place, no temporary
-            p.data += g
+            p._data += g
             p.grad = None
 
 

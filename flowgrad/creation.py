@@ -247,7 +247,7 @@ def multinomial(input, num_samples: int, replacement: bool = False, *,
         raise RuntimeError(f"cannot sample n_sample > prob_dist.size(-1) samples without "
                            f"replacement (multinomial: {num_samples} samples from {n} "
                            "categories; pass replacement=True)")
-    w = np.asarray(backend.to_numpy(input.data), dtype=np.float64).reshape(-1, n)
+    w = np.asarray(backend.to_numpy(input._data), dtype=np.float64).reshape(-1, n)
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0 "
                            "(multinomial: weights must be finite and non-negative)")

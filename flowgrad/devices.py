@@ -234,8 +234,8 @@ class _LegacyTensorType(type):
     def __instancecheck__(cls, obj) -> bool:
         from .tensor import Tensor
 
-        return (isinstance(obj, Tensor) and obj.data.dtype == cls.dtype
-                and isinstance(obj.data, np.ndarray))
+        return (isinstance(obj, Tensor) and obj._data.dtype == cls.dtype
+                and isinstance(obj._data, np.ndarray))
 
     def __subclasscheck__(cls, sub) -> bool:
         return sub is cls

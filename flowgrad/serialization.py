@@ -127,7 +127,7 @@ class _Encoder:
     def _array(self, obj, path: tuple, node: dict) -> dict:
         if id(obj) in self.seen:
             return self.seen[id(obj)]
-        arr = obj.data if isinstance(obj, Tensor) else obj
+        arr = obj._data if isinstance(obj, Tensor) else obj
         arr = backend.to_numpy(arr)
         if not arr.flags.c_contiguous:  # (np.ascontiguousarray would make 0-d arrays 1-d)
             arr = arr.copy(order="C")
@@ -560,7 +560,7 @@ class _TorchPickle:
     def tensor(self, obj, path: tuple) -> None:
         if self.get(obj):
             return
-        arr = backend.to_numpy(obj.data if isinstance(obj, Tensor) else obj)
+        arr = backend.to_numpy(obj._data if isinstance(obj, Tensor) else obj)
         name = arr.dtype.name
         if name not in _STORAGE_OF:
             raise SerializationError(f"save: the tensor at {_where(path)} has dtype {arr.dtype}, "

@@ -88,7 +88,7 @@ def _sizes(shape, op: str) -> tuple:
 def _index_arg(index):
     """Replace Tensors inside an index by their arrays (lists become int/bool arrays)."""
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, tuple):
         return tuple(_index_arg(i) for i in index)
     if isinstance(index, list):
@@ -106,7 +106,7 @@ class Tensor:
         tensor([2., 4.])
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_version", "_hooks",
+    __slots__ = ("_data", "grad", "_requires_grad", "_ctx", "_version", "_hooks",
                  "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
 
@@ -158,19 +158,19 @@ class Tensor:
                 if dtype is not None and data.dtype != dtype:
                     raise TypeError(f"{name}(): expected a tensor of dtype {dtype}, got "
                                     f"{data.dtype}; use t.to({dtype}) instead")
-                arr = data.data
+                arr = data._data
             elif isinstance(data, str) or not (isinstance(data, (list, tuple, range))
                                                or hasattr(data, "__array__")
                                                or hasattr(data, "shape")):
                 raise TypeError(f"new(): data must be a sequence (got {type(data).__name__}) "
                                 f"({name}(); flowgrad.tensor({data!r}) makes a 0-d tensor)")
             else:
-                arr = tensor(data, dtype=dt).data
+                arr = tensor(data, dtype=dt)._data
         else:
             raise TypeError(f"{name}() received an invalid combination of arguments: expected "
                             f"sizes (ints), size=(...), or one sequence of data, got "
                             f"{tuple(type(a).__name__ for a in args)}")
-        self.data = arr
+        self._data = arr
         self.grad = None
         self._ctx = None
         self._version = 0
@@ -181,7 +181,7 @@ class Tensor:
     @classmethod
     def _wrap(cls, data, ctx, requires_grad: bool) -> Tensor:
         t = object.__new__(Tensor)
-        t.data = data
+        t._data = data
         t.grad = None
         t._ctx = ctx
         t._requires_grad = requires_grad
@@ -200,9 +200,9 @@ class Tensor:
         self.requires_grad_(value)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self._data.dtype.kind not in "fc":
             raise DTypeError(f"requires_grad: only floating-point tensors can require gradients, "
-                             f"got {self.data.dtype}; convert with .float() first")
+                             f"got {self._data.dtype}; convert with .float() first")
         if not requires_grad and self._ctx is not None:
             raise GraphError("requires_grad_(False): this tensor is the output of a recorded "
                              "operation; use .detach() to get a tensor outside the graph")
@@ -261,54 +261,76 @@ class Tensor:
                     engine._accumulate(t, g)
 
     def detach(self) -> Tensor:
-        return Tensor._wrap(self.data, None, False)
+        return Tensor._wrap(self._data, None, False)
 
     def detach_(self) -> Tensor:
         self._ctx = None
         self._requires_grad = False
         return self
 
+    @property
+    def data(self) -> Tensor:
+        """PyTorch's ``t.data``: a new tensor sharing ``t``'s memory, outside the graph
+        (``requires_grad`` False, no ``grad_fn``), so its in-place methods work on a parameter
+        (``p.data.add_(p.grad, alpha=-lr)``). As in PyTorch, writes through it are not counted
+        by ``t``'s version counter: a later backward does not raise "modified in place" and
+        uses the new values. (The raw NumPy/CuPy array is ``t.numpy()`` or, inside flowgrad,
+        the slot ``t._data``.)"""
+        return Tensor._wrap(self._data, None, False)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        """``t.data = other``: ``t`` now shares ``other``'s memory (its shape, dtype and device
+        may differ, as in PyTorch); ``t`` keeps its ``requires_grad``, ``grad_fn`` and ``grad``."""
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(value).__name__} "
+                            "(t.data = ...; wrap it with flowgrad.as_tensor(...) first)")
+        if self._requires_grad and value._data.dtype.kind not in "fc":
+            raise DTypeError(f"t.data = ...: data set to a tensor that requires gradients must "
+                             f"be floating point or complex dtype, got {value._data.dtype}")
+        self._data = value._data
+
     # --- attributes and conversions -------------------------------------------------------------
     @property
     def shape(self) -> _Size:
         """The sizes, as a ``flowgrad.Size`` (a tuple: ``t.shape == (2, 3)`` holds)."""
-        return tuple.__new__(_Size, self.data.shape)
+        return tuple.__new__(_Size, self._data.shape)
 
     def size(self, dim: int | None = None) -> _Size | int:
         if dim is None:
-            return tuple.__new__(_Size, self.data.shape)
-        return self.data.shape[_dim(dim, self.data.ndim, "size")]
+            return tuple.__new__(_Size, self._data.shape)
+        return self._data.shape[_dim(dim, self._data.ndim, "size")]
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     ndimension = dim
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self._data.size)
 
     nelement = numel
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self) -> _device:
         """A ``flowgrad.device`` (also the string 'cpu', 'cuda' or 'cuda:N')."""
-        return _device_of(self.data)
+        return _device_of(self._data)
 
     @property
     def is_cuda(self) -> bool:
-        return not isinstance(self.data, np.ndarray)
+        return not isinstance(self._data, np.ndarray)
 
     @property
     def is_cpu(self) -> bool:
-        return isinstance(self.data, np.ndarray)
+        return isinstance(self._data, np.ndarray)
 
     is_xpu = is_mps = is_meta = property(lambda self: False)  # noqa: ARG005
 
@@ -320,19 +342,19 @@ class Tensor:
     @property
     def xp(self):
         """The array module of this tensor's storage (numpy or cupy)."""
-        return backend.get_array_module(self.data)
+        return backend.get_array_module(self._data)
 
     def element_size(self) -> int:
-        return self.data.dtype.itemsize
+        return self._data.dtype.itemsize
 
     def item(self) -> float | int | bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ShapeError(f"item: only one-element tensors can be converted to a Python "
-                             f"number, got shape {tuple(self.data.shape)}")
-        return backend.to_numpy(self.data).reshape(()).item()
+                             f"number, got shape {tuple(self._data.shape)}")
+        return backend.to_numpy(self._data).reshape(()).item()
 
     def tolist(self) -> list | float | int | bool:
-        return backend.to_numpy(self.data).tolist()
+        return backend.to_numpy(self._data).tolist()
 
     def numpy(self, force: bool = False) -> np.ndarray:
         if self._requires_grad and not force:
@@ -340,7 +362,7 @@ class Tensor:
                              "tensor.detach().numpy()")
         if self.device != "cpu" and not force:
             raise GraphError(f"numpy: tensor is on {self.device}; use tensor.cpu().numpy()")
-        return backend.to_numpy(self.data)
+        return backend.to_numpy(self._data)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         """NumPy's array protocol, as PyTorch: a tensor that requires grad refuses (like
@@ -352,7 +374,7 @@ class Tensor:
             raise GraphError("__array__: can't convert a tensor that requires grad to a NumPy "
                              "array (np.array/np.asarray call numpy()); use "
                              "tensor.detach().numpy()")
-        arr = self.data
+        arr = self._data
         on_host = isinstance(arr, np.ndarray)
         if copy is False and (not on_host or (dtype is not None and np.dtype(dtype) != arr.dtype)):
             raise ValueError(f"__array__: unable to avoid a copy of a tensor on {self.device} "
@@ -367,12 +389,12 @@ class Tensor:
         return E.Clone.apply(self)
 
     def contiguous(self) -> Tensor:
-        if self.data.flags.c_contiguous:
+        if self._data.flags.c_contiguous:
             return self
         return E.Clone.apply(self)
 
     def is_contiguous(self) -> bool:
-        return bool(self.data.flags.c_contiguous)
+        return bool(self._data.flags.c_contiguous)
 
     def to(self, *args, **kwargs) -> Tensor:
         """to(dtype), to(device), to(device, dtype) or to(other), with PyTorch's keywords
@@ -410,15 +432,15 @@ class Tensor:
 
     def type(self, dtype=None, non_blocking: bool = False) -> Tensor | str:  # noqa: ARG002
         if dtype is None:
-            return f"flowgrad.{self.data.dtype}"
+            return f"flowgrad.{self._data.dtype}"
         if isinstance(dtype, _LegacyTensorType):  # t.type(fg.LongTensor)
             dtype = dtype.dtype
         dtype = dtypes.to_dtype(dtype)
-        if dtype == self.data.dtype:
+        if dtype == self._data.dtype:
             return self
-        if dtype.kind == "f" and self.data.dtype.kind == "f":
+        if dtype.kind == "f" and self._data.dtype.kind == "f":
             return E.Cast.apply(self, dtype)
-        return Tensor._wrap(self.data.astype(dtype), None, False)
+        return Tensor._wrap(self._data.astype(dtype), None, False)
 
     def type_as(self, other) -> Tensor:
         return self.type(other.dtype)
@@ -463,15 +485,15 @@ class Tensor:
         return self.type(dtypes.bool_)
 
     def is_floating_point(self) -> bool:
-        return self.data.dtype.kind == "f"
+        return self._data.dtype.kind == "f"
 
     def __repr__(self) -> str:
-        body = np.array2string(backend.to_numpy(self.data), separator=", ", precision=4,
+        body = np.array2string(backend.to_numpy(self._data), separator=", ", precision=4,
                                floatmode="maxprec_equal",
                                prefix="tensor(")
         extra = []
-        if self.data.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool_):
-            extra.append(f"dtype=flowgrad.{self.data.dtype}")
+        if self._data.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool_):
+            extra.append(f"dtype=flowgrad.{self._data.dtype}")
         if self.device != "cpu":
             extra.append(f"device='{self.device}'")
         if self._ctx is not None:
@@ -481,25 +503,25 @@ class Tensor:
         return "tensor(" + body + "".join(", " + e for e in extra) + ")"
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __iter__(self) -> Iterator[Tensor]:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.data.shape[0]))
+        return (self[i] for i in range(self._data.shape[0]))
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
-            raise RuntimeError(f"bool: the truth value of a tensor with {self.data.size} "
+        if self._data.size != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with {self._data.size} "
                                "elements is ambiguous; use .any() or .all()")
-        return bool(self.data.reshape(()))
+        return bool(self._data.reshape(()))
 
     def __format__(self, format_spec: str) -> str:
         """A 0-d tensor formats as its Python number (``f"{loss:.4f}"``), as in PyTorch; other
         tensors take only an empty format spec."""
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             return format(self.item(), format_spec)
         if format_spec:
             raise TypeError("unsupported format string passed to Tensor.__format__ (a format "
@@ -513,7 +535,7 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+        if self._data.dtype.kind not in "iu" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.item())
 
@@ -594,8 +616,8 @@ class Tensor:
         return E.Abs.apply(self)
 
     def __invert__(self) -> Tensor:
-        if self.data.dtype.kind != "b":
-            return Tensor._wrap(~self.data, None, False)
+        if self._data.dtype.kind != "b":
+            return Tensor._wrap(~self._data, None, False)
         return E.LogicalNot.apply(self)
 
     def _compare(self, other, op) -> Tensor:
@@ -622,15 +644,15 @@ class Tensor:
 
     def __and__(self, other) -> Tensor:
         return self._compare(other, "and") if self.dtype.kind == "b" else \
-            Tensor._wrap(self.data & _raw(other), None, False)
+            Tensor._wrap(self._data & _raw(other), None, False)
 
     def __or__(self, other) -> Tensor:
         return self._compare(other, "or") if self.dtype.kind == "b" else \
-            Tensor._wrap(self.data | _raw(other), None, False)
+            Tensor._wrap(self._data | _raw(other), None, False)
 
     def __xor__(self, other) -> Tensor:
         return self._compare(other, "xor") if self.dtype.kind == "b" else \
-            Tensor._wrap(self.data ^ _raw(other), None, False)
+            Tensor._wrap(self._data ^ _raw(other), None, False)
 
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
@@ -650,7 +672,7 @@ class Tensor:
             return self // other
         if rounding_mode == "trunc":
             q = self / other
-            return Tensor._wrap(self.xp.trunc(q.data).astype(q.dtype), None, False)
+            return Tensor._wrap(self.xp.trunc(q._data).astype(q.dtype), None, False)
         raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', "
                          f"got {rounding_mode!r}")
 
@@ -701,20 +723,20 @@ class Tensor:
         return E.LogicalNot.apply(self)
 
     def equal(self, other) -> bool:
-        return self.shape == other.shape and bool((self.data == other.data).all())
+        return self.shape == other.shape and bool((self._data == other._data).all())
 
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
-        return bool(self.xp.allclose(self.data, _raw(other), rtol=rtol, atol=atol,
+        return bool(self.xp.allclose(self._data, _raw(other), rtol=rtol, atol=atol,
                                      equal_nan=equal_nan))
 
     def isnan(self) -> Tensor:
-        return Tensor._wrap(self.xp.isnan(self.data), None, False)
+        return Tensor._wrap(self.xp.isnan(self._data), None, False)
 
     def isinf(self) -> Tensor:
-        return Tensor._wrap(self.xp.isinf(self.data), None, False)
+        return Tensor._wrap(self.xp.isinf(self._data), None, False)
 
     def isfinite(self) -> Tensor:
-        return Tensor._wrap(self.xp.isfinite(self.data), None, False)
+        return Tensor._wrap(self.xp.isfinite(self._data), None, False)
 
     # --- maths ------------------------------------------------------------------------------------
     def exp(self) -> Tensor:
@@ -774,13 +796,13 @@ class Tensor:
         return E.Pow.apply(self, 2)
 
     def floor(self) -> Tensor:
-        return Tensor._wrap(self.xp.floor(self.data), None, False)
+        return Tensor._wrap(self.xp.floor(self._data), None, False)
 
     def ceil(self) -> Tensor:
-        return Tensor._wrap(self.xp.ceil(self.data), None, False)
+        return Tensor._wrap(self.xp.ceil(self._data), None, False)
 
     def round(self) -> Tensor:
-        return Tensor._wrap(self.xp.round(self.data), None, False)
+        return Tensor._wrap(self.xp.round(self._data), None, False)
 
     def clamp(self, min=None, max=None):
         if min is None and max is None:
@@ -796,7 +818,7 @@ class Tensor:
         if self.dtype.kind != "f":
             if isinstance(min, float) or isinstance(max, float):  # int with float bound: float
                 return E.Clamp.apply(self.type(dtypes.get_default_dtype()), min, max)
-            return Tensor._wrap(self.xp.clip(self.data, min, max), None, False)
+            return Tensor._wrap(self.xp.clip(self._data, min, max), None, False)
         return E.Clamp.apply(self, min, max)
 
     clip = clamp
@@ -895,7 +917,7 @@ class Tensor:
             return values_indices(E.Clone.apply(self),
                                   Tensor._wrap(self.xp.zeros((), dtype=np.int64), None, False))
         _nonempty(self, (d,), name)
-        idx = (self.xp.argmin if minimum else self.xp.argmax)(self.data, axis=d, keepdims=True)
+        idx = (self.xp.argmin if minimum else self.xp.argmax)(self._data, axis=d, keepdims=True)
         values = I.Gather.apply(self, d, idx)
         indices = Tensor._wrap(idx, None, False)
         if not keepdim:
@@ -943,7 +965,7 @@ class Tensor:
         if p in ("fro", 2, 2.0):
             return R.Norm2.apply(self, dims, keepdim)
         if p in (float("inf"), "inf"):
-            if self.data.size == 0 and (dims is None or any(self.shape[d] == 0 for d in dims)):
+            if self._data.size == 0 and (dims is None or any(self.shape[d] == 0 for d in dims)):
                 raise ShapeError(f"norm: cannot compute the inf norm over an empty dimension "
                                  f"(input shape {tuple(self.shape)}): max has no identity")
             return self.abs().amax(dim=dims if dims else (), keepdim=keepdim)
@@ -952,17 +974,17 @@ class Tensor:
         return (self.abs() ** p).sum(dim=dims, keepdim=keepdim) ** (1.0 / p)
 
     def all(self, dim=None, keepdim: bool = False) -> Tensor:
-        return Tensor._wrap(self.xp.asarray(self.data.astype(bool).all(
+        return Tensor._wrap(self.xp.asarray(self._data.astype(bool).all(
             axis=_dims(dim, self.ndim, "all"), keepdims=keepdim)), None, False)
 
     def any(self, dim=None, keepdim: bool = False) -> Tensor:
-        return Tensor._wrap(self.xp.asarray(self.data.astype(bool).any(
+        return Tensor._wrap(self.xp.asarray(self._data.astype(bool).any(
             axis=_dims(dim, self.ndim, "any"), keepdims=keepdim)), None, False)
 
     # --- shape ------------------------------------------------------------------------------------
     def reshape(self, *shape) -> Tensor:
         shape = _sizes(shape, "reshape")
-        if self.data.shape == shape:
+        if self._data.shape == shape:
             return self
         try:
             return S.Reshape.apply(self, shape)
@@ -1142,7 +1164,7 @@ class Tensor:
 
     def __setitem__(self, index, value) -> None:
         _check_inplace(self, "__setitem__ (x[...] = v)", value)
-        self.data[_index_arg(index)] = _raw(value)
+        self._data[_index_arg(index)] = _raw(value)
         self._version += 1
 
     def gather(self, dim: int, index) -> Tensor:
@@ -1195,7 +1217,7 @@ class Tensor:
         other = value if src is None else src
         _check_inplace(self, "scatter_", other)
         res = self.detach().scatter(dim, index, src, value=value, reduce=reduce)
-        return self._inplace("scatter_", lambda a: self.xp.copyto(a, res.data), other)
+        return self._inplace("scatter_", lambda a: self.xp.copyto(a, res._data), other)
 
     def index_add(self, dim: int, index, source, *, alpha=1) -> Tensor:
         """out = self with ``alpha * source`` slices added at ``index`` along ``dim`` (repeats
@@ -1236,7 +1258,7 @@ class Tensor:
         _check_inplace(self, "index_add_", source)
         src = source.detach() if isinstance(source, Tensor) else source
         res = self.detach().index_add(dim, index, src, alpha=alpha)
-        return self._inplace("index_add_", lambda a: self.xp.copyto(a, res.data), source)
+        return self._inplace("index_add_", lambda a: self.xp.copyto(a, res._data), source)
 
     def diag(self, diagonal: int = 0) -> Tensor:
         """A 1-D input becomes the ``diagonal``-th diagonal of a square matrix; a 2-D input gives
@@ -1250,7 +1272,7 @@ class Tensor:
         size = n + abs(k)
         i = self.xp.arange(n)
         flat = (i + max(-k, 0)) * size + i + max(k, 0)
-        zeros = Tensor._wrap(self.xp.zeros(size * size, dtype=self.data.dtype), None, False)
+        zeros = Tensor._wrap(self.xp.zeros(size * size, dtype=self._data.dtype), None, False)
         return zeros.scatter(0, Tensor._wrap(flat, None, False), self).reshape(size, size)
 
     def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
@@ -1272,12 +1294,12 @@ class Tensor:
         indices and the counts. Not differentiable."""
         xp = self.xp
         if dim is None:
-            vals, inv, counts = xp.unique(self.data.reshape(-1), return_inverse=True,
+            vals, inv, counts = xp.unique(self._data.reshape(-1), return_inverse=True,
                                           return_counts=True)
             inv = inv.reshape(self.shape)
         else:
             d = _dim(dim, self.ndim, "unique")
-            vals, inv, counts = xp.unique(self.data, return_inverse=True, return_counts=True,
+            vals, inv, counts = xp.unique(self._data, return_inverse=True, return_counts=True,
                                           axis=d)
             inv = inv.reshape(-1)
         out = [Tensor._wrap(vals, None, False)]
@@ -1299,7 +1321,7 @@ class Tensor:
         return self[_raw(mask)]
 
     def nonzero(self, as_tuple: bool = False) -> Tensor | tuple[Tensor, ...]:
-        nz = self.xp.nonzero(self.data)
+        nz = self.xp.nonzero(self._data)
         if as_tuple:
             return tuple(Tensor._wrap(a, None, False) for a in nz)
         return Tensor._wrap(self.xp.stack(nz, axis=1), None, False)
@@ -1309,7 +1331,7 @@ class Tensor:
         """Sorted values (differentiable, through gather) and the permutation indices. The sort
         is always stable; NaN counts as the largest value, as in PyTorch."""
         d = _dim(dim, self.ndim, "sort")
-        idx = _sort_indices(self.xp, self.data, d, descending)
+        idx = _sort_indices(self.xp, self._data, d, descending)
         return values_indices(I.Gather.apply(self, d, idx), Tensor._wrap(idx, None, False))
 
     def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
@@ -1324,7 +1346,7 @@ class Tensor:
         if not 0 <= k <= self.shape[d]:
             raise ShapeError(f"topk: k={k} is out of range for dimension {dim} of size "
                              f"{self.shape[d]}")
-        idx = _sort_indices(self.xp, self.data, d, largest)
+        idx = _sort_indices(self.xp, self._data, d, largest)
         idx = self.xp.take(idx, self.xp.arange(k), axis=d)
         return values_indices(I.Gather.apply(self, d, idx), Tensor._wrap(idx, None, False))
 
@@ -1332,7 +1354,7 @@ class Tensor:
     def matmul(self, other) -> Tensor:
         if not isinstance(other, Tensor):
             other = as_tensor(other, dtype=self.dtype)
-        if other.data.dtype != self.data.dtype:
+        if other._data.dtype != self._data.dtype:
             raise DTypeError(f"matmul: expected both operands to have the same dtype, got "
                              f"{self.dtype} and {other.dtype}")
         return L.MatMul.apply(self, other)
@@ -1365,7 +1387,7 @@ class Tensor:
     # --- in place (each bumps the version counter) ------------------------------------------------
     def _inplace(self, name, array_op, other=None) -> Tensor:
         _check_inplace(self, name, other)
-        array_op(self.data)
+        array_op(self._data)
         self._version += 1
         return self
 
@@ -1485,13 +1507,13 @@ def _check_index_range(op: str, idx, n: int) -> None:
 
 
 def _no_bool_sub(t: Tensor, other) -> None:
-    if t.data.dtype.kind == "b" or (isinstance(other, Tensor) and other.data.dtype.kind == "b"):
+    if t._data.dtype.kind == "b" or (isinstance(other, Tensor) and other._data.dtype.kind == "b"):
         raise DTypeError("sub: subtraction with a bool tensor is not supported (as in PyTorch); "
                          "to invert a mask use ~ or .logical_not(), else convert with .float()")
 
 
 def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _raw_tensor(x) -> Tensor:
@@ -1501,7 +1523,7 @@ def _raw_tensor(x) -> Tensor:
 def _nonempty(t: Tensor, dims, op: str) -> None:
     """PyTorch's check before a reduction with no identity (max, min, argmax): IndexError for an
     empty reduced dim, RuntimeError (ShapeError) for an empty tensor reduced whole."""
-    if t.data.size:
+    if t._data.size:
         return
     if dims is None:
         raise ShapeError(f"{op}: expected a reduction dim to be given for an empty tensor (shape "
@@ -1516,14 +1538,14 @@ def _nonempty(t: Tensor, dims, op: str) -> None:
 def _argext(t: Tensor, dim, keepdim, fn, op: str) -> Tensor:
     if dim is None:
         _nonempty(t, None, op)
-        out = fn(t.data.reshape(-1))
+        out = fn(t._data.reshape(-1))
         if keepdim:
             out = t.xp.asarray(out).reshape((1,) * t.ndim)
         return Tensor._wrap(t.xp.asarray(out), None, False)
     d = _dim(dim, t.ndim, op)
     if t.ndim:
         _nonempty(t, (d,), op)
-    return Tensor._wrap(t.xp.asarray(fn(t.data, axis=d, keepdims=keepdim)), None, False)
+    return Tensor._wrap(t.xp.asarray(fn(t._data, axis=d, keepdims=keepdim)), None, False)
 
 
 def _operands(t: Tensor, other, op: str, true_div: bool = False):
@@ -1531,11 +1553,11 @@ def _operands(t: Tensor, other, op: str, true_div: bool = False):
 
     A Python number stays a (weakly typed) scalar, so float32 * 2.0 stays float32.
     """
-    kind = t.data.dtype.kind
+    kind = t._data.dtype.kind
     if isinstance(other, Tensor):
-        odt = other.data.dtype
-        if odt != t.data.dtype:
-            target = dtypes.promote(t.data.dtype, odt, t.data.ndim, other.data.ndim)
+        odt = other._data.dtype
+        if odt != t._data.dtype:
+            target = dtypes.promote(t._data.dtype, odt, t._data.ndim, other._data.ndim)
             if true_div and target.kind != "f":
                 target = dtypes.get_default_dtype()
             return t.type(target), other.type(target)
@@ -1557,14 +1579,14 @@ def _operands(t: Tensor, other, op: str, true_div: bool = False):
 
 def _seed(root: Tensor, gradient, op: str):
     if gradient is None:
-        if root.data.size != 1:
+        if root._data.size != 1:
             raise GraphError(f"{op}: grad can be implicitly created only for scalar outputs; "
                              f"this output has shape {tuple(root.shape)}, so pass a gradient of "
                              f"that shape: {op}(gradient=fg.ones_like(out))")
-        return root.xp.array(1, dtype=root.data.dtype).reshape(root.data.shape)
+        return root.xp.array(1, dtype=root._data.dtype).reshape(root._data.shape)
     g = _raw(gradient)
-    g = root.xp.asarray(g, dtype=root.data.dtype)
-    if g.shape != root.data.shape:
+    g = root.xp.asarray(g, dtype=root._data.dtype)
+    if g.shape != root._data.shape:
         raise ShapeError(f"{op}: gradient has shape {tuple(g.shape)} but the output has shape "
                          f"{tuple(root.shape)}")
     return g
@@ -1593,7 +1615,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False,
     their dtype.
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if isinstance(data, (list, tuple)) and any(isinstance(v, Tensor) for v in _flat(data)):
         data = _nested_to_array(data)
     xp = backend.get_array_module(data) if device is None else backend.xp_for(
@@ -1633,7 +1655,7 @@ def _flat(data):
 
 def _nested_to_array(data):
     if isinstance(data, Tensor):
-        return backend.to_numpy(data.data)
+        return backend.to_numpy(data._data)
     if isinstance(data, (list, tuple)):
         return np.asarray([_nested_to_array(v) for v in data])
     return data
@@ -1654,4 +1676,4 @@ def where(condition, input=None, other=None):
         other, input = _operands(other, input, "where")
     elif not isinstance(input, Tensor) and not isinstance(other, Tensor):
         input = as_tensor(input)
-    return E.Where.apply(cond.data, input, other)
+    return E.Where.apply(cond._data, input, other)

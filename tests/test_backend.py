@@ -45,6 +45,6 @@ def test_same_code_runs_on_cupy():
     w = fg.randn(3, 5).cuda().requires_grad_()
     y = fg.nn.functional.linear(x, w).relu().log_softmax(-1).mean()
     y.backward()
-    assert isinstance(x.grad.data, cupy.ndarray) and x.device == "cuda"
+    assert isinstance(x.grad._data, cupy.ndarray) and x.device == "cuda"
     with pytest.raises(fg.DeviceError, match="operands are on"):
         fg.ones(2) + fg.ones(2, device="cuda")

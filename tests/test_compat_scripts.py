@@ -23,8 +23,6 @@ XFAIL = {
     "tutorials_polynomial_nn":
         "losses differ from torch's after step 1: `param -= lr * param.grad` under no_grad "
         "rebinds the loop variable instead of updating the parameter in place",
-    "examples_regression":
-        "AttributeError: 'numpy.ndarray' object has no attribute 'add_' (param.data.add_)",
     "examples_word_language_model":
         "AttributeError: module 'flowgrad.nn' has no attribute 'Transformer'",
 }

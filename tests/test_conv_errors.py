@@ -111,7 +111,7 @@ def test_float32_stays_float32(name):
     w = t(4, 4, 3, 3, grad=True)
     out = CALLS[name](x, w)
     assert out.dtype == fg.float32, f"{name}: output is {out.dtype}"
-    assert out.data.dtype == np.float32
+    assert out._data.dtype == np.float32
     (out * out).sum().backward()
     assert x.grad.dtype == fg.float32, f"{name}: input grad is {x.grad.dtype}"
     if w.grad is not None:
@@ -122,9 +122,9 @@ def test_outputs_are_contiguous_nchw():
     x = t(2, 3, 6, 6, grad=True)
     w = t(4, 3, 3, 3, grad=True)
     out = F.conv2d(x, w, padding=1)
-    assert out.data.flags.c_contiguous
+    assert out._data.flags.c_contiguous
     out.sum().backward()
-    assert x.grad.data.flags.c_contiguous and w.grad.data.flags.c_contiguous
+    assert x.grad._data.flags.c_contiguous and w.grad._data.flags.c_contiguous
 
 
 def test_max_pool_propagates_nan_like_torch():

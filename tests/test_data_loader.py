@@ -462,8 +462,8 @@ def test_fast_path_gathers_whole_batches(monkeypatch):
     out = list(DataLoader(train, batch_size=30))[0][1].tolist()
     assert out == list(train.indices)
     batch = ds._take(np.array([5, 1]))
-    assert batch[0].data.flags.writeable and not np.shares_memory(batch[0].data,
-                                                                  ds.tensors[0].data)
+    assert batch[0]._data.flags.writeable and not np.shares_memory(batch[0]._data,
+                                                                  ds.tensors[0]._data)
 
 
 class _Squares(D.Dataset):

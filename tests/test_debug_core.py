@@ -91,7 +91,7 @@ class UnseededInit(ResidualMLP):
     def __init__(self):
         super().__init__()
         w = self.linear1.weight
-        w.data[...] = np.random.default_rng().uniform(-0.1, 0.1, w.shape).astype(w.dtype)
+        w._data[...] = np.random.default_rng().uniform(-0.1, 0.1, w.shape).astype(w.dtype)
 
 
 def _dropout_mlp():

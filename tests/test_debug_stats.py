@@ -92,8 +92,8 @@ def test_activation_statistics_match_numpy():
     model = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 12), nn.Tanh(),
                           nn.Linear(12, 12), nn.Sigmoid(), nn.Linear(12, 2))
     with fg.no_grad():  # plant a few units that are negative for every example
-        model[0].bias.data[:4] = -50.0
-        model[2].weight.data *= 4.0
+        model[0].bias._data[:4] = -50.0
+        model[2].weight._data *= 4.0
     y = np.zeros(16, np.int64)
     report = layer_statistics(model, (fg.from_numpy(x), fg.from_numpy(y)), F.cross_entropy)
     w = {n: p.detach().numpy().astype(np.float64) for n, p in model.named_parameters()}
@@ -224,7 +224,7 @@ def test_negative_bias_kills_relus_and_names_them():
     x, y = _data(64)
     model = _mlp(layers=2)
     with fg.no_grad():
-        model[0].bias.data[:] = -100.0
+        model[0].bias._data[:] = -100.0
     report = layer_statistics(model, (fg.from_numpy(x), fg.from_numpy(y)), F.cross_entropy)
     assert report.named("dead") == ["1"], str(report)
     row = next(r for r in report.activations if r["name"] == "1")
@@ -410,7 +410,7 @@ class _ReluRNN(nn.Module):
         self.act, self.head = nn.ReLU(), nn.Linear(hidden, 2)
         q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((hidden, hidden)))
         with fg.no_grad():
-            self.rec.weight.data[...] = (radius * q).astype(np.float32)
+            self.rec.weight._data[...] = (radius * q).astype(np.float32)
 
     def forward(self, x):
         h = self.act(self.inp(x[:, 0]))

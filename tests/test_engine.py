@@ -116,7 +116,7 @@ def test_retain_graph_allows_second_backward():
 def test_saved_arrays_are_released_after_backward():
     x = fg.randn(100, requires_grad=True)
     h = x.exp()
-    ref = weakref.ref(h.data)
+    ref = weakref.ref(h._data)
     z = (h * x).sum()
     del h
     gc.collect()
@@ -209,20 +209,20 @@ def test_recursive_net_over_a_tree_shares_weights():
     leaves = [fg.randn(1, 3, dtype=fg.float64) for _ in range(4)]
 
     def tree(weights):
-        old = w.data
-        w.data = weights
+        old = w._data
+        w._data = weights
         try:
             root = compose(compose(leaves[0], leaves[1]), compose(leaves[2], leaves[3]))
             return root.sum()
         finally:
-            w.data = old
+            w._data = old
 
-    tree(w.data).backward()
+    tree(w._data).backward()
     analytic = w.grad.numpy().copy()
     eps = 1e-6
     numeric = np.zeros_like(analytic)
     for idx in np.ndindex(*analytic.shape):
-        wp, wm = w.data.copy(), w.data.copy()
+        wp, wm = w._data.copy(), w._data.copy()
         wp[idx] += eps
         wm[idx] -= eps
         with fg.no_grad():
@@ -376,14 +376,14 @@ def test_gradcheck_on_non_contiguous_inputs():
     a = fg.tensor(rng.standard_normal((4, 3))).t().detach().requires_grad_()
     b = fg.tensor(rng.standard_normal((8, 5)))[::2, 1:4].detach().requires_grad_()
     c = fg.tensor(rng.standard_normal((3, 4, 2))).permute(2, 0, 1).detach().requires_grad_()
-    assert not (a.data.flags.c_contiguous or b.data.flags.c_contiguous
-                or c.data.flags.c_contiguous)
-    before = [t.data.copy() for t in (a, b, c)]
+    assert not (a._data.flags.c_contiguous or b._data.flags.c_contiguous
+                or c._data.flags.c_contiguous)
+    before = [t._data.copy() for t in (a, b, c)]
     assert gradcheck(lambda x, y, z: (x.sin() @ y) * z.sum(0)[:3, :3], (a, b, c))
     for t, old in zip((a, b, c), before):  # restored bit for bit
-        assert np.array_equal(t.data, old)
+        assert np.array_equal(t._data, old)
     n = numerical_grad(lambda x: (x * x).sum(), [b])[0]
-    np.testing.assert_allclose(n, 2 * b.data, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(n, 2 * b._data, rtol=1e-6, atol=1e-8)
 
 
 def test_central_difference_entry_and_direction():

@@ -173,7 +173,7 @@ def test_resume_from_state_dict_is_bit_identical(ls):
         a.step()
     b = _Run(fg, "rosenbrock10", "float64", **_kw("rosenbrock10", ls, 5))
     for p, q in zip(b.params, a.params):
-        p.data[...] = q.data
+        p._data[...] = q._data
     b.opt.load_state_dict(a.opt.state_dict())
     assert b.counts() == a.counts()
     for _ in range(2):
@@ -201,7 +201,7 @@ def test_torch_state_dict_resumes_here(torch, ls):
           "param_groups": tsd["param_groups"]}
     ours = _Run(fg, "mlp", "float64", **kw)
     for p, q in zip(ours.params, theirs.params):
-        p.data[...] = q.detach().numpy()
+        p._data[...] = q.detach().numpy()
     ours.opt.load_state_dict(sd)
     assert ours.counts() == theirs.counts()
     for k in range(3):

@@ -107,7 +107,7 @@ def test_state_dict_layout_matches_torch(pair):
         np.testing.assert_array_equal(fs[k].numpy(), ts[k].numpy(), err_msg=k)
     assert "trunk.1.num_batches_tracked" in fs and "cache" not in fs
     # values share memory with the module, like torch's detach()
-    assert fs["trunk.0.weight"].data is f.trunk[0].weight.data
+    assert fs["trunk.0.weight"]._data is f.trunk[0].weight._data
     kv = f.state_dict(keep_vars=True)
     assert kv["emb.weight"] is f.emb.weight and kv["heads.tok.weight"] is f.emb.weight
     assert list(f.state_dict(prefix="model.")) == list(t.state_dict(prefix="model."))
@@ -172,7 +172,7 @@ def test_load_state_dict_copies_in_place_and_assign_replaces(pair):
     f.load_state_dict(sd, assign=True)
     new = f.trunk[0].weight
     assert new is not w and isinstance(new, nn.Parameter) and new.requires_grad
-    assert new.data is arr
+    assert new._data is arr
 
 
 # --- strict / non-strict errors -------------------------------------------------------------------
@@ -509,7 +509,7 @@ def test_parameter_basics():
     assert not nn.Parameter(fg.zeros(2), requires_grad=False).requires_grad
     arr = np.zeros(3)
     q = nn.Parameter(arr)
-    assert q.dtype == np.float64 and q.data is arr            # shares memory, keeps dtype
+    assert q.dtype == np.float64 and q._data is arr            # shares memory, keeps dtype
     assert type(p * 2) is fg.Tensor and type(p.detach()) is fg.Tensor
     assert nn.Parameter().shape == (0,)
 

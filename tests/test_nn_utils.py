@@ -70,7 +70,7 @@ def test_clip_grad_norm_single_tensor_and_no_grads(torch):
 
 def test_clip_grad_norm_nonfinite(torch):
     fp = _params(fg, "float32")
-    fp[0].grad.data[0, 0] = np.inf
+    fp[0].grad._data[0, 0] = np.inf
     with pytest.raises(RuntimeError, match="non-finite"):
         clip_grad_norm_(fp, 1.0, error_if_nonfinite=True)
     total = clip_grad_norm_(fp, 1.0)       # torch scales by the non-finite norm anyway

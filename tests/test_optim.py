@@ -199,7 +199,7 @@ def test_load_state_dict_deep_copies_and_casts():
     assert opt32.param_groups[0]["params"][0] is fp32[0]
     m = opt32.state[fp32[0]]["exp_avg"]
     assert m.dtype == np.float32
-    assert not np.shares_memory(m.data, opt.state[fp[0]]["exp_avg"].data)
+    assert not np.shares_memory(m._data, opt.state[fp[0]]["exp_avg"]._data)
     assert opt32.state[fp32[0]]["step"] == 2.0
     # NumPy arrays (as read back from an .npz checkpoint) load too, and string keys
     raw = {"state": {str(k): {n: (v.numpy() if isinstance(v, fg.Tensor) else v)
@@ -256,13 +256,13 @@ def test_float32_stays_float32_and_in_place(name):
           "RMSprop": dict(centered=True, momentum=0.9)}.get(name, {})
     p = fg.randn(4, 3, requires_grad=True)
     assert p.dtype == np.float32
-    arr = p.data
+    arr = p._data
     version = p._version
     opt = getattr(optim, name)([p], **kw)
     for _ in range(3):
         p.grad = fg.randn(4, 3)
         opt.step()
-    assert p.data is arr and p.dtype == np.float32  # updated in place, no upcast
+    assert p._data is arr and p.dtype == np.float32  # updated in place, no upcast
     assert p._version == version + 3
     for key, value in opt.state[p].items():
         if key not in SCALAR_STATE:

@@ -80,7 +80,7 @@ def test_hvp_matches_exact_hessian_of_quadratic():
 
 def _loss_fd_hessian(loss, params, h=1e-4):
     """Dense Hessian from second differences of the loss alone (independent of backprop)."""
-    flats = [p.data.reshape(-1) for p in params]
+    flats = [p._data.reshape(-1) for p in params]
     index = [(i, k) for i, f in enumerate(flats) for k in range(f.size)]
     n = len(index)
 
@@ -118,7 +118,7 @@ def test_hvp_matches_dense_fd_hessian_of_tiny_tanh_net():
     def loss():
         return F.cross_entropy(model(x), y)
 
-    before = [p.data.copy() for p in params]
+    before = [p._data.copy() for p in params]
     H = hessian_dense(loss, params)
     H_fd = _loss_fd_hessian(loss, params)
     assert H.shape == (26, 26)
@@ -126,7 +126,7 @@ def test_hvp_matches_dense_fd_hessian_of_tiny_tanh_net():
     v = rng.standard_normal(26)
     np.testing.assert_allclose(hessian_vector_product(loss, params, v), H_fd @ v, atol=1e-4)
     for p, b in zip(params, before):  # parameters restored bit for bit
-        assert np.array_equal(p.data, b)
+        assert np.array_equal(p._data, b)
 
 
 def test_hessian_eigs_lanczos_matches_dense_spectrum():
@@ -156,7 +156,7 @@ def test_critical_point_report_index_on_known_spectrum():
     exact = critical_point_report(model, _half_quadratic, batch, k=3)
     assert exact.exact and exact.index == pytest.approx(neg / n)
     assert exact.bottom[0] < 0 < exact.top[0] and exact.is_saddle
-    g = A @ model.theta.data
+    g = A @ model.theta._data
     assert exact.grad_norm == pytest.approx(np.linalg.norm(g), rel=1e-9)
     slq = critical_point_report(model, _half_quadratic, batch, k=3, dense_limit=0, probes=10,
                                 steps=40)

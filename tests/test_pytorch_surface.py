@@ -101,7 +101,7 @@ def test_legacy_tensor_is_zeroed_float_and_makes_a_parameter():
     assert w.shape == (4, 3) and w.dtype == fg.float32 and w.requires_grad
     assert not fg.Tensor(2).requires_grad and np.all(fg.Tensor(2, 2).numpy() == 0)
     a = fg.zeros(2)
-    assert np.shares_memory(fg.Tensor(a).data, a.data)
+    assert np.shares_memory(fg.Tensor(a)._data, a._data)
 
 
 def test_legacy_types_isinstance_and_repr():

@@ -255,7 +255,7 @@ def test_missing_file_and_wrong_version(tmp_path):
 def test_gpu_tensors_round_trip(tmp_path, fmt):
     t = fg.randn(3, 4, device="cuda").requires_grad_()
     path = tmp_path / f"g.{fmt}"
-    S.save({"t": t, "raw": t.data}, path)
+    S.save({"t": t, "raw": t._data}, path)
     back = S.load(path)
     assert back["t"].device == "cuda" and back["t"].requires_grad
     assert np.array_equal(back["t"].detach().cpu().numpy(), t.detach().cpu().numpy())

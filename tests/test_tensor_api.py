@@ -153,7 +153,7 @@ def test_array_protocol_copies_shares_and_refuses_like_torch(torch):
         assert np.array(g.detach()).tolist() == [0.0, 1.0, 2.0]
     t = fg.tensor(data)
     c = np.array(t, copy=False)  # flowgrad honours copy=False (torch's lacks the keyword)
-    assert np.shares_memory(c, t.data)
+    assert np.shares_memory(c, t._data)
     with pytest.raises(ValueError, match="copy"):
         np.array(t, dtype=np.float64, copy=False)
 

@@ -62,7 +62,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
         g = capture[id(t)]
         if g is None:
             if materialize_grads:
-                g = t.xp.zeros_like(t.data)
+                g = t.xp.zeros_like(t._data)
             elif not allow_unused:
                 raise GraphError(f"grad: input {i} (shape {tuple(t.shape)}) was not used to "
                                  "compute the outputs; pass allow_unused=True to get None for it")

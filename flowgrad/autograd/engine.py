@@ -100,10 +100,10 @@ def _send_to_inputs(ctx, input_grads: tuple, grads: dict, counts: dict, ready: l
         k = id(p)
         gp = input_grads[i] if i < len(input_grads) else None
         if gp is not None:
-            if gp.shape != p.data.shape:
-                gp = sum_to(gp, p.data.shape, ctx.fn.__name__)
-            if gp.dtype != p.data.dtype:
-                gp = gp.astype(p.data.dtype)
+            if gp.shape != p._data.shape:
+                gp = sum_to(gp, p._data.shape, ctx.fn.__name__)
+            if gp.dtype != p._data.dtype:
+                gp = gp.astype(p._data.dtype)
             old = grads.get(k)
             grads[k] = gp if old is None else old + gp
         c = counts[k] - 1
@@ -168,7 +168,7 @@ def _accumulate(t, g, handed: set | None = None) -> None:
             handed.add(id(g))
         t.grad = Tensor._wrap(g, None, False)
     else:
-        t.grad.data = t.grad.data + g
+        t.grad._data = t.grad._data + g
 
 
 def _run_hooks(t, g):
@@ -176,5 +176,5 @@ def _run_hooks(t, g):
     for hook in t._hooks.values():
         new = hook(Tensor._wrap(g, None, False))
         if new is not None:
-            g = new.data if isinstance(new, Tensor) else new
+            g = new._data if isinstance(new, Tensor) else new
     return g

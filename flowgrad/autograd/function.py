@@ -35,7 +35,7 @@ def _wrap(a):
 def _unwrap(t):
     from ..tensor import Tensor
 
-    return t.data if isinstance(t, Tensor) else t
+    return t._data if isinstance(t, Tensor) else t
 
 
 class Function(Op):

@@ -30,7 +30,7 @@ def _scalarise(out, weights):
     total = 0.0
     for o, w in zip(outs, weights):
         if isinstance(o, Tensor) and o.dtype.kind == "f":
-            total += float((backend.to_numpy(o.data).astype(np.float64) * w).sum())
+            total += float((backend.to_numpy(o._data).astype(np.float64) * w).sum())
     return total
 
 
@@ -38,7 +38,7 @@ def central_difference(f, arrays, eps: float, *, entry=None, direction=None,
                        on_change=None):
     """The one central-difference routine of flowgrad: ``(f(x + εd) − f(x − εd)) / 2ε``.
 
-    ``x`` is ``arrays`` (NumPy/CuPy arrays, e.g. a tensor's ``.data``), moved IN PLACE and
+    ``x`` is ``arrays`` (NumPy/CuPy arrays, e.g. a tensor's ``._data``), moved IN PLACE and
     restored bit for bit afterwards (also when ``f`` raises); ``f()`` reads them and returns a
     float or an array (e.g. a flat gradient, for Hessian-vector products). The direction is
     either ``entry=(k, index)``, the unit vector of entry ``index`` (a tuple of ints, or a flat
@@ -104,7 +104,7 @@ def numerical_grad(fn, inputs, eps: float = 1e-6, weights=None) -> list:
                 continue
             g = np.zeros(t.shape)
             for index in np.ndindex(*t.shape):
-                g[index] = central_difference(f, [t.data], eps, entry=(0, index))
+                g[index] = central_difference(f, [t._data], eps, entry=(0, index))
             grads.append(g)
     return grads
 
@@ -147,7 +147,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         if n is None:
             continue
         a = (np.zeros(t.shape) if t.grad is None
-             else backend.to_numpy(t.grad.data).astype(np.float64))
+             else backend.to_numpy(t.grad._data).astype(np.float64))
         err = np.abs(a - n)
         bad = err > atol + rtol * np.abs(n)
         if bad.any():

@@ -94,11 +94,11 @@ class Op:
             if isinstance(a, Tensor):
                 if first is None:
                     first = a
-                elif first.data.__class__ is not a.data.__class__:
+                elif first._data.__class__ is not a._data.__class__:
                     raise DeviceError(
                         f"{cls.__name__.lower()}: operands are on {first.device} and {a.device}; "
                         "move them to one device with .to()")
-                raw.append(a.data)
+                raw.append(a._data)
                 r = a._requires_grad
                 needs.append(r)
                 record = record or r
@@ -110,10 +110,10 @@ class Op:
         ctx = Context()
         ctx.fn = cls
         ctx.saved = ()
-        if first is None or first.data.__class__ is np.ndarray:
+        if first is None or first._data.__class__ is np.ndarray:
             ctx.xp = np
         else:
-            ctx.xp = backend.get_array_module(first.data)
+            ctx.xp = backend.get_array_module(first._data)
         record = record and cls.differentiable and _grad_state.enabled
         ctx.needs_input_grad = tuple(needs) if record else (False,) * len(args)
         try:
@@ -129,7 +129,7 @@ class Op:
         ctx.parents = args
         saved = ctx.saved
         if saved:
-            ctx.versions = tuple(a._version if isinstance(a, Tensor) and _holds(saved, a.data)
+            ctx.versions = tuple(a._version if isinstance(a, Tensor) and _holds(saved, a._data)
                                  else None for a in args)
         result = Tensor._wrap(out, ctx, True)
         if saved and _holds(saved, out):

@@ -51,8 +51,8 @@ class MNIST(Dataset):
         return self.data.shape[0]
 
     def __getitem__(self, index):
-        img = self.data.data[index]
-        target = int(self.targets.data[index])
+        img = self.data._data[index]
+        target = int(self.targets._data[index])
         if self.transform is None:  # torchvision's ToTensor
             img = Tensor._wrap((img.astype(np.float32) / 255)[None], None, False)
         else:  # the uint8 (28, 28) array, where torchvision passes a PIL image
@@ -66,7 +66,7 @@ class MNIST(Dataset):
         ``flatten``) with the int64 targets; ``normalize`` is (mean, std) or True for
         ``mean_std``. Transforms are not applied. The DataLoader batches it without Python
         per sample."""
-        x = self.data.data.astype(np.float32) / 255
+        x = self.data._data.astype(np.float32) / 255
         if normalize is not None and normalize is not False:
             mean, std = self.mean_std if normalize is True else normalize
             x -= np.float32(mean)

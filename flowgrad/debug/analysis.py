@@ -52,7 +52,7 @@ def _save(fig, path) -> Path:
 def _np(a) -> np.ndarray:
     from .. import backend
 
-    return np.asarray(backend.to_numpy(getattr(a, "data", a)))
+    return np.asarray(backend.to_numpy(getattr(a, "_data", a)))
 
 
 def as_arrays(data, y=None) -> tuple[np.ndarray, np.ndarray]:

@@ -153,7 +153,7 @@ def _has_inf(a) -> bool:
 
 def _shape(a) -> tuple | str | None:
     if isinstance(a, _fn.Tensor):
-        a = a.data
+        a = a._data
     if not (hasattr(a, "shape") and hasattr(a, "dtype")):
         return None
     return tuple(int(s) for s in a.shape) if a.shape else "scalar"
@@ -265,7 +265,7 @@ class detect_anomaly:
         Tensor = _fn.Tensor
         from_input = False
         for a in args:
-            data = a.data if isinstance(a, Tensor) else a
+            data = a._data if isinstance(a, Tensor) else a
             if _has_inf(data):
                 if isinstance(a, Tensor) and a._ctx is None and a._requires_grad:
                     return True  # a parameter holds an infinity
@@ -332,7 +332,7 @@ class detect_anomaly:
         if pass_ == "forward":
             sources = []
             for i, a in enumerate(args):
-                data = a.data if isinstance(a, Tensor) else a
+                data = a._data if isinstance(a, Tensor) else a
                 b = _count_bad(data) if hasattr(data, "dtype") else (
                     ("nan" if data != data else "inf", 1, 1)
                     if isinstance(data, float) and not np.isfinite(data) else None)

@@ -203,7 +203,7 @@ def gradient_cost(make_model, sizes, batch, loss_fn=None, eps: float = 1e-3,
             t_backprop = _best_time(backprop, repeats, min_time)
             # finite differences: one forward pair per parameter (entry), each entry perturbed
             # where it lives (central_difference), so any memory layout is fine
-            arrays = [p.data for p in params]
+            arrays = [p._data for p in params]
             owner = np.concatenate([np.full(a.size, i) for i, a in enumerate(arrays)])
             offset = np.concatenate([np.arange(a.size) for a in arrays])
             rng = np.random.default_rng(seed)
@@ -229,7 +229,7 @@ def gradient_cost(make_model, sizes, batch, loss_fn=None, eps: float = 1e-3,
             hook = model.register_forward_pre_hook(
                 lambda *_, calls=calls: calls.__setitem__(0, calls[0] + 1))
             try:
-                g = np.concatenate([backend.to_numpy(a.data).reshape(-1).astype(np.float64)
+                g = np.concatenate([backend.to_numpy(a._data).reshape(-1).astype(np.float64)
                                     for a in backprop()])[pick]
             finally:
                 hook.remove()

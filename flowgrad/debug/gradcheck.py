@@ -37,7 +37,7 @@ def _to_tensor64(a):
     from ..tensor import Tensor
 
     if isinstance(a, Tensor):
-        data = a.data
+        data = a._data
     elif isinstance(a, np.ndarray) or hasattr(a, "__cuda_array_interface__"):
         data = a
     else:
@@ -105,7 +105,7 @@ def check_model_grads(model, inputs, targets, loss_fn, n_entries: int = 10, eps:
     try:
         def evaluate() -> float:
             backend.manual_seed(seed)  # dropout draws the same mask in every pass
-            return float(backend.to_numpy(loss_of().data))
+            return float(backend.to_numpy(loss_of()._data))
 
         params = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
         for _, p in params:
@@ -113,14 +113,14 @@ def check_model_grads(model, inputs, targets, loss_fn, n_entries: int = 10, eps:
         backend.manual_seed(seed)
         loss = loss_of()
         loss.backward()
-        report.loss = float(backend.to_numpy(loss.data))
+        report.loss = float(backend.to_numpy(loss._data))
         with no_grad():
             for name, p in params:
-                data = p.data
+                data = p._data
                 size = int(data.size)
                 k = min(int(n_entries), size)
                 flat_ids = np.sort(rng.choice(size, size=k, replace=False))
-                grad = None if p.grad is None else backend.to_numpy(p.grad.data)
+                grad = None if p.grad is None else backend.to_numpy(p.grad._data)
                 analytic, numeric = [], []
                 for f in flat_ids:
                     idx = tuple(int(i) for i in np.unravel_index(int(f), data.shape))

@@ -84,7 +84,7 @@ def flat_grad(loss_fn, params) -> tuple[float, np.ndarray]:
     params = _param_list(params)
     loss = loss_fn()
     grads = grad(loss, params, allow_unused=True, materialize_grads=True)
-    return float(loss.item()), _flatten([g.data for g in grads])
+    return float(loss.item()), _flatten([g._data for g in grads])
 
 
 def hessian_vector_product(loss_fn, params, v, eps: float | None = None):
@@ -105,7 +105,7 @@ def hessian_vector_product(loss_fn, params, v, eps: float | None = None):
     """
     params = _param_list(params)
     as_list = isinstance(v, (list, tuple))
-    flat = _flatten([getattr(a, "data", a) for a in v]) if as_list else \
+    flat = _flatten([getattr(a, "_data", a) for a in v]) if as_list else \
         np.asarray(v, dtype=np.float64).reshape(-1)
     n = num_params(params)
     if flat.size != n:
@@ -122,7 +122,7 @@ def hessian_vector_product(loss_fn, params, v, eps: float | None = None):
         for p in params:
             p._version += 1
 
-    out = central_difference(lambda: flat_grad(loss_fn, params)[1], [p.data for p in params],
+    out = central_difference(lambda: flat_grad(loss_fn, params)[1], [p._data for p in params],
                              h, direction=u, on_change=bump) * norm
     return _split(out, params) if as_list else out
 
@@ -145,7 +145,7 @@ def hessian_dense(loss_fn, params, eps: float | None = None, symmetrize: bool = 
 # --- a model, a loss and a batch ---------------------------------------------------------------
 
 def _as_array(a):
-    return a.data if isinstance(a, Tensor) else np.asarray(a)
+    return a._data if isinstance(a, Tensor) else np.asarray(a)
 
 
 def _probe(model, loss_fn, batch, dtype):

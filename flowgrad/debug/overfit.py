@@ -37,7 +37,7 @@ __all__ = ["overfit_small", "OverfitReport"]
 
 def _np(a) -> np.ndarray:
     if not hasattr(a, "dtype") or hasattr(a, "_ctx"):
-        a = getattr(a, "data", a)
+        a = getattr(a, "_data", a)
     return np.asarray(backend.to_numpy(a))
 
 

@@ -49,7 +49,7 @@ def seed_everything(seed: int) -> int:
 def _np(a) -> np.ndarray:
     """A NumPy array from a Tensor, a NumPy/CuPy array or a scalar."""
     if not hasattr(a, "dtype") or hasattr(a, "_ctx"):  # a Tensor (or a number)
-        a = getattr(a, "data", a)
+        a = getattr(a, "_data", a)
     return np.asarray(backend.to_numpy(a))
 
 

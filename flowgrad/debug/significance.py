@@ -124,7 +124,7 @@ class McNemarResult:
 
 def _labels(pred, y) -> np.ndarray:
     """Class labels from labels or from (N, C) scores."""
-    pred, y = np.asarray(getattr(pred, "data", pred)), np.asarray(y)
+    pred, y = np.asarray(getattr(pred, "_data", pred)), np.asarray(y)
     if pred.ndim == y.ndim + 1:
         pred = pred.argmax(axis=1)
     if pred.shape != y.shape:

@@ -355,7 +355,7 @@ class TrainingMonitor:
         def hook(module, _args, output):
             if not self._force and not (module.training and is_grad_enabled() and self._due()):
                 return None
-            y = getattr(output, "data", output)
+            y = getattr(output, "_data", output)
             if getattr(y, "ndim", 0) == 0:
                 return None
             self._pending_acts.setdefault(name, []).append(_activation_stats(kind, module, y))
@@ -366,15 +366,15 @@ class TrainingMonitor:
         return self.model.named_parameters()
 
     def _snapshot(self) -> dict:
-        return {name: p.data.copy() for name, p in self._named()}
+        return {name: p._data.copy() for name, p in self._named()}
 
     def _grad_stats(self) -> dict:
         out = {}
         for name, p in self._named():
             grad = p.grad
-            out[name] = None if grad is None else _norm(grad.data)
+            out[name] = None if grad is None else _norm(grad._data)
             if self.keep_histograms and grad is not None:
-                self._sample(name, "grad", grad.data)
+                self._sample(name, "grad", grad._data)
         return out
 
     def _sample(self, name: str, what: str, a) -> None:
@@ -416,7 +416,7 @@ class TrainingMonitor:
             if name not in self.params:  # a parameter added after the monitor was made
                 self.params[name] = {k: [None] * (len(self.steps) - 1) for k in _PARAM_STATS}
                 self.shapes[name] = tuple(p.shape)
-            w = p.data
+            w = p._data
             xp = backend.get_array_module(w)
             col = self.params[name]
             col["weight_mean"].append(float(w.mean(dtype=xp.float64)) if w.size else math.nan)
@@ -582,7 +582,7 @@ class TrainingMonitor:
                     p = params.get(name)
                     t = None if p is None else (p if what == "weight" else p.grad)
                     if t is not None:
-                        shown = [("now", backend.to_numpy(t.data).ravel(), "tab:blue")]
+                        shown = [("now", backend.to_numpy(t._data).ravel(), "tab:blue")]
                 shown = [(label, v[np.isfinite(v)], c) for label, v, c in shown]
                 shown = [s for s in shown if s[1].size]
                 if shown:  # the same bins for both records, so the shapes compare

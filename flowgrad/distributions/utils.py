@@ -119,7 +119,7 @@ def _erfinv_array(y):
 class _Erfinv(Function):
     @staticmethod
     def forward(ctx, y):
-        out = Tensor._wrap(_erfinv_array(y.data), None, False)
+        out = Tensor._wrap(_erfinv_array(y._data), None, False)
         ctx.save_for_backward(out)
         return out
 

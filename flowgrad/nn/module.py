@@ -484,13 +484,13 @@ class Module:
         for p in self._parameters.values():
             if p is None:
                 continue
-            p.data = fn(p.data)
+            p._data = fn(p._data)
             if p.grad is not None:
-                p.grad.data = fn(p.grad.data)
+                p.grad._data = fn(p.grad._data)
         for k, b in self._buffers.items():
             if b is not None:
-                new = Tensor._wrap(fn(b.data), None, False)
-                if b._requires_grad and new.data.dtype.kind == "f":
+                new = Tensor._wrap(fn(b._data), None, False)
+                if b._requires_grad and new._data.dtype.kind == "f":
                     new._requires_grad = True
                 self._buffers[k] = new
         return self
@@ -701,7 +701,7 @@ def _remove_from(name: str, *dicts) -> None:
 def _as_array(value, key: str, errors: list):
     """The array inside a checkpoint entry (Tensor, NumPy/CuPy array, or array-like)."""
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if hasattr(value, "shape") and hasattr(value, "dtype") and \
             backend.get_array_module(value) is not np:
         return value  # a CuPy array
@@ -772,7 +772,7 @@ class _BackwardHookState:
                                "grad_input; flowgrad supports that only for modules with one "
                                "input that requires grad")
         g = new[got[0]]
-        return g.data if isinstance(g, Tensor) else g
+        return g._data if isinstance(g, Tensor) else g
 
     def _run(self):
         result = None

@@ -23,12 +23,12 @@ class Parameter(Tensor):
 
     def __init__(self, data=None, requires_grad: bool = True) -> None:
         if data is None:
-            arr = as_tensor([]).data
+            arr = as_tensor([])._data
         elif isinstance(data, Tensor):
-            arr = data.data
+            arr = data._data
         else:
-            arr = as_tensor(data).data
-        self.data = arr
+            arr = as_tensor(data)._data
+        self._data = arr
         self.grad = None
         self._ctx = None
         self._version = 0
@@ -42,13 +42,13 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
     def __reduce_ex__(self, protocol):
-        return (Parameter, (Tensor._wrap(self.data, None, False), self._requires_grad))
+        return (Parameter, (Tensor._wrap(self._data, None, False), self._requires_grad))
 
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        out = Parameter(self.data.copy(), self._requires_grad)
+        out = Parameter(self._data.copy(), self._requires_grad)
         if self.grad is not None:
-            out.grad = Tensor._wrap(self.grad.data.copy(), None, False)
+            out.grad = Tensor._wrap(self.grad._data.copy(), None, False)
         memo[id(self)] = out
         return out

@@ -72,8 +72,8 @@ class Adam(Optimizer):
         arrays = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
         for _, a, d, xp, st in self._prepared(group, arrays):
             step = st["step"]
-            m = st["exp_avg"].data
-            v = st["exp_avg_sq"].data
+            m = st["exp_avg"]._data
+            v = st["exp_avg_sq"]._data
             u = self._scratch(a, 1)
             _lerp_(xp, m, d, 1 - beta1, u)
             _ema_square_(xp, v, d, beta2, u)        # v ← β₂v + (1−β₂)·g·g
@@ -82,7 +82,7 @@ class Adam(Optimizer):
             step_size = lr / bias_correction1
             bias_correction2_sqrt = bias_correction2 ** 0.5
             if amsgrad:
-                vmax = st["max_exp_avg_sq"].data
+                vmax = st["max_exp_avg_sq"]._data
                 xp.maximum(vmax, v, out=vmax)
                 v = vmax
             xp.sqrt(v, out=u)                      # denom = √v / √(1−β₂ᵗ) + eps

@@ -52,7 +52,7 @@ class Adadelta(Optimizer):
     def _step_group(self, group) -> None:
         lr, rho, eps = group["lr"], group["rho"], group["eps"]
         for _, a, d, xp, st in self._prepared(group, self._state_arrays):
-            s, acc = st["square_avg"].data, st["acc_delta"].data
+            s, acc = st["square_avg"]._data, st["acc_delta"]._data
             u, delta = self._scratch(a, 1), self._scratch(a, 2)
             _ema_square_(xp, s, d, rho, u)
             xp.add(s, eps, out=u)                   # std = √(s + eps)
@@ -93,7 +93,7 @@ class Adamax(Optimizer):
         lr, eps = group["lr"], group["eps"]
         beta1, beta2 = group["betas"]
         for _, a, d, xp, st in self._prepared(group, self._state_arrays):
-            m, inf = st["exp_avg"].data, st["exp_inf"].data
+            m, inf = st["exp_avg"]._data, st["exp_inf"]._data
             u = self._scratch(a, 1)
             _lerp_(xp, m, d, 1 - beta1, u)
             xp.multiply(inf, beta2, out=inf)
@@ -143,7 +143,7 @@ class NAdam(Optimizer):
             mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * decay)))
             mu_product = float(np.float32(st.get("mu_product", 1.0)) * np.float32(mu))
             st["mu_product"] = mu_product
-            m, v = st["exp_avg"].data, st["exp_avg_sq"].data
+            m, v = st["exp_avg"]._data, st["exp_avg_sq"]._data
             u, denom = self._scratch(a, 1), self._scratch(a, 2)
             _lerp_(xp, m, d, 1 - beta1, u)
             _ema_square_(xp, v, d, beta2, u)
@@ -188,7 +188,7 @@ class RAdam(Optimizer):
         rho_inf = 2 / (1 - beta2) - 1
         for _, a, d, xp, st in self._prepared(group, self._state_arrays):
             step = st["step"]
-            m, v = st["exp_avg"].data, st["exp_avg_sq"].data
+            m, v = st["exp_avg"]._data, st["exp_avg_sq"]._data
             u, step_size = self._scratch(a, 1), self._scratch(a, 2)
             _lerp_(xp, m, d, 1 - beta1, u)
             _ema_square_(xp, v, d, beta2, u)

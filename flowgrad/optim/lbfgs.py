@@ -177,15 +177,15 @@ class LBFGS(Optimizer):
         views = []
         for p in self._params:
             g = p.grad
-            views.append(xp.zeros(p.data.size, p.data.dtype) if g is None
-                         else g.data.reshape(-1))
+            views.append(xp.zeros(p._data.size, p._data.dtype) if g is None
+                         else g._data.reshape(-1))
         return xp.concatenate(views)
 
     def _add_grad(self, t, d) -> None:
         """Every parameter += t · its slice of ``d``, in place."""
         offset = 0
         for p in self._params:
-            a = p.data
+            a = p._data
             n = a.size
             a += d[offset:offset + n].reshape(a.shape) * t
             p._version += 1
@@ -193,7 +193,7 @@ class LBFGS(Optimizer):
 
     def _set_params(self, arrays) -> None:
         for p, x in zip(self._params, arrays):
-            p.data[...] = x
+            p._data[...] = x
             p._version += 1
 
     # --- the step -----------------------------------------------------------------------------
@@ -233,7 +233,7 @@ class LBFGS(Optimizer):
 
         first = self._params[0]
         xp = first.xp
-        dtype = np.result_type(*(p.data.dtype for p in self._params))
+        dtype = np.result_type(*(p._data.dtype for p in self._params))
         scalar = dtype.type
 
         if xp is np:
@@ -337,7 +337,7 @@ class LBFGS(Optimizer):
             if line_search_fn is not None:
                 if line_search_fn != "strong_wolfe":
                     raise RuntimeError("only 'strong_wolfe' is supported")
-                x_init = [p.data.copy() for p in self._params]
+                x_init = [p._data.copy() for p in self._params]
 
                 def at(step, x_init=x_init, d=d):
                     self._add_grad(step, d)
@@ -400,7 +400,7 @@ def _unpack(value, scalar):
     if isinstance(value, list):
         return [_unpack(v, scalar) for v in value]
     if isinstance(value, Tensor):
-        value = value.data
+        value = value._data
     if hasattr(value, "ndim") and not isinstance(value, np.generic):
         return scalar(value.item()) if value.ndim == 0 else value
     if isinstance(value, np.generic):

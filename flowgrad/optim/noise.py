@@ -142,8 +142,8 @@ class GradientNoise:
             g = p.grad
             if g is None:
                 continue
-            xp = backend.get_array_module(g.data)
-            xp.add(g.data, _gaussian(g.data, std), out=g.data)
+            xp = backend.get_array_module(g._data)
+            xp.add(g._data, _gaussian(g._data, std), out=g._data)
             g._version += 1
         self.t += 1
 
@@ -195,13 +195,13 @@ class WeightNoise:
                              "restore() (or leave the `with` block) first")
         std = self.std
         if self._buffers is None or any(b.shape != p.shape or b.dtype != p.dtype
-                                        or type(b) is not type(p.data)
+                                        or type(b) is not type(p._data)
                                         for b, p in zip(self._buffers, self.params)):
-            self._buffers = [p.data.copy() for p in self.params]
+            self._buffers = [p._data.copy() for p in self.params]
         for p, buf in zip(self.params, self._buffers):
-            xp = backend.get_array_module(p.data)
-            xp.copyto(buf, p.data)
-            xp.add(p.data, _gaussian(p.data, std), out=p.data)
+            xp = backend.get_array_module(p._data)
+            xp.copyto(buf, p._data)
+            xp.add(p._data, _gaussian(p._data, std), out=p._data)
             p._version += 1
         self._saved = self._buffers
         self._versions = [p._version for p in self.params]
@@ -215,7 +215,7 @@ class WeightNoise:
         changed = [tuple(p.shape) for p, v in zip(self.params, self._versions)
                    if p._version != v]
         for p, buf in zip(self.params, self._saved):
-            backend.get_array_module(p.data).copyto(p.data, buf)
+            backend.get_array_module(p._data).copyto(p._data, buf)
             p._version += 1
         self._saved = None
         if changed:

@@ -1,7 +1,7 @@
 """Optimizer: the base of every update rule (lecture: "Iterative training by SGD",
 θ ← θ + αΔ), with PyTorch's param groups, per-parameter state and ``state_dict`` format.
 
-Updates run on the raw arrays (``p.data``, NumPy or CuPy) with in-place ufuncs (``out=``), never
+Updates run on the raw arrays (``p._data``, NumPy or CuPy) with in-place ufuncs (``out=``), never
 through the flow graph, and keep each parameter's dtype (a float32 model stays float32: scalars
 are Python floats, which NumPy and CuPy cast to the array's dtype).
 """
@@ -77,7 +77,7 @@ def zero_grads(params, set_to_none: bool = True) -> None:
             else:
                 g._ctx = None
                 g._requires_grad = False
-                g.data.fill(0)
+                g._data.fill(0)
                 g._version += 1
 
 
@@ -202,8 +202,8 @@ class Optimizer:
         ``group`` that has a gradient; the others are skipped, as in PyTorch."""
         for p in group["params"]:
             if p.grad is not None:
-                a = p.data
-                yield p, a, p.grad.data, backend.get_array_module(a)
+                a = p._data
+                yield p, a, p.grad._data, backend.get_array_module(a)
 
     def _direction(self, a, d, xp, weight_decay: float, maximize: bool):
         """The gradient the update follows: g + wd·θ (L2 weight decay), negated when
@@ -351,10 +351,10 @@ def _cast(param: Tensor, key, value):
     """A deep copy of one saved state value, on ``param``'s device and (floating) dtype."""
     if key in _SCALAR_STATE:
         if isinstance(value, Tensor):
-            value = value.data
+            value = value._data
         return float(backend.to_numpy(value)) if _is_array(value) else value
     if isinstance(value, Tensor) or _is_array(value) or type(value).__module__ == "torch":
-        raw = value.data if isinstance(value, Tensor) else value
+        raw = value._data if isinstance(value, Tensor) else value
         if type(raw).__module__ == "torch":  # a torch tensor read straight from torch.load
             raw = raw.detach().cpu().numpy()
         arr = backend.to_device(raw, param.device)

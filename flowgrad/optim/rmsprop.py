@@ -57,11 +57,11 @@ class RMSprop(Optimizer):
                     st["grad_avg"] = _wrap(_full_like(a))
             st["step"] += 1.0
             d = self._direction(a, d, xp, wd, maximize)  # g + wd·θ, −g to maximize
-            s = st["square_avg"].data
+            s = st["square_avg"]._data
             u = self._scratch(a, 1)
             _ema_square_(xp, s, d, alpha, u)         # s ← αs + (1−α)·g·g
             if centered:
-                ga = st["grad_avg"].data
+                ga = st["grad_avg"]._data
                 _lerp_(xp, ga, d, 1 - alpha, u)
                 xp.multiply(ga, ga, out=u)          # avg = √(s − ḡ²)
                 xp.subtract(s, u, out=u)
@@ -70,7 +70,7 @@ class RMSprop(Optimizer):
                 xp.sqrt(s, out=u)
             xp.add(u, eps, out=u)
             if momentum > 0:
-                b = st["momentum_buffer"].data
+                b = st["momentum_buffer"]._data
                 xp.multiply(b, momentum, out=b)
                 xp.divide(d, u, out=u)
                 xp.add(b, u, out=b)
@@ -112,7 +112,7 @@ class Adagrad(Optimizer):
             for p in group["params"]:
                 st = self.state[p]
                 st["step"] = 0.0
-                st["sum"] = _wrap(_full_like(p.data, initial_accumulator_value))
+                st["sum"] = _wrap(_full_like(p._data, initial_accumulator_value))
 
     def _step_group(self, group) -> None:
         lr = group["lr"]
@@ -130,7 +130,7 @@ class Adagrad(Optimizer):
             st["step"] = step
             d = self._direction(a, d, xp, wd, maximize)  # g + wd·θ, −g to maximize
             clr = lr / (1 + (step - 1) * lr_decay)
-            s = st["sum"].data
+            s = st["sum"]._data
             u = self._scratch(a, 1)
             xp.multiply(d, d, out=u)                 # s ← s + g·g
             xp.add(s, u, out=s)

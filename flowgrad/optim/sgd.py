@@ -55,7 +55,7 @@ class SGD(Optimizer):
                     b = xp.array(d, copy=True)  # an array even for a 0-d parameter
                     st["momentum_buffer"] = _wrap(b)
                 else:
-                    b = buf.data
+                    b = buf._data
                     xp.multiply(b, momentum, out=b)
                     if dampening != 0:
                         u = self._scratch(a, 1)

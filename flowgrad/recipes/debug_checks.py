@@ -51,7 +51,7 @@ class UnseededInit(ResidualMLP):
     def __init__(self) -> None:
         super().__init__()
         w = self.linear1.weight
-        w.data[...] = np.random.default_rng().uniform(-0.15, 0.15, w.shape).astype(w.dtype)
+        w._data[...] = np.random.default_rng().uniform(-0.15, 0.15, w.shape).astype(w.dtype)
 
 
 class TanhWrongBackward(fg.autograd.Function):

@@ -19,7 +19,7 @@ __all__ = ["accuracy", "error_rate", "top_k_accuracy", "confusion_matrix", "pred
 
 
 def _array(x) -> np.ndarray:
-    return backend.to_numpy(getattr(x, "data", x))
+    return backend.to_numpy(getattr(x, "_data", x))
 
 
 def predictions(output, target) -> np.ndarray:

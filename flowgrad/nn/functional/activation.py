@@ -99,7 +99,7 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
             raise DTypeError(f"hardtanh: cannot clamp an unsigned {input.dtype} tensor to negative "
                              f"limits ({min_val}, {max_val})")
         lo, hi = _int_args("hardtanh", input, min_val, max_val)
-        return Tensor._wrap(input.xp.clip(input.data, lo, hi), None, False)
+        return Tensor._wrap(input.xp.clip(input._data, lo, hi), None, False)
     return input.clamp(min_val, max_val)
 
 
@@ -158,7 +158,7 @@ def threshold(input: Tensor, threshold: float, value: float,
     """x where x > threshold, else value."""
     if input.dtype.kind != "f":  # PyTorch keeps integer dtypes: the arguments are cast to it
         t, v = _int_args("threshold", input, threshold, value)
-        data = input.data
+        data = input._data
         return Tensor._wrap(input.xp.where(data > t, data, v).astype(data.dtype, copy=False),
                             None, False)
     return where(input > threshold, input, value)

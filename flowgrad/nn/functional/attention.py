@@ -48,10 +48,10 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     elif attn_mask is not None:
         attn_mask = _tensor(attn_mask)
         if attn_mask.dtype.kind == "b":
-            keep = attn_mask.data
+            keep = attn_mask._data
         else:
             bias = attn_mask.to(scores.dtype)
-            dead = xp.isneginf(bias.data).all(axis=-1, keepdims=True)
+            dead = xp.isneginf(bias._data).all(axis=-1, keepdims=True)
             if dead.any():
                 bias = where(Tensor._wrap(dead, None, False), 0.0, bias)
             else:

@@ -71,7 +71,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
         raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
                          f"shape {_shape(weight)}")
     num = weight.shape[0]
-    idx = input.data
+    idx = input._data
     if idx.size and (int(idx.max()) >= num or int(idx.min()) < 0):
         bad = int(idx.max()) if int(idx.max()) >= num else int(idx.min())
         raise IndexError(f"embedding: index {bad} is out of range for {num} embeddings "
@@ -96,7 +96,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
 def _embedding_renorm(weight: Tensor, idx, max_norm: float, norm_type: float) -> None:
     xp = weight.xp
     rows = xp.unique(idx.reshape(-1))
-    w = weight.data[rows]
+    w = weight._data[rows]
     norms = (xp.abs(w) ** norm_type).sum(axis=1) ** (1.0 / norm_type)
     scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(weight.dtype)
     with no_grad():
@@ -110,7 +110,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         raise DTypeError(f"one_hot: expected an integer tensor of class indices, got "
                          f"{tensor.dtype}; convert with .long()")
     xp = tensor.xp
-    data = tensor.data
+    data = tensor._data
     if data.size and int(data.min()) < 0:
         raise ValueError(f"one_hot: class values must be non-negative, got {int(data.min())}")
     if num_classes == -1:

@@ -107,7 +107,7 @@ def _check_class_target(op: str, input: Tensor, target: Tensor, c: int,
         raise ShapeError(f"{op}: target of shape {_shape(target)} does not fit input of shape "
                          f"{_shape(input)}: expected target of shape {expected} holding class "
                          f"indices in [0, {c})")
-    t = target.data
+    t = target._data
     bad = (t != ignore_index) & ((t < 0) | (t >= c))
     if bad.any():
         v = int(t[bad].reshape(-1)[0])
@@ -278,7 +278,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     reduction = _reduction("binary_cross_entropy", size_average, reduce, reduction)
     target = _tensor(target)
     input, target, weight, _ = _check_binary("binary_cross_entropy", input, target, weight)
-    for name, data in (("input", input.data), ("target", target.data)):
+    for name, data in (("input", input._data), ("target", target._data)):
         # NaN fails the test too, as in PyTorch (``not 0 <= x <= 1``)
         if data.size and not bool(((data >= 0) & (data <= 1)).all()):
             bad = data[~((data >= 0) & (data <= 1))].reshape(-1)[0]
@@ -317,7 +317,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False,
         var = Tensor._wrap(input.xp.full(input.shape, var, dtype=input.dtype), None, False)
     else:
         var = _tensor(var)
-        if bool((var.data < 0).any()):
+        if bool((var._data < 0).any()):
             raise ValueError("gaussian_nll_loss: var has negative entries; predict it through "
                              "softplus or exp")
     if var.shape != input.shape:
@@ -331,9 +331,9 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False,
     if reduction not in _REDUCTIONS:
         raise ValueError(f"gaussian_nll_loss: reduction must be 'none', 'mean' or 'sum', got "
                          f"{reduction!r}")
-    low = var.data < eps
+    low = var._data < eps
     if bool(low.any()):  # clamp the value only: the gradient passes through, as in PyTorch
-        var = var + Tensor._wrap(var.xp.where(low, eps - var.data, 0).astype(var.dtype),
+        var = var + Tensor._wrap(var.xp.where(low, eps - var._data, 0).astype(var.dtype),
                                  None, False)
     d = input - _tensor(target)
     loss = (var.log() + d * d / var) * 0.5

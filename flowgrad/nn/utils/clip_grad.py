@@ -58,7 +58,7 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     if not tensors:
         return tensor(0.0)
     first = tensors[0]
-    total = _combine([_norm(t.xp, t.data, norm_type) for t in tensors], norm_type)
+    total = _combine([_norm(t.xp, t._data, norm_type) for t in tensors], norm_type)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} for gradients "
                            "from `parameters` is non-finite, so it cannot be clipped. To "
@@ -79,7 +79,7 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm,
         return
     with np.errstate(invalid="ignore"):  # inf * 0 -> nan, as in PyTorch, without a warning
         for g in grads:
-            g.data *= g.dtype.type(coef)
+            g._data *= g.dtype.type(coef)
 
 
 def clip_grad_norm_(parameters: Iterable | Tensor, max_norm: float, norm_type: float = 2.0,
@@ -112,4 +112,4 @@ def clip_grad_value_(parameters: Iterable | Tensor, clip_value: float,
     """Clamp every gradient entry of ``parameters`` to [-clip_value, clip_value] in place."""
     clip_value = float(clip_value)
     for g in _grads(parameters):
-        g.xp.clip(g.data, -clip_value, clip_value, out=g.data)
+        g.xp.clip(g._data, -clip_value, clip_value, out=g._data)

@@ -34,7 +34,7 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     pointer = 0
     for p in params:
         n = p.numel()
-        p.data = vec.data[pointer:pointer + n].reshape(p.shape)
+        p._data = vec._data[pointer:pointer + n].reshape(p.shape)
         pointer += n
 
 

@@ -41,7 +41,7 @@ def default_collate(batch):
     if isinstance(elem, Tensor):
         if any(t.requires_grad for t in batch):
             return stack(batch)  # keep the graph
-        return _stack_arrays([t.data for t in batch], "tensor")
+        return _stack_arrays([t._data for t in batch], "tensor")
     if _is_numpy(elem):
         if isinstance(elem, np.ndarray) or type(elem).__name__ == "ndarray":
             if elem.dtype.kind in "OUSV":

@@ -45,7 +45,7 @@ def _row(t: Tensor, index):
     """``t[index]`` without recording a graph node when ``t`` needs no gradient."""
     if t.requires_grad:
         return t[index]
-    a = t.data[_index_arg(index)]
+    a = t._data[_index_arg(index)]
     if isinstance(a, np.generic):
         a = np.asarray(a)
     return Tensor._wrap(a, None, False)
@@ -83,7 +83,7 @@ class TensorDataset(Dataset):
             if t.requires_grad:
                 out.append(t[indices])
                 continue
-            a = t.data
+            a = t._data
             idx = indices if isinstance(a, np.ndarray) else t.xp.asarray(indices)
             out.append(Tensor._wrap(a.take(idx, axis=0), None, False))
         return out

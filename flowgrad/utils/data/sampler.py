@@ -157,7 +157,7 @@ class SubsetRandomSampler(_StatefulSampler):
         self._init_state()
 
     def _order(self, rng) -> np.ndarray:
-        idx = self.indices.data if isinstance(self.indices, Tensor) else self.indices
+        idx = self.indices._data if isinstance(self.indices, Tensor) else self.indices
         return np.asarray(idx, dtype=np.int64)[rng.permutation(len(self.indices))]
 
     def __len__(self) -> int:

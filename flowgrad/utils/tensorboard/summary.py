@@ -34,7 +34,7 @@ def make_np(x) -> np.ndarray:
         return x
     if np.isscalar(x):
         return np.array([x])
-    data = getattr(x, "data", None)
+    data = getattr(x, "_data", None)
     if data is not None and hasattr(x, "requires_grad"):  # a flowgrad Tensor: its raw array
         return backend.to_numpy(data)
     try:

@@ -183,6 +183,41 @@ def held_out(n: int, n_valid: int) -> str:
             else f"{n:,} of the last {n_valid:,} training images")
 
 
+def protocol_note(refit: bool, n: tuple, n_valid: int, n_final: int, lr_chosen_for: str,
+                  closing: str = "Nothing is chosen on the test set.") -> str:
+    """The MNIST recipes' protocol paragraph: validation run (epoch, and for
+    ``lr_chosen_for`` the learning rate, chosen on validation), refit on train + validation,
+    test once. ``n`` is (train, validation, test) sizes; ``closing`` the sentence on what was
+    fixed before the run."""
+    ntr, nva, nte = n
+    if not refit:
+        return (f"Protocol (refit off): each model is trained on the first {ntr:,} MNIST "
+                f"training images; validation is {held_out(nva, n_valid)} (fixed, never trained "
+                f"on); the test set is the {nte:,} MNIST test images. Each model is trained for "
+                "a fixed number of epochs, its validation error is measured after every epoch, "
+                "the weights of the epoch with the lowest validation error are kept, and the "
+                f"test set is evaluated once, with those weights. {closing} The curves show the "
+                "training and validation splits only.")
+    return (
+        "Protocol (both models): (1) validation run: each model is trained on the first "
+        f"{ntr:,} MNIST training images; validation is {held_out(nva, n_valid)} (fixed, never "
+        "trained on in this run); the validation error is measured after every epoch and the "
+        f"epoch with the lowest validation error is chosen (and, for {lr_chosen_for}, the "
+        "learning rate). The validation-run models are never evaluated on the test set. "
+        "(2) refit: each model is trained again from the same seed (the same initial weights) "
+        f"on all {n_final:,} training images (the training and the validation split together) "
+        "for exactly the chosen number of epochs, with the validation run's learning-rate "
+        "schedule (cosine over all the epochs of the validation run, stepped once per epoch) "
+        "stopped at that epoch: the learning rate of each refit epoch is the one the validation "
+        f"run used in that epoch, and each refit epoch has about {n_final / ntr:.2g} times as "
+        "many minibatches. Nothing is chosen during the refit (no data is held out any more). "
+        f"(3) the test set, the {nte:,} MNIST test images, is evaluated once for each refit "
+        "model, after all choices were made, and for no other model: the test errors in the "
+        "table are those of the refit models; the validation errors are those of the "
+        f"validation runs. {closing} The curves show the validation runs' training and "
+        "validation splits only.")
+
+
 def split_validation(x: np.ndarray, y: np.ndarray, n_valid: int = 10_000):
     """The honest protocol's split: the last ``n_valid`` training examples are the validation
     set (fixed, not shuffled), the rest is trained on. Returns (train, valid)."""

@@ -19,8 +19,8 @@ from .common import (
     Timer,
     command_line,
     evaluate,
-    held_out,
     mnist_splits,
+    protocol_note,
     refit_classifier,
     resolve_out,
     train_classifier,
@@ -144,37 +144,9 @@ def run(epochs=8, lr=1e-3, batch_size=128, seed=0, lenet_epochs=20,
     if refit:
         summary.update(lenet5_refit_seconds=lenet_fit["seconds"],
                        modern_refit_seconds=modern_fit["seconds"])
-        protocol = (
-            "Protocol (both models): (1) validation run: each model is trained on the first "
-            f"{ntr:,} MNIST training images; validation is {held_out(nva, n_valid)} (fixed, "
-            "never trained on in this run); the validation error is measured after every "
-            "epoch and the epoch with the lowest validation error is chosen (and, for "
-            "LeNet-5, the learning rate). The "
-            "validation-run models are never evaluated on the test set. (2) refit: each model "
-            "is trained again from the same seed (the same initial weights) on all "
-            f"{n_final:,} training images (the training and the validation split together) "
-            "for exactly the chosen number of epochs, with the validation run's learning-rate "
-            "schedule (cosine over all the epochs of the validation run, stepped once per "
-            "epoch) stopped at that epoch: the learning rate of each refit epoch is the one "
-            "the validation run used in that epoch, and each refit epoch has "
-            f"about {n_final / ntr:.2g} times as many minibatches. Nothing is chosen during the "
-            "refit (no data is held out any more). (3) the test set, the "
-            f"{nte:,} MNIST test images, is evaluated once for each refit model, after all "
-            "choices were made, and for no other model: the test errors in the table are "
-            "those of the refit models; the validation errors are those of the validation "
-            "runs. Hyperparameters other than the epoch were set before the run; nothing is "
-            "chosen on the test set. The curves show the validation runs' training and "
-            "validation splits only.")
-    else:
-        protocol = (
-            f"Protocol (refit off): trained on the first {ntr:,} MNIST training images; "
-            f"validation is {held_out(nva, n_valid)} (fixed, never trained on); the "
-            f"test set is the {nte:,} MNIST "
-            "test images. Each model is trained for a fixed number of epochs, its validation "
-            "error is measured after every epoch, the weights of the epoch with the lowest "
-            "validation error are kept, and the test set is evaluated once, with those "
-            "weights. Hyperparameters were set before the run, not chosen on the test set. "
-            "The curves show the training and validation splits only.")
+    protocol = protocol_note(refit, (ntr, nva, nte), n_valid, n_final, "LeNet-5",
+                             "Hyperparameters other than the epoch were set before the run; "
+                             "nothing is chosen on the test set.")
     grid = "; ".join(f"lr {k:g}: {c['valid']['error']:.2%} (epoch {c['best_epoch']})"
                      for k, c in candidates.items())
     notes = (

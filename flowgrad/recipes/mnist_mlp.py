@@ -20,8 +20,8 @@ from .common import (
     Timer,
     command_line,
     evaluate,
-    held_out,
     mnist_splits,
+    protocol_note,
     refit_classifier,
     resolve_out,
     train_classifier,
@@ -148,35 +148,7 @@ def run(epochs=20, lr=0.05, batch_size=128, seed=0, simard_epochs=30,
                        modern_refit_seconds=modern_fit["seconds"])
     grid = "; ".join(f"lr {k:g}: {c['valid']['error']:.2%} (epoch {c['best_epoch']})"
                      for k, c in candidates.items())
-    if refit:
-        protocol = (
-            "Protocol (both models): (1) validation run: each model is trained on the first "
-            f"{ntr:,} MNIST training images; validation is {held_out(nva, n_valid)} (fixed, "
-            "never trained on in this run); the validation error is measured after every "
-            "epoch and the epoch with the lowest validation error is chosen (and, for the "
-            "Simard MLP, the learning rate). The validation-run models are never evaluated on "
-            "the test set. (2) refit: each model is trained again from the same seed (the same "
-            f"initial weights) on all {n_final:,} training images (the training and the "
-            "validation split together) for exactly the chosen number of epochs, with the "
-            "validation run's learning-rate schedule (cosine over all the epochs of the "
-            "validation run, stepped once per epoch) stopped at that epoch: the learning rate "
-            "of each refit epoch is the one the validation run used in that epoch, and each "
-            f"refit epoch has about {n_final / ntr:.2g} times as many minibatches. Nothing is "
-            "chosen during the refit (no data is held out any more). (3) the test set, the "
-            f"{nte:,} MNIST test images, is evaluated once for each refit model, after all "
-            "choices were made, and for no other model: the test errors in the table are "
-            "those of the refit models; the validation errors are those of the validation "
-            "runs. Nothing is chosen on the test set. The curves show the validation runs' "
-            "training and validation splits only.")
-    else:
-        protocol = (
-            f"Protocol (refit off): the model is trained on the first {ntr:,} MNIST training "
-            f"images; validation is {held_out(nva, n_valid)} (fixed, never trained on); the "
-            f"test set is the {nte:,} MNIST test images. Each model is trained for a fixed "
-            "number of epochs, its validation error is measured after every epoch, the weights "
-            "of the epoch with the lowest validation error are kept, and the test set is "
-            "evaluated once, with those weights. Nothing is chosen on the test set. The curves "
-            "show the training and validation splits only.")
+    protocol = protocol_note(refit, (ntr, nva, nte), n_valid, n_final, "the Simard MLP")
     notes = (
         protocol + "\n\n"
         "Simard et al. (2003) give the architecture (one hidden layer of 800 units), the loss "

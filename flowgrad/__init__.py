@@ -77,6 +77,18 @@ def _public():
 
 
 # The library built on the engine (these import the names above).
-from . import accelerator, backends, cuda, datasets, debug, distributions, nn, optim, train, utils
+from . import (
+    accelerator,
+    backends,
+    cuda,
+    datasets,
+    debug,
+    distributions,
+    nn,
+    onnx,
+    optim,
+    train,
+    utils,
+)
 from .serialization import load, save
 from .utils.data import Generator, default_generator, get_rng_state, set_rng_state

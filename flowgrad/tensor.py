@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import itertools
+import weakref
 from collections import namedtuple
 from collections.abc import Iterator
 from typing import Any
@@ -1163,8 +1164,13 @@ class Tensor:
             raise IndexError(f"index: {e} (tensor of shape {tuple(self.shape)})") from None
 
     def __setitem__(self, index, value) -> None:
-        _check_inplace(self, "__setitem__ (x[...] = v)", value)
-        self._data[_index_arg(index)] = _raw(value)
+        index = _index_arg(index)
+        if grad_mode.is_grad_enabled() and (self._requires_grad or (
+                isinstance(value, Tensor) and value._requires_grad)):
+            self._record_inplace("__setitem__ (x[...] = v)",
+                                 lambda s: _SetItem.apply(s, value, index))
+            return
+        self._data[index] = _raw(value)
         self._version += 1
 
     def gather(self, dim: int, index) -> Tensor:
@@ -1215,7 +1221,10 @@ class Tensor:
         """In-place scatter (see ``scatter``); refused on tensors in the graph like every in-place
         op (docs/pytorch-differences.md)."""
         other = value if src is None else src
-        _check_inplace(self, "scatter_", other)
+        if grad_mode.is_grad_enabled() and (self._requires_grad or (
+                isinstance(other, Tensor) and other._requires_grad)):
+            return self._record_inplace("scatter_", lambda s: s.scatter(
+                dim, index, src, value=value, reduce=reduce))
         res = self.detach().scatter(dim, index, src, value=value, reduce=reduce)
         return self._inplace("scatter_", lambda a: self.xp.copyto(a, res._data), other)
 
@@ -1255,7 +1264,10 @@ class Tensor:
 
     def index_add_(self, dim: int, index, source, *, alpha=1) -> Tensor:
         """In-place ``index_add``."""
-        _check_inplace(self, "index_add_", source)
+        if grad_mode.is_grad_enabled() and (self._requires_grad or (
+                isinstance(source, Tensor) and source._requires_grad)):
+            return self._record_inplace("index_add_", lambda s: s.index_add(
+                dim, index, source, alpha=alpha))
         src = source.detach() if isinstance(source, Tensor) else source
         res = self.detach().index_add(dim, index, src, alpha=alpha)
         return self._inplace("index_add_", lambda a: self.xp.copyto(a, res._data), source)
@@ -1385,52 +1397,143 @@ class Tensor:
         return self.matmul(other)
 
     # --- in place (each bumps the version counter) ------------------------------------------------
-    def _inplace(self, name, array_op, other=None) -> Tensor:
-        _check_inplace(self, name, other)
+    # Outside the graph (no_grad, or nothing requires grad) an in-place op writes into the array.
+    # Inside it, the op is recorded as in PyTorch: ``_record_inplace`` computes the out-of-place
+    # result from a snapshot of the tensor (which takes over its history), writes it into the
+    # array and rebases the tensor onto the new node.
+    def _inplace(self, name, array_op, other=None, graph=None, saves_result=False) -> Tensor:
+        if grad_mode.is_grad_enabled() and (self._requires_grad or (
+                isinstance(other, Tensor) and other._requires_grad)):
+            return self._record_inplace(name, graph, saves_result)
         array_op(self._data)
         self._version += 1
         return self
 
+    def _record_inplace(self, name, graph, saves_result=False) -> Tensor:
+        if self._ctx is None and self._requires_grad:
+            raise GraphError(f"{name}: a leaf Variable that requires grad is being used in an "
+                             "in-place operation. (wrap the update in fg.no_grad(), as optimizers "
+                             "do, or write an out-of-place expression)")
+        if graph is None:
+            raise GraphError(f"in-place {name} on a tensor in the graph is not supported; write "
+                             "an out-of-place expression, or wrap the update in fg.no_grad()")
+        ctx = self._ctx
+        if ctx is not None and ctx.parents is not None:
+            may_share = getattr(self.xp, "may_share_memory", np.may_share_memory)
+            for p in ctx.parents:
+                if isinstance(p, Tensor) and p._requires_grad and may_share(self._data, p._data):
+                    leaf = "leaf Variable that requires grad" if p._ctx is None else \
+                        "tensor in the graph"
+                    raise GraphError(
+                        f"{name}: a view of a {leaf} is being used in an in-place operation; "
+                        "flowgrad records in-place ops on non-view tensors only (clone() the "
+                        "view first, docs/pytorch-differences.md)")
+        old = Tensor._wrap(self._data.copy(), ctx, self._requires_grad)
+        res = graph(old)
+        if tuple(res.shape) != tuple(self.shape):
+            raise ShapeError(f"{name}: output with shape {list(self.shape)} doesn't match the "
+                             f"broadcast shape {list(res.shape)}")
+        self.xp.copyto(self._data, res._data, casting="unsafe")
+        self._version += 1
+        if ctx is not None and ctx.out_ref is not None and ctx.out_ref[0]() is self:
+            # the node that produced the old value saved it: its check must fire even once
+            # this tensor is gone (the weak reference would then be dead)
+            ctx.out_ref = (_Overwritten(self), ctx.out_ref[1])
+        new = res._ctx
+        if new is not None:
+            if self._requires_grad:
+                new.rebase = (_op_module._epoch, old)
+                _op_module._epoch += 1
+            # the node saved its output (PyTorch's relu_, exp_, tanh_, sigmoid_ do): now the
+            # tensor itself, so that a later in-place op on it raises at backward
+            if new.out_ref is not None or (saves_result and new.saved):
+                new.out_ref = (weakref.ref(self), self._version)
+        self._ctx = new
+        self._requires_grad = res._requires_grad
+        return self
+
     def add_(self, other, alpha=1) -> Tensor:
+        _check_inplace_cast(self, other, "add_")
         o = _raw(other) if alpha == 1 else _raw(other) * alpha
-        return self._inplace("add_", lambda a: self.xp.add(a, o, out=a, casting="unsafe"), other)
+        return self._inplace("add_", lambda a: self.xp.add(a, o, out=a, casting="unsafe"), other,
+                             lambda s: s.add(other, alpha=alpha))
 
     def sub_(self, other, alpha=1) -> Tensor:
+        _check_inplace_cast(self, other, "sub_")
         o = _raw(other) if alpha == 1 else _raw(other) * alpha
         return self._inplace("sub_", lambda a: self.xp.subtract(a, o, out=a, casting="unsafe"),
-                             other)
+                             other, lambda s: s.sub(other, alpha=alpha))
 
     def mul_(self, other) -> Tensor:
+        _check_inplace_cast(self, other, "mul_")
         o = _raw(other)
         return self._inplace("mul_", lambda a: self.xp.multiply(a, o, out=a, casting="unsafe"),
-                             other)
+                             other, lambda s: s.mul(other))
 
     def div_(self, other) -> Tensor:
+        _check_inplace_cast(self, other, "div_", true_div=True)
         o = _raw(other)
         return self._inplace("div_", lambda a: self.xp.true_divide(a, o, out=a, casting="unsafe"),
-                             other)
+                             other, lambda s: s.div(other))
+
+    def __iadd__(self, other) -> Tensor:
+        return self.add_(other)
+
+    def __isub__(self, other) -> Tensor:
+        return self.sub_(other)
+
+    def __imul__(self, other) -> Tensor:
+        return self.mul_(other)
+
+    def __itruediv__(self, other) -> Tensor:
+        return self.div_(other)
 
     def masked_fill_(self, mask, value) -> Tensor:
         m = _raw(mask)
         return self._inplace("masked_fill_", lambda a: self.xp.putmask(a, m, _raw(value))
-                             if self.xp is np else a.__setitem__(m, _raw(value)), value)
+                             if self.xp is np else a.__setitem__(m, _raw(value)), value,
+                             lambda s: s.masked_fill(mask, value))
 
     def zero_(self) -> Tensor:
-        return self._inplace("zero_", lambda a: a.fill(0))
+        return self._inplace("zero_", lambda a: a.fill(0), None,
+                             lambda s: _SetItem.apply(s, 0, Ellipsis))
 
     def fill_(self, value) -> Tensor:
-        return self._inplace("fill_", lambda a: a.fill(_raw(value)), value)
+        return self._inplace("fill_", lambda a: a.fill(_raw(value)), value,
+                             lambda s: _SetItem.apply(s, value, Ellipsis))
 
     def copy_(self, src) -> Tensor:
         s = _raw(src)
         if backend.get_array_module(s) is not self.xp:
             s = backend.to_device(s, self.device)
-        return self._inplace("copy_", lambda a: self.xp.copyto(a, s, casting="unsafe"), src)
+        src_t = src if not isinstance(src, Tensor) or src._data is s else \
+            src.to(self.device)
+        return self._inplace("copy_", lambda a: self.xp.copyto(a, s, casting="unsafe"), src,
+                             lambda t: _SetItem.apply(t, src_t, Ellipsis))
 
     def clamp_(self, min=None, max=None):
-        return self._inplace("clamp_", lambda a: self.xp.clip(a, min, max, out=a))
+        return self._inplace("clamp_", lambda a: self.xp.clip(a, _raw(min), _raw(max), out=a),
+                             None, lambda s: s.clamp(min, max))
 
     clip_ = clamp_
+
+    def relu_(self) -> Tensor:
+        return self._inplace("relu_", lambda a: self.xp.maximum(a, 0, out=a), None,
+                             lambda s: s.relu(),
+                             saves_result=True)
+
+    def exp_(self) -> Tensor:
+        return self._inplace("exp_", lambda a: self.xp.exp(a, out=a), None, lambda s: s.exp(),
+                             saves_result=True)
+
+    def tanh_(self) -> Tensor:
+        return self._inplace("tanh_", lambda a: self.xp.tanh(a, out=a), None, lambda s: s.tanh(),
+                             saves_result=True)
+
+    def sigmoid_(self) -> Tensor:
+        return self._inplace("sigmoid_", lambda a: self.xp.copyto(a, self.sigmoid()._data),
+                             None, lambda s: s.sigmoid(),
+                             saves_result=True)
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
         r = backend.rng(self.xp).standard_normal(self.shape)
@@ -1478,13 +1581,68 @@ class _HookHandle:
         self.remove()
 
 
-def _check_inplace(t: Tensor, name: str, other=None) -> None:
-    if grad_mode.is_grad_enabled() and (t._requires_grad or (isinstance(other, Tensor)
-                                                              and other._requires_grad)):
-        what = "a leaf tensor that requires grad" if t._ctx is None else "a tensor in the graph"
-        raise GraphError(f"in-place {name} on {what} (shape {tuple(t.shape)}) would break the "
-                         "flow graph; write an out-of-place expression (x = x + y, fg.where, "
-                         "fg.cat), or wrap the update in fg.no_grad()")
+def _check_inplace_cast(t: Tensor, other, name: str, true_div: bool = False) -> None:
+    """PyTorch refuses an in-place op whose result type cannot be cast back to the tensor's
+    dtype (int += float, int /= anything, bool += int)."""
+    kind = t._data.dtype.kind
+    if kind in "fc":
+        return
+    if isinstance(other, Tensor):
+        ok = other._data.dtype.kind
+    elif isinstance(other, (bool, np.bool_)):
+        ok = "b"
+    elif isinstance(other, (int, np.integer)):
+        ok = "i"
+    elif isinstance(other, (float, np.floating)):
+        ok = "f"
+    elif isinstance(other, complex):
+        ok = "c"
+    else:
+        return
+    result = "f" if true_div else ok
+    if result in "fc" or (kind == "b" and result in "iu"):
+        res = "Float" if result == "f" else "ComplexFloat" if result == "c" else "Long"
+        raise DTypeError(f"{name}: result type {res} can't be cast to the desired output type "
+                         f"{t.dtype} (as in PyTorch)")
+
+
+class _Overwritten:
+    """Stands in for a saved output that an in-place op recorded in the graph overwrote: called
+    like the weak reference it replaces, it reports the version and shape the check prints."""
+
+    __slots__ = ("_version", "shape")
+
+    def __init__(self, t: Tensor) -> None:
+        self._version = t._version
+        self.shape = tuple(t.shape)
+
+    def __call__(self) -> _Overwritten:
+        return self
+
+
+class _SetItem(_op_module.Op):
+    """out = x with ``out[index] = v`` (the recorded form of ``x[index] = v``, ``copy_``,
+    ``fill_``): the gradient wrt x is zero where it was overwritten, v's is the gradient read
+    there."""
+
+    @staticmethod
+    def forward(ctx, x, v, index):
+        out = x.copy()
+        out[index] = v
+        ctx.index = index
+        ctx.vshape = getattr(v, "shape", None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        gx = grad.copy()
+        gx[ctx.index] = 0
+        if ctx.vshape is None:
+            return gx, None
+        gv = grad[ctx.index]
+        if gv.shape != ctx.vshape and gv.size == int(np.prod(ctx.vshape)):
+            gv = gv.reshape(ctx.vshape)
+        return gx, gv
 
 
 def _sort_indices(xp, data, d: int, descending: bool):

@@ -17,12 +17,6 @@ from harness import Spec, first_error, run_script
 
 # First error of each script that does not run unchanged today (the to-do list).
 XFAIL = {
-    "tutorials_polynomial_custom_function":
-        "GraphError: backward: this tensor does not require grad and has no grad_fn "
-        "(`a -= learning_rate * a.grad` under no_grad rebinds `a` to a new tensor)",
-    "tutorials_polynomial_nn":
-        "losses differ from torch's after step 1: `param -= lr * param.grad` under no_grad "
-        "rebinds the loop variable instead of updating the parameter in place",
     "examples_word_language_model":
         "AttributeError: module 'flowgrad.nn' has no attribute 'Transformer'",
 }

@@ -18,10 +18,13 @@ def _consumer_counts(roots) -> dict:
     consumers inside this graph use it (its successors' count)."""
     counts: dict = {}
     stack = list(roots)
+    rebased = op._epoch  # nonzero once an in-place op was recorded in some graph
     while stack:
         ctx = stack.pop()._ctx
         if ctx is None or ctx.parents is None:  # a leaf, or a node freed by a past backward
             continue
+        if rebased and ctx.epoch != rebased:
+            _resolve_rebased(ctx)
         needs = ctx.needs_input_grad
         for i, p in enumerate(ctx.parents):
             if needs[i]:
@@ -32,6 +35,33 @@ def _consumer_counts(roots) -> dict:
                     counts[k] = 1
                     stack.append(p)
     return counts
+
+
+def _resolve_rebased(ctx) -> None:
+    """Point the node recorded at ``ctx.epoch`` to the identity each input had then: an input
+    modified in place later (Tensor._record_inplace) now stands for the in-place op's result, and
+    its earlier identity lives on in the snapshot the in-place node took (PyTorch's rebase of a
+    tensor's history). An input the node saved keeps pointing to the tensor, so that the version
+    check raises as in PyTorch."""
+    e = ctx.epoch
+    versions = ctx.versions if ctx.saved else None
+    parents = list(ctx.parents)
+    changed = False
+    for i, p in enumerate(parents):
+        if not ctx.needs_input_grad[i] or (versions is not None and versions[i] is not None):
+            continue
+        cur = p
+        while True:
+            c = cur._ctx
+            info = None if c is None else c.__dict__.get("rebase")
+            if info is None or info[0] < e:
+                break
+            cur = info[1]
+        if cur is not p:
+            parents[i] = cur
+            changed = True
+    if changed:
+        ctx.parents = tuple(parents)
 
 
 def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None = None) -> None:

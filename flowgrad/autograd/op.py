@@ -39,13 +39,17 @@ _SCALARS = (np.generic, int, float, bool)
 # ``backward``. Off, it costs one test of this global per op.
 _anomaly_mode = False
 _anomaly_checker = None
+# Bumped by each in-place op recorded in the graph (Tensor._record_inplace); a node keeps the value
+# current when it was recorded, so the engine can tell which identity of a tensor modified in
+# place afterwards it consumed (engine._resolve_rebased).
+_epoch = 0
 
 
 class Context:
     """What one node keeps between forward and backward (PyTorch's ``ctx``)."""
 
     __slots__ = ("fn", "parents", "needs_input_grad", "saved", "_saved_src", "versions",
-                 "xp", "out_ref", "__dict__")
+                 "xp", "out_ref", "epoch", "__dict__")
 
     def save_for_backward(self, *arrays) -> None:
         """Keep arrays (inputs or the output) for backward; they are freed after backward."""
@@ -127,6 +131,7 @@ class Op:
         if not record:
             return Tensor._wrap(out, None, False)
         ctx.parents = args
+        ctx.epoch = _epoch
         saved = ctx.saved
         if saved:
             ctx.versions = tuple(a._version if isinstance(a, Tensor) and _holds(saved, a._data)

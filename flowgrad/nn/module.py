@@ -246,8 +246,8 @@ class Module:
                                         "(Tensor or None expected)")
                     buffers[name] = value
                 else:
-                    if name[:1] != "_":  # a private name may hide modules on purpose
-                        _check_plain_container(type(self).__name__, name, value)
+                    # a plain list/tuple/dict of Modules is kept as is, as in PyTorch: not
+                    # registered (use nn.ModuleList / nn.ModuleDict for that)
                     object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str):
@@ -679,17 +679,6 @@ class Module:
             else:
                 s += "\n  " + "\n  ".join(lines) + "\n"
         return s + ")"
-
-
-def _check_plain_container(owner: str, name: str, value) -> None:
-    """Refuse a plain list/tuple/dict of Modules: their parameters would be invisible."""
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Module) for v in value):
-        raise TypeError(f"{owner}.{name}: a plain {type(value).__name__} of Modules hides their "
-                        "parameters from parameters(), state_dict() and to(); use "
-                        "nn.ModuleList (or nn.Sequential)")
-    if isinstance(value, dict) and value and all(isinstance(v, Module) for v in value.values()):
-        raise TypeError(f"{owner}.{name}: a plain dict of Modules hides their parameters from "
-                        "parameters(), state_dict() and to(); use nn.ModuleDict")
 
 
 def _remove_from(name: str, *dicts) -> None:

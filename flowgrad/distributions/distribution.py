@@ -77,7 +77,7 @@ class Distribution:
         return _size(sample_shape) + self._batch_shape + self._event_shape
 
     def expand(self, batch_shape, _instance=None):
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.__class__.__name__} must define .expand()")
 
     def _get_checked_instance(self, cls, _instance=None):
         if _instance is None and type(self).__init__ != cls.__init__:
@@ -89,11 +89,12 @@ class Distribution:
     # ------------------------------------------------------------------ constraints
     @property
     def arg_constraints(self) -> dict:
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{self.__class__.__name__} must define the .arg_constraints property")
 
     @property
     def support(self):
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.__class__.__name__} must define the .support property")
 
     # ------------------------------------------------------------------ moments
     @property
@@ -126,22 +127,22 @@ class Distribution:
         return self.sample((n,))
 
     def log_prob(self, value: Tensor) -> Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.__class__.__name__} must define .log_prob()")
 
     def cdf(self, value: Tensor) -> Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.__class__.__name__} must define .cdf()")
 
     def icdf(self, value: Tensor) -> Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.__class__.__name__} must define .icdf()")
 
     def entropy(self) -> Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.__class__.__name__} must define .entropy()")
 
     def perplexity(self) -> Tensor:
         return self.entropy().exp()
 
     def enumerate_support(self, expand: bool = True) -> Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.__class__.__name__} must define .enumerate_support()")
 
     # ------------------------------------------------------------------ validation
     def _validate_sample(self, value) -> None:

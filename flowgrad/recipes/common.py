@@ -306,17 +306,40 @@ def refit_classifier(build, train: tuple, valid: tuple, test: tuple, epochs: int
             "test": evaluate(model, *test), "model": model}
 
 
+def timed_validation_run(build, splits: tuple, epochs: int, batch_size: int, out, name: str,
+                         title: str, progress: bool, with_test: bool = True) -> dict:
+    """``build()``'s model trained by train_classifier on ``splits`` (train, valid, test), timed;
+    ``with_test=False`` leaves the test set alone (a candidate of a selection, or a validation
+    run to be refit). Returns the result plus its name, time and split sizes."""
+    train, valid, test = splits
+    model, optimizer, scheduler = build()
+    with Timer() as t:
+        result = train_classifier(model, train, valid, test if with_test else None, optimizer,
+                                  epochs, batch_size, out, name, scheduler=scheduler,
+                                  progress=progress, title=title)
+    result.update(seconds=t.seconds, name=name, n=(len(train[0]), len(valid[0]), len(test[0])))
+    return result
+
+
+def timed_refit(build, splits: tuple, best_epoch: int, batch_size: int, out, name: str,
+                progress: bool) -> dict:
+    """refit_classifier on ``splits`` for ``best_epoch`` epochs, timed, without the model."""
+    with Timer() as t:
+        result = refit_classifier(build, *splits, best_epoch, batch_size, out, name,
+                                  progress=progress)
+    result["seconds"] = t.seconds
+    result.pop("model")
+    return result
+
+
 def plot_curves(history, path, title: str, chosen_epoch=None) -> None:
     """Loss and error per epoch on the training and the validation split (never the test set),
     with the epoch whose weights were kept marked."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ..plotting import new_figure, save_figure
 
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig, axes = new_figure(1, 2, figsize=(11, 4), layout="constrained")
     epochs = history["epoch"]
-    for i, (key, label) in enumerate((("loss", "cross-entropy"), ("error", "error rate"))):
-        ax = fig.add_subplot(1, 2, i + 1)
+    for ax, (key, label) in zip(axes, (("loss", "cross-entropy"), ("error", "error rate"))):
         for split, text, color in (("train", "train", "tab:blue"),
                                    ("valid", "validation", "tab:orange")):
             if f"{split}_{key}" in history:
@@ -330,4 +353,4 @@ def plot_curves(history, path, title: str, chosen_epoch=None) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"{title}: train and validation splits")
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)

@@ -16,14 +16,13 @@ import flowgrad as fg
 
 from ..models import LeNet5, ModernCNN
 from .common import (
-    Timer,
     command_line,
     evaluate,
     mnist_splits,
     protocol_note,
-    refit_classifier,
     resolve_out,
-    train_classifier,
+    timed_refit,
+    timed_validation_run,
     write_results,
 )
 
@@ -58,30 +57,22 @@ def train_cnn(kind, dataset, epochs, lr, batch_size, seed, out, quick, progress,
     """Train LeNet-5 ("lenet5") or the modern CNN ("modern") on ``dataset`` under the honest
     protocol; returns the train_classifier result plus its name, time and split sizes.
     ``with_test=False``: the test set is not evaluated (a validation run to be refit)."""
-    train, valid, test = mnist_splits(dataset, n_valid=n_valid, quick=QUICK if quick else None)
-    model, optimizer, scheduler = build_cnn(kind, lr, epochs, seed)
+    splits = mnist_splits(dataset, n_valid=n_valid, quick=QUICK if quick else None)
     name = name or (f"{dataset}_lenet5" if kind == "lenet5" else f"{dataset}_cnn")
-    with Timer() as t:
-        result = train_classifier(model, train, valid, test if with_test else None, optimizer,
-                                  epochs, batch_size, out,
-                                  name, scheduler=scheduler, progress=progress,
-                                  title="LeNet-5" if kind == "lenet5" else "modern CNN")
-    result.update(seconds=t.seconds, name=name, n=(len(train[0]), len(valid[0]), len(test[0])))
-    return result
+    return timed_validation_run(lambda: build_cnn(kind, lr, epochs, seed), splits, epochs,
+                                batch_size, out, name,
+                                "LeNet-5" if kind == "lenet5" else "modern CNN", progress,
+                                with_test)
 
 
 def refit_cnn(kind, lr, epochs, best_epoch, batch_size, seed, out, quick, progress, n_valid):
     """The refit step: ``kind``'s model from the same seed, trained on the training and the
     validation split together for ``best_epoch`` epochs of its cosine schedule over ``epochs``;
     the test set evaluated once. Returns refit_classifier's result plus its time."""
-    train, valid, test = mnist_splits("mnist", n_valid=n_valid, quick=QUICK if quick else None)
+    splits = mnist_splits("mnist", n_valid=n_valid, quick=QUICK if quick else None)
     name = "mnist_lenet5" if kind == "lenet5" else "mnist_cnn"
-    with Timer() as t:
-        result = refit_classifier(lambda: build_cnn(kind, lr, epochs, seed), train, valid, test,
-                                  best_epoch, batch_size, out, name, progress=progress)
-    result["seconds"] = t.seconds
-    result.pop("model")
-    return result
+    return timed_refit(lambda: build_cnn(kind, lr, epochs, seed), splits, best_epoch,
+                       batch_size, out, name, progress)
 
 
 def run(epochs=8, lr=1e-3, batch_size=128, seed=0, lenet_epochs=20,

@@ -17,14 +17,13 @@ import flowgrad as fg
 
 from ..models import MLP
 from .common import (
-    Timer,
     command_line,
     evaluate,
     mnist_splits,
     protocol_note,
-    refit_classifier,
     resolve_out,
-    train_classifier,
+    timed_refit,
+    timed_validation_run,
     write_results,
 )
 
@@ -58,17 +57,11 @@ def train_mlp(kind, dataset, epochs, lr, batch_size, seed, out, quick, progress,
     protocol; returns the train_classifier result plus its name, time and split sizes.
     ``with_test=False``: the test set is not evaluated (a candidate of a selection, or a
     validation run to be refit)."""
-    train, valid, test = mnist_splits(dataset, flatten=True, n_valid=n_valid,
-                                      quick=QUICK if quick else None)
-    model, optimizer, scheduler = build_mlp(kind, lr, epochs, seed)
+    splits = mnist_splits(dataset, flatten=True, n_valid=n_valid, quick=QUICK if quick else None)
     name = name or (f"{dataset}_mlp" if kind == "modern" else f"{dataset}_mlp_simard")
-    with Timer() as t:
-        result = train_classifier(model, train, valid, test if with_test else None, optimizer,
-                                  epochs, batch_size, out,
-                                  name, scheduler=scheduler, progress=progress,
-                                  title=SIMARD if kind == "simard" else MODERN)
-    result.update(seconds=t.seconds, name=name, n=(len(train[0]), len(valid[0]), len(test[0])))
-    return result
+    return timed_validation_run(lambda: build_mlp(kind, lr, epochs, seed), splits, epochs,
+                                batch_size, out, name, SIMARD if kind == "simard" else MODERN,
+                                progress, with_test)
 
 
 def refit_mlp(kind, lr, epochs, best_epoch, batch_size, seed, out, quick, progress, n_valid,
@@ -76,14 +69,9 @@ def refit_mlp(kind, lr, epochs, best_epoch, batch_size, seed, out, quick, progre
     """The refit step: ``kind``'s model from the same seed, trained on the training and the
     validation split together for ``best_epoch`` epochs of its cosine schedule over ``epochs``;
     the test set evaluated once. Returns refit_classifier's result plus its time."""
-    train, valid, test = mnist_splits("mnist", flatten=True, n_valid=n_valid,
-                                      quick=QUICK if quick else None)
-    with Timer() as t:
-        result = refit_classifier(lambda: build_mlp(kind, lr, epochs, seed), train, valid, test,
-                                  best_epoch, batch_size, out, name, progress=progress)
-    result["seconds"] = t.seconds
-    result.pop("model")
-    return result
+    splits = mnist_splits("mnist", flatten=True, n_valid=n_valid, quick=QUICK if quick else None)
+    return timed_refit(lambda: build_mlp(kind, lr, epochs, seed), splits, best_epoch,
+                       batch_size, out, name, progress)
 
 
 def run(epochs=20, lr=0.05, batch_size=128, seed=0, simard_epochs=30,

@@ -64,8 +64,9 @@ def plot(batch_rows, width_rows, path: str) -> None:
     from flowgrad.plotting import new_figure, save_figure
 
     fig, axes = new_figure(1, 2, figsize=(11, 4.2))
-    for ax, rows, key, label in ((axes[0], batch_rows, "batch", "batch size (MLP 784-1024-1024-10)"),
-                                 (axes[1], width_rows, "width", "width w (MLP 784-w-w-10, batch 128)")):
+    panels = ((axes[0], batch_rows, "batch size (MLP 784-1024-1024-10)"),
+              (axes[1], width_rows, "width w (MLP 784-w-w-10, batch 128)"))
+    for ax, rows, label in panels:
         xs = [int(r["name"].split("-")[1]) for r in rows]
         for lib, style in (("flowgrad", "o-"), ("pytorch", "s-"), ("ceiling", "k--")):
             ys = [r.get(lib) for r in rows]

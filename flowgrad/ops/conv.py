@@ -158,19 +158,33 @@ def _im2col_first(xp, a, groups: int, kh: int, kw: int, sh: int, sw: int, dh: in
         N, groups, -1, Ho * Wo)
 
 
+_COL2IM_CHUNK = 1 << 22  # elements of the (images, Ho, Wo, kh*kw*B) product made at once
+
+
 def _col2im_last(g, w_k, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
                  Ho: int, Wo: int):
-    """canvas (G, N, Hp, Wp, B) += col2im(g @ w_k): for each kernel offset k one GEMM
-    g (G, N*Ho*Wo, A) @ w_k[k] (G, A, B), added at once (still in cache) into the strided slice
-    of the canvas that offset k meets: kh*kw slice-adds, the adjoint of _im2col_last."""
+    """canvas (G, N, Hp, Wp, B) += col2im(g @ w_k): one GEMM g (G, N*Ho*Wo, A) @ W (G, A,
+    kh*kw*B) for all kernel offsets at once (one wide GEMM runs far faster than kh*kw narrow
+    ones), then kh*kw strided slice-adds of its offset-k columns into the canvas: the adjoint of
+    _im2col_last. Images go in chunks so that the product stays under _COL2IM_CHUNK elements."""
     G, N, _, _, B = canvas.shape
-    k = 0
-    for i in range(kh):
-        rows = _win(i, dh, sh, Ho)
-        for j in range(kw):
-            p = g[0] @ w_k[k, 0] if G == 1 else g @ w_k[k]
-            canvas[:, :, rows, _win(j, dw, sw, Wo)] += p.reshape(G, N, Ho, Wo, B)
-            k += 1
+    K = kh * kw
+    A = g.shape[-1]
+    w_all = w_k.transpose(1, 2, 0, 3).reshape(G, A, K * B)  # (G, A, K*B), a copy
+    per_image = Ho * Wo * K * B * G
+    step = max(1, _COL2IM_CHUNK // max(per_image, 1))
+    for n0 in range(0, N, step):
+        n1 = min(N, n0 + step)
+        rows_g = g[:, n0 * Ho * Wo:n1 * Ho * Wo]
+        p = rows_g[0] @ w_all[0] if G == 1 else rows_g @ w_all
+        p = p.reshape(G, n1 - n0, Ho, Wo, K, B)
+        sub = canvas[:, n0:n1]
+        k = 0
+        for i in range(kh):
+            rows = _win(i, dh, sh, Ho)
+            for j in range(kw):
+                sub[:, :, rows, _win(j, dw, sw, Wo)] += p[:, :, :, :, k]
+                k += 1
 
 
 def _col2im_first(w_k, g, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,

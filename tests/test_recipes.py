@@ -6,20 +6,24 @@ import json
 import pytest
 
 from flowgrad import recipes
-from flowgrad.datasets import MNIST, FashionMNIST
+from flowgrad.datasets import MNIST, BrownCorpus, FashionMNIST, PennTreebank
 
 
-def _have(cls) -> bool:
+def _have(cls, **kwargs) -> bool:
     try:
-        cls(train=False, download=False)
+        cls(**kwargs)
         return True
     except Exception:
         return False
 
 
-HAVE_MNIST, HAVE_FASHION = _have(MNIST), _have(FashionMNIST)
+HAVE_MNIST = _have(MNIST, train=False, download=False)
+HAVE_FASHION = _have(FashionMNIST, train=False, download=False)
+HAVE_PTB = _have(PennTreebank, download=False)
+HAVE_BROWN = _have(BrownCorpus, download=False)
 NEEDS = {"mnist_mlp": HAVE_MNIST, "mnist_cnn": HAVE_MNIST, "relu_vs_tanh": HAVE_MNIST,
-         "fashion_mnist": HAVE_FASHION}
+         "fashion_mnist": HAVE_FASHION, "ptb_lstm": HAVE_PTB, "ptb_ngram": HAVE_PTB,
+         "brown_nplm": HAVE_BROWN}
 
 # what "learns" means for each short variant (chance: 0.9 error on ten classes, log 10 = 2.303)
 LEARNS = {
@@ -39,6 +43,11 @@ LEARNS = {
     "guided_training": lambda s: s["guided_test_error_mean"] < 0.4,  # chance 1/2
     "saddle_points": lambda s: s["final_loss_mean"] < s["initial_loss_mean"] - 0.5,
     "backprop_cost": lambda s: s["backprop_slope"] < s["finite_differences_slope"],
+    "teacher_forcing": lambda s: s["teacher_forcing"]["valid_nll"] < s["uniform_nll"] - 1.0,
+    "long_term_dependencies": lambda s: s["success_rate"]["lstm"]["5"] == 1.0,
+    "ptb_lstm": lambda s: s["valid_ppl"] < 0.3 * s["initial_valid_ppl"],
+    "ptb_ngram": lambda s: s["kn_test_ppl"] < s["vocab_size"] / 5,
+    "brown_nplm": lambda s: s["best_nplm_test_ppl"] < s["vocab_size"] / 5,
 }
 
 
@@ -49,7 +58,7 @@ def test_every_recipe_has_a_learning_check():
 @pytest.mark.parametrize("name", list(recipes.RECIPES))
 def test_recipe_quick_variant_runs_writes_and_learns(name, tmp_path):
     if not NEEDS.get(name, True):
-        pytest.skip("MNIST / Fashion-MNIST files not found")
+        pytest.skip("the recipe's dataset files were not found")
     module = recipes.get(name)
     assert isinstance(module.DEFAULTS, dict)
     s = module.run(out=str(tmp_path), quick=True, progress=False)

@@ -15,8 +15,24 @@ from .files import (
 )
 from .idx import CorruptFileError, read_idx, write_idx
 from .mnist import MNIST, FashionMNIST
+from .sequence_tasks import adding, latching, latching_splits
 from .small import Split, digits, mnist1d
+from .text import (
+    BrownCorpus,
+    PennTreebank,
+    TextCorpus,
+    UnknownTokenError,
+    Vocabulary,
+    WikiText2,
+    batchify,
+    bptt_batches,
+    get_batch,
+    perplexity,
+)
 
 __all__ = ["CHECKSUMS", "MIRRORS", "MNIST", "ChecksumError", "CorruptFileError",
            "DatasetNotFoundError", "FashionMNIST", "Split", "cache_dir", "digits", "locate",
            "mnist1d", "read_idx", "search_path", "sha256", "verify", "write_idx"]
+__all__ += ["BrownCorpus", "PennTreebank", "TextCorpus", "UnknownTokenError", "Vocabulary",
+            "WikiText2", "batchify", "bptt_batches", "get_batch", "perplexity"]
+__all__ += ["adding", "latching", "latching_splits"]

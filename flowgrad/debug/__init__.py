@@ -31,6 +31,9 @@ _EXPORTS = {
     "baselines": ("compare_with_baselines",),
     "hessian": ("hessian_vector_product", "hessian_eigs", "critical_point_report"),
     "cost": ("gradient_cost",),
+    "embeddings": ("nearest_neighbors", "embedding_map", "EmbeddingMap"),
+    "long_term": ("jacobian_norms", "step_jacobians", "plot_jacobian_norms", "clipping_demo",
+                  "plot_clipping"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -75,7 +75,10 @@ class Linear(Op):
                              f"(shape {tuple(x.shape)}) but the weight {tuple(w.shape)} expects "
                              f"{w.shape[1]}")
         ctx.save_for_backward(x, w)
-        out = x @ w.T
+        if x.ndim > 2:  # one GEMM over all leading dims (a batched matmul would loop over them)
+            out = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])
+        else:
+            out = x @ w.T
         if b is not None:
             out += b
         return out
@@ -84,8 +87,12 @@ class Linear(Op):
     def backward(ctx, grad):
         x, w = ctx.saved
         needs = ctx.needs_input_grad
-        gx = grad @ w if needs[0] else None
         g2 = grad.reshape(-1, grad.shape[-1]) if grad.ndim != 2 else grad
+        gx = None
+        if needs[0]:
+            gx = g2 @ w if grad.ndim > 2 else grad @ w
+            if grad.ndim > 2:
+                gx = gx.reshape(*grad.shape[:-1], w.shape[1])
         gw = g2.T @ x.reshape(-1, x.shape[-1]) if needs[1] else None
         gb = g2.sum(axis=0) if needs[2] else None
         return gx, gw, gb

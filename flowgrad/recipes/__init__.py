@@ -27,6 +27,15 @@ RECIPES = {
     "guided_training": "Guided training with an intermediate concept (Gulcehre & Bengio 2013)",
     "saddle_points": "Hessian spectrum along training: early critical points are saddles",
     "backprop_cost": "Gradient cost by backprop, O(n), vs finite differences, O(n^2)",
+    "ptb_lstm": "Penn Treebank: Zaremba et al. (2014)'s small 2x200 LSTM, no dropout, vs "
+                "their 114.5 test perplexity (also WikiText-2)",
+    "ptb_ngram": "Penn Treebank: Kneser-Ney 3/4/5-gram and interpolated trigram vs Mikolov's "
+                 "KN5 141.2; optionally the feed-forward NPLM (vs 140.2)",
+    "brown_nplm": "Brown corpus: Bengio et al. (2003)'s neural probabilistic language model "
+                  "variants and mixtures vs n-grams (their Table 1), embeddings analysed",
+    "teacher_forcing": "Compounding error of free running vs teacher forcing; scheduled sampling",
+    "long_term_dependencies": "Latching one bit vs T (tanh RNN, LSTM, GRU), Jacobian "
+                              "products, gradient clipping (Bengio et al. 1994)",
 }
 
 

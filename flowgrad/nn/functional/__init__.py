@@ -111,6 +111,7 @@ from .resampling import (
     upsample_bilinear,
     upsample_nearest,
 )
+from .sampled import full_log_prob, nce_loss, sample_noise, sampled_softmax_loss, unigram_noise
 
 __all__ = ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm",
            "bilinear", "binary_cross_entropy", "binary_cross_entropy_with_logits", "celu", "conv1d",
@@ -126,3 +127,4 @@ __all__ = ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool
            "silu", "smooth_l1_loss", "soft_margin_loss", "softmax", "softmin", "softplus",
            "softshrink", "softsign", "tanh", "tanhshrink", "threshold", "triplet_margin_loss",
            "upsample", "upsample_bilinear", "upsample_nearest"]
+__all__ += ["full_log_prob", "nce_loss", "sample_noise", "sampled_softmax_loss", "unigram_noise"]

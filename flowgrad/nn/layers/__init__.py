@@ -19,10 +19,15 @@ from .padding import *  # noqa: F403
 from .padding import __all__ as _padding
 from .pooling import *  # noqa: F403
 from .pooling import __all__ as _pooling
+from .recurrent import *  # noqa: F403
+from .recurrent import __all__ as _recurrent
 from .resampling import *  # noqa: F403
 from .resampling import __all__ as _resampling
+from .sampled import *  # noqa: F403
+from .sampled import __all__ as _sampled
 from .shape import *  # noqa: F403
 from .shape import __all__ as _shape
 
 __all__ = (_activation + _conv + _dropout + _embedding + _linear + _loss + _normalization
-           + _padding + _pooling + _resampling + _shape)
+           + _padding + _pooling + _resampling + _shape + _recurrent)
+__all__ += _sampled

@@ -81,50 +81,54 @@ class CrossEntropy(Op):
 
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, label_smoothing, reduction):
+        # log p_j = s_j - log sum_k exp(s_k) with s = x - max(x): the loss needs log p only at
+        # the targets, and backward needs p = exp(s) / sum exp(s), so exp(s) is made once (in
+        # place) and kept; no (M, C) log-probabilities are formed.
         xp = ctx.xp
         x2, t = _rows(xp, x, target)
         m, c = x2.shape
-        shifted = x2 - x2.max(axis=1, keepdims=True)
-        logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))  # (M, C)
+        e = x2 - x2.max(axis=1, keepdims=True)  # shifted logits, then exp of them in place
         safe, wt = _target_weights(xp, t, weight, ignore_index, x.dtype)
         rows = xp.arange(m)
-        per = -logp[rows, safe] * wt  # (M,)
+        shifted_t = e[rows, safe]  # (M,)
         eps = label_smoothing
-        if eps > 0:
-            if weight is None:
-                smooth = -logp.sum(axis=1)
-            else:
-                smooth = -(logp * weight).sum(axis=1)
+        if eps > 0:  # sum_j w_j s_j before e is overwritten
+            shifted_sum = e.sum(axis=1) if weight is None else e @ weight
+        xp.exp(e, out=e)
+        total_exp = e.sum(axis=1)  # (M,)
+        lse = xp.log(total_exp)
+        per = -(shifted_t - lse) * wt  # (M,)
+        if eps > 0:  # -sum_j w_j log p_j = -(sum_j w_j s_j - lse sum_j w_j)
+            wsum = c if weight is None else weight.sum()
+            smooth = -(shifted_sum - lse * wsum)
             per = (1 - eps) * per + (eps / c) * smooth * (t != ignore_index)
         total = float(wt.sum()) if reduction == "mean" else 1.0
         valid = (t != ignore_index) if eps > 0 else None
-        ctx.save_for_backward(logp, safe, wt, weight, valid)
+        ctx.save_for_backward(e, total_exp, safe, wt, weight, valid)
         ctx.shape, ctx.total = x.shape, total
         ctx.eps, ctx.reduction = eps, reduction
         return _reduce(xp, per, reduction, total, target.shape, x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        logp, safe, wt, weight, valid = ctx.saved
+        e, total_exp, safe, wt, weight, valid = ctx.saved
         xp = ctx.xp
-        m, c = logp.shape
-        g = _row_grad(xp, grad, ctx.reduction, ctx.total, m, logp.dtype)
+        m, c = e.shape
+        g = _row_grad(xp, grad, ctx.reduction, ctx.total, m, e.dtype)
         coef = g * wt  # (M,)
-        p = xp.exp(logp)
         eps = ctx.eps
         rows = xp.arange(m)
         if eps > 0:
             coef = coef * (1 - eps)
-        gx = p * coef[:, None]
-        gx[rows, safe] -= coef
-        if eps > 0:
             gv = (g * valid) * (eps / c)  # (M,)
-            if weight is None:
-                gx += gv[:, None] * (p * c - 1)
-            else:
-                w = weight
-                gx += gv[:, None] * (p * w.sum() - w)
-        return _unrows(xp, gx.astype(logp.dtype, copy=False), ctx.shape), None, None, None, \
+            wsum = c if weight is None else weight.sum()
+            # coef p + gv (p wsum - w) with p = e / total_exp, in one pass over e
+            gx = e * ((coef + gv * wsum) / total_exp)[:, None]
+            gx -= gv[:, None] if weight is None else gv[:, None] * weight
+        else:
+            gx = e * (coef / total_exp)[:, None]
+        gx[rows, safe] -= coef
+        return _unrows(xp, gx.astype(e.dtype, copy=False), ctx.shape), None, None, None, \
             None, None
 
 

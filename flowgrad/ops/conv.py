@@ -158,33 +158,19 @@ def _im2col_first(xp, a, groups: int, kh: int, kw: int, sh: int, sw: int, dh: in
         N, groups, -1, Ho * Wo)
 
 
-_COL2IM_CHUNK = 1 << 22  # elements of the (images, Ho, Wo, kh*kw*B) product made at once
-
-
 def _col2im_last(g, w_k, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
                  Ho: int, Wo: int):
-    """canvas (G, N, Hp, Wp, B) += col2im(g @ w_k): one GEMM g (G, N*Ho*Wo, A) @ W (G, A,
-    kh*kw*B) for all kernel offsets at once (one wide GEMM runs far faster than kh*kw narrow
-    ones), then kh*kw strided slice-adds of its offset-k columns into the canvas: the adjoint of
-    _im2col_last. Images go in chunks so that the product stays under _COL2IM_CHUNK elements."""
+    """canvas (G, N, Hp, Wp, B) += col2im(g @ w_k): for each kernel offset k one GEMM
+    g (G, N*Ho*Wo, A) @ w_k[k] (G, A, B), added at once (still in cache) into the strided slice
+    of the canvas that offset k meets: kh*kw slice-adds, the adjoint of _im2col_last."""
     G, N, _, _, B = canvas.shape
-    K = kh * kw
-    A = g.shape[-1]
-    w_all = w_k.transpose(1, 2, 0, 3).reshape(G, A, K * B)  # (G, A, K*B), a copy
-    per_image = Ho * Wo * K * B * G
-    step = max(1, _COL2IM_CHUNK // max(per_image, 1))
-    for n0 in range(0, N, step):
-        n1 = min(N, n0 + step)
-        rows_g = g[:, n0 * Ho * Wo:n1 * Ho * Wo]
-        p = rows_g[0] @ w_all[0] if G == 1 else rows_g @ w_all
-        p = p.reshape(G, n1 - n0, Ho, Wo, K, B)
-        sub = canvas[:, n0:n1]
-        k = 0
-        for i in range(kh):
-            rows = _win(i, dh, sh, Ho)
-            for j in range(kw):
-                sub[:, :, rows, _win(j, dw, sw, Wo)] += p[:, :, :, :, k]
-                k += 1
+    k = 0
+    for i in range(kh):
+        rows = _win(i, dh, sh, Ho)
+        for j in range(kw):
+            p = g[0] @ w_k[k, 0] if G == 1 else g @ w_k[k]
+            canvas[:, :, rows, _win(j, dw, sw, Wo)] += p.reshape(G, N, Ho, Wo, B)
+            k += 1
 
 
 def _col2im_first(w_k, g, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
@@ -268,14 +254,8 @@ class Conv2d(Op):
             a = _pad_last(xp, x, G, pt, pl, Hp, Wp)
             cols = _im2col_last(xp, a, kh, kw, sh, sw, dh, dw, Ho, Wo)    # (G, M, kh*kw*Cg)
             wk = w.reshape(G, Og, Cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(G, -1, Og)
-            if G == 1:  # the output stays channels-last in memory: an NCHW view, no copy
-                y = cols[0] @ wk[0]                                       # (M, O)
-                if b is not None:
-                    y += b
-                out = y.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2)
-            else:
-                y = cols @ wk                                             # (G, M, Og)
-                out = _from_last(xp, y.reshape(G, N, Ho, Wo, Og), 0, 0, Ho, Wo, b)
+            y = cols[0] @ wk[0] if G == 1 else cols @ wk                  # (G, M, Og)
+            out = _from_last(xp, y.reshape(G, N, Ho, Wo, Og), 0, 0, Ho, Wo, b)
         else:
             a = _pad_first(xp, x, pt, pl, Hp, Wp)
             cols = _im2col_first(xp, a, G, kh, kw, sh, sw, dh, dw, Ho, Wo)  # (N, G, K, Ho*Wo)
@@ -303,10 +283,7 @@ class Conv2d(Op):
                 w_k = xp.ascontiguousarray(w.reshape(G, Og, Cg, kh * kw).transpose(3, 0, 1, 2))
                 canvas = xp.zeros((G, N, Hp, Wp, Cg), dtype=grad.dtype)
                 _col2im_last(g, w_k, canvas, kh, kw, sh, sw, dh, dw, Ho, Wo)
-                if G == 1:  # an NCHW view of the channels-last canvas, no copy
-                    gx = canvas[0, :, pt:pt + H, pl:pl + W].transpose(0, 3, 1, 2)
-                else:
-                    gx = _from_last(xp, canvas, pt, pl, H, W)
+                gx = _from_last(xp, canvas, pt, pl, H, W)
             if needs[1]:
                 gwk = cols.transpose(0, 2, 1) @ g                          # (G, kh*kw*Cg, Og)
                 gw = xp.ascontiguousarray(gwk.reshape(G, kh, kw, Cg, Og).transpose(
@@ -447,19 +424,6 @@ def _pool_geom(op: str, x, kernel_size, stride, padding, dilation, ceil_mode):
     return kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo
 
 
-def _is_channels_last(x) -> bool:
-    """Whether an (N, C, H, W) array is laid out (N, H, W, C) in memory (a conv's output)."""
-    return x.ndim == 4 and x.shape[1] > 1 and x.strides[1] < x.strides[3]
-
-
-def _zeros(xp, shape, dtype, channels_last: bool):
-    """Zeros of an (N, C, H, W) shape, laid out channels-last in memory if asked."""
-    if not channels_last:
-        return xp.zeros(shape, dtype=dtype)
-    N, C, H, W = shape
-    return xp.zeros((N, H, W, C), dtype=dtype).transpose(0, 3, 1, 2)
-
-
 def _padded(xp, x, ph: int, pw: int, rows: int, cols: int, fill):
     """x with ``fill`` around it: ph rows above, pw columns left, at least rows x cols in all."""
     N, C, H, W = x.shape
@@ -508,8 +472,8 @@ class MaxPool2d(Op):
         xpad = _padded(xp, x, ph, pw, (Ho - 1) * sh + dh * (kh - 1) + 1,
                        (Wo - 1) * sw + dw * (kw - 1) + 1, -xp.inf)
         views = _windows(xpad, kh, kw, sh, sw, dh, dw, Ho, Wo)
-        out = views[0].copy(order="K")  # keeps a channels-last input channels-last
-        arg = xp.zeros_like(out, dtype=xp.int8 if kh * kw < 128 else xp.int32)
+        out = views[0].copy()
+        arg = xp.zeros(out.shape, dtype=xp.int8 if kh * kw < 128 else xp.int32)
         for k in range(1, kh * kw):  # arithmetic only: masked copies are much slower
             v = views[k]
             m = v > out
@@ -523,7 +487,6 @@ class MaxPool2d(Op):
             cols0 = xp.arange(Wo, dtype=xp.int64) * sw - pw
             indices_out.append((rows0 + r * dh) * W + cols0 + c * dw)
         ctx.geom = (x.shape, xpad.shape, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
-        ctx.channels_last = _is_channels_last(x)
         ctx.save_for_backward(arg)
         return out
 
@@ -532,7 +495,7 @@ class MaxPool2d(Op):
         xp = ctx.xp
         shape, pshape, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo = ctx.geom
         (arg,) = ctx.saved
-        gpad = _zeros(xp, pshape, grad.dtype, ctx.channels_last)
+        gpad = xp.zeros(pshape, dtype=grad.dtype)
         overlap = sh < dh * (kh - 1) + 1 or sw < dw * (kw - 1) + 1
         for k, dst in enumerate(_windows(gpad, kh, kw, sh, sw, dh, dw, Ho, Wo)):
             if overlap:

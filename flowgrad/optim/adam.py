@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, implementation_options
+from .optimizer import Optimizer, implementation_options, subtract_scaled
 
 __all__ = ["Adam", "AdamW"]
 
@@ -89,8 +89,7 @@ class Adam(Optimizer):
             xp.divide(u, bias_correction2_sqrt, out=u)
             xp.add(u, eps, out=u)
             xp.divide(m, u, out=u)
-            xp.multiply(u, step_size, out=u)
-            xp.subtract(a, u, out=a)
+            subtract_scaled(xp, a, step_size, u, self._scratch(a, 2))
 
 
 class AdamW(Adam):

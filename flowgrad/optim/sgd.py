@@ -4,7 +4,7 @@ momentum in deep learning")."""
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _wrap, implementation_options
+from .optimizer import Optimizer, _wrap, implementation_options, subtract_scaled
 
 __all__ = ["SGD"]
 
@@ -70,7 +70,5 @@ class SGD(Optimizer):
                     d = u
                 else:
                     d = b
-            u = self._scratch(a, 1)
-            xp.multiply(d, lr, out=u)
-            xp.subtract(a, u, out=a)
+            subtract_scaled(xp, a, lr, d, self._scratch(a, 1))  # θ ← θ − lr·v
             p._version += 1

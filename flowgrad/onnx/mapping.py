@@ -13,6 +13,7 @@ from ..ops import conv as C
 from ..ops import elementwise as E
 from ..ops import indexing as IDX
 from ..ops import linalg as L
+from ..ops import recurrent as RNN
 from ..ops import reduction as R
 from ..ops import shape as S
 from ..ops.conv import pads, pair
@@ -135,6 +136,13 @@ def _cat(g, args, out):  # noqa: ARG001
     dim, xs = args[0], args[1:]
     kept = [x for x in xs if not (len(g.shape(x)) == 1 and g.shape(x)[0] == 0)]
     g.node("Concat", [g.value(x) for x in kept], out=True, axis=int(dim))
+
+
+def _stack(g, args, out):
+    dim, xs = int(args[0]), args[1:]
+    dim = dim + len(out.shape) if dim < 0 else dim
+    axis = g.const(np.asarray([dim], np.int64))
+    g.node("Concat", [g.node("Unsqueeze", [g.value(x), axis]) for x in xs], out=True, axis=dim)
 
 
 def _linear(g, args, out):  # noqa: ARG001
@@ -263,6 +271,60 @@ def _getitem(g, args, out):  # noqa: ARG001
     g.node("Identity", [v], out=True)
 
 
+# PyTorch's gate blocks, in ONNX's order: LSTM (i, f, g, o) -> (i, o, f, c); GRU (r, z, n) ->
+# (z, r, h), with linear_before_reset=1 for PyTorch's n = tanh(W_in x + b_in + r (W_hn h + b_hn)).
+_GATE_ORDER = {"LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2), "RNN": (0,)}
+
+
+def _gate_rows(g, a, kind: str, hidden: int) -> str:
+    """A weight (gates*H, k) or bias (gates*H,) of a PyTorch recurrent layer, its gate blocks
+    gathered into ONNX's order (the parameter stays one initializer under its own name), with
+    ONNX's leading direction axis."""
+    rows = np.concatenate([np.arange(k * hidden, (k + 1) * hidden)
+                           for k in _GATE_ORDER[kind]]).astype(np.int64)
+    v = g.node("Gather", [g.value(a), g.const(rows)], axis=0)
+    return g.node("Unsqueeze", [v, g.const(np.asarray([0], np.int64))])
+
+
+def _recurrent(kind: str):
+    """One direction of one layer (flowgrad.ops.recurrent) as ONNX's LSTM / GRU / RNN node; the
+    op's single output (the steps' outputs, then h_n and, for the LSTM, c_n, stacked on axis 0)
+    is rebuilt with Reshape and Concat."""
+    def emit(g, args, out):
+        if kind == "LSTM":
+            x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse = args
+            attrs = {}
+        else:
+            x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse = args[:8]
+            c0 = None
+            attrs = ({"linear_before_reset": 1} if kind == "GRU"
+                     else {"activations": ["Relu" if args[8] == "relu" else "Tanh"]})
+        if batch_sizes is not None:
+            raise NotImplementedError(
+                f"onnx.export: no ONNX mapping for op '{kind}Layer' on a PackedSequence; "
+                "export the model on a padded batch")
+        batch, hidden = g.shape(h0)
+        gates = len(_GATE_ORDER[kind])
+        seq = g.node("Reshape", [g.value(x), g.const(
+            np.asarray([-1, batch, g.shape(x)[1]], np.int64))])
+        biases = [_gate_rows(g, b, kind, hidden) if b is not None
+                  else g.const(np.zeros((1, gates * hidden), out.dtype)) for b in (b_ih, b_hh)]
+        first = g.const(np.asarray([0], np.int64))
+        inputs = [seq, _gate_rows(g, w_ih, kind, hidden), _gate_rows(g, w_hh, kind, hidden),
+                  g.node("Concat", biases, axis=1), "",
+                  g.node("Unsqueeze", [g.value(h0), first])]
+        if c0 is not None:
+            inputs.append(g.node("Unsqueeze", [g.value(c0), first]))
+        names = [g.fresh(f"{kind}_{part}") for part in ("Y", "Y_h", "Y_c")[:3 if c0 is not None
+                                                                              else 2]]
+        g.nodes.append(g.helper.make_node(
+            kind, inputs, names, name=g.fresh(kind) + "_node", hidden_size=int(hidden),
+            direction="reverse" if reverse else "forward", **attrs))
+        rows = g.const(np.asarray([-1, hidden], np.int64))
+        g.node("Concat", [g.node("Reshape", [n, rows]) for n in names], out=True, axis=0)
+    return emit
+
+
 EMITTERS = {
     E.Add: _binary("Add"), E.Sub: _binary("Sub"), E.Mul: _binary("Mul"), E.Div: _binary("Div"),
     E.Maximum: _binary("Max"), E.Minimum: _binary("Min"), E.Pow: _pow,
@@ -274,8 +336,11 @@ EMITTERS = {
     A.LeakyRelu: _leaky_relu, A.Elu: _elu, A.Silu: _silu, A.Gelu: _gelu,
     R.Softmax: _axis_op("Softmax"), R.LogSoftmax: _axis_op("LogSoftmax"),
     R.Sum: _reduce("ReduceSum"), R.Mean: _reduce("ReduceMean"), R.AMax: _amax,
-    S.Reshape: _reshape, S.Permute: _permute, S.Expand: _expand, S.Cat: _cat, S.Pad: _pad,
+    S.Reshape: _reshape, S.Permute: _permute, S.Expand: _expand, S.Cat: _cat, S.Stack: _stack,
+    S.Pad: _pad,
     L.Linear: _linear, L.MatMul: _binary("MatMul"),
     C.Conv2d: _conv2d, C.MaxPool2d: _max_pool2d, C.AvgPool2d: _avg_pool2d,
     IDX.Embedding: _embedding, IDX.GetItem: _getitem,
+    RNN.LSTMLayer: _recurrent("LSTM"), RNN.GRULayer: _recurrent("GRU"),
+    RNN.RNNLayer: _recurrent("RNN"),
 }

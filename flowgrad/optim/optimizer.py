@@ -226,7 +226,8 @@ class Optimizer:
         for p in group["params"]:
             if p.grad is not None:
                 a = p._data
-                yield p, a, p.grad._data, backend.get_array_module(a)
+                yield p, a, p.grad._data, (np if type(a) is np.ndarray
+                                           else backend.get_array_module(a))
 
     def _direction(self, a, d, xp, weight_decay: float, maximize: bool):
         """The gradient the update follows: g + wd·θ (L2 weight decay), negated when

@@ -70,5 +70,8 @@ class SGD(Optimizer):
                     d = u
                 else:
                     d = b
-            subtract_scaled(xp, a, lr, d, self._scratch(a, 1))  # θ ← θ − lr·v
+            if a.size > 4096:  # θ ← θ − lr·v
+                subtract_scaled(xp, a, lr, d, self._scratch(a, 1))
+            else:  # a small temporary costs less than fetching the scratch
+                a -= lr * d
             p._version += 1

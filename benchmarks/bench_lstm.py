@@ -100,34 +100,9 @@ SPECS = {"ptb_lstm": (f"PTB-like LSTM LM: embedding {VOCAB}x{EMBED}, {LAYERS}-la
                       "tokens/s)", TOKENS, 0.8)}
 
 
-def profile(seconds: float = 3.0, top: int = 25) -> None:
-    """cProfile flowgrad's steps (in this process) and print the top functions."""
-    import cProfile
-    import pstats
-
-    harness.limit_threads("flowgrad")
-    step = ptb_lstm("flowgrad")
-    sec = harness.measure(step, 1.0, 0.3, 3)["sec"]
-    steps = max(10, int(seconds / sec))
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(steps):
-        step()
-    prof.disable()
-    stats = pstats.Stats(prof)
-    total = stats.total_tt
-    print(f"cProfile of {steps} flowgrad steps: {harness.fmt_time(sec)}/step unprofiled, "
-          f"{harness.fmt_time(total / steps)}/step profiled")
-    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
-    for (filename, line, func), (_cc, nc, tt, _ct, _callers) in rows:
-        where = os.path.relpath(filename, harness.ROOT) if filename.startswith(
-            harness.ROOT) else os.path.basename(filename)
-        print(f"  {nc / steps:10.1f} {tt / steps * 1e6:11.1f}µs {100 * tt / total:5.1f}  "
-              f"{where}:{line}({func})")
-
-
 if __name__ == "__main__":
     if sys.argv[1:] == ["--profile"]:
-        profile()
+        harness.limit_threads("flowgrad")
+        harness.profile(ptb_lstm("flowgrad"), "ptb_lstm", seconds=3.0)
         sys.exit(0)
     sys.exit(harness.main(os.path.abspath(__file__), WORKLOADS, SPECS, doc=__doc__))

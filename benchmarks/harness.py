@@ -269,6 +269,33 @@ def compare(script: str, name: str, rounds: int, seconds: float, warmup: float,
     return out
 
 
+def profile(step, label: str, seconds: float = 2.0, top: int = 25) -> None:
+    """cProfile ``step`` (flowgrad's, in this process) for about ``seconds`` and print the
+    ``top`` functions by own time per step."""
+    import cProfile
+    import pstats
+
+    limit_threads("flowgrad")
+    sec = measure(step, 1.0, 0.3, 3)["sec"]
+    steps = max(10, int(seconds / sec))
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        step()
+    prof.disable()
+    stats = pstats.Stats(prof)
+    total = stats.total_tt
+    print(f"[{label}] cProfile of {steps} flowgrad steps: {fmt_time(sec)}/step unprofiled, "
+          f"{fmt_time(total / steps)}/step profiled")
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    print(f"  {'calls/step':>10s} {'tottime/step':>13s} {'%':>5s}  function")
+    for (filename, line, func), (_cc, nc, tt, _ct, _callers) in rows:
+        where = os.path.relpath(filename, ROOT) if filename.startswith(ROOT) \
+            else os.path.basename(filename)
+        print(f"  {nc / steps:10.1f} {tt / steps * 1e6:11.1f}µs {100 * tt / total:5.1f}  "
+              f"{where}:{line}({func})")
+
+
 def fmt_time(sec: float) -> str:
     return f"{sec * 1e3:.2f} ms" if sec >= 1e-3 else f"{sec * 1e6:.1f} µs"
 

@@ -203,18 +203,25 @@ def plot_nplm_curves(results: dict, path, title: str) -> Path:
     return save_figure(fig, path, dpi=100)
 
 
-def load_brown(quick: bool):
-    """(train, valid, test, words) of the paper's Brown split; the short variant keeps the first
-    tokens of each split and a 1,000-word vocabulary."""
-    from ..datasets.text import BrownCorpus
-
-    data = BrownCorpus()
+def load_splits(corpus, quick: bool, sizes: dict):
+    """(train, valid, test, words) of a word corpus (``PennTreebank``, ``BrownCorpus``); the
+    short variant keeps the first ``sizes[split]`` tokens of each split and a vocabulary of
+    ``sizes["vocab"]`` words."""
+    data = corpus()
     splits = (data.train, data.valid, data.test)
     if not quick:
         return (*splits, list(data.vocab.itos))
-    splits = tuple(s[:QUICK[k]] for s, k in zip(splits, ("train", "valid", "test")))
-    splits, words = shrink_vocab(splits, data.vocab, QUICK["vocab"])
+    splits = tuple(s[:sizes[k]] for s, k in zip(splits, ("train", "valid", "test")))
+    splits, words = shrink_vocab(splits, data.vocab, sizes["vocab"])
     return (*splits, words)
+
+
+def load_brown(quick: bool):
+    """(train, valid, test, words) of the paper's Brown split (a 1,000-word vocabulary and the
+    first tokens of each split in the short variant)."""
+    from ..datasets.text import BrownCorpus
+
+    return load_splits(BrownCorpus, quick, QUICK)
 
 
 # --- the recipe --------------------------------------------------------------------------------

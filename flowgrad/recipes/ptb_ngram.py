@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..models.nplm import NPLMConfig, mixture_perplexity
 from ..models.nplm import perplexity as nplm_perplexity
-from .brown_nplm import plot_nplm_curves, shrink_vocab, train_nplm
+from .brown_nplm import load_splits, plot_nplm_curves, train_nplm
 from .common import Timer, command_line, resolve_out, write_results
 
 DEFAULTS = {"orders": (3, 4, 5), "nplm": 0, "seed": 0, "nplm_grid": ("adam:0.001",),
@@ -29,17 +29,11 @@ QUICK = {"train": 30_000, "valid": 4_000, "test": 4_000, "vocab": 1000, "max_epo
 
 
 def load_ptb(quick: bool):
-    """(train, valid, test, words) of Mikolov's PTB; the short variant keeps the first tokens of
-    each split and a 1,000-word vocabulary."""
+    """(train, valid, test, words) of Mikolov's PTB (a 1,000-word vocabulary and the first tokens
+    of each split in the short variant)."""
     from ..datasets.text import PennTreebank
 
-    data = PennTreebank()
-    splits = (data.train, data.valid, data.test)
-    if not quick:
-        return (*splits, list(data.vocab.itos))
-    splits = tuple(s[:QUICK[k]] for s, k in zip(splits, ("train", "valid", "test")))
-    splits, words = shrink_vocab(splits, data.vocab, QUICK["vocab"])
-    return (*splits, words)
+    return load_splits(PennTreebank, quick, QUICK)
 
 
 def parse_grid(grid) -> list[tuple[str, float]]:

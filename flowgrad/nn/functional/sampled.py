@@ -124,6 +124,21 @@ def _reduce(loss: Tensor, reduction: str, name: str) -> Tensor:
     raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+def _corrected_scores(op: str, input, weight, bias, target, num_sampled, noise, generator,
+                      samples):
+    """The checked target, the samples (B, k) or (k,), and the scores of the target and of the
+    samples less log(k q(w)), the expected count of w among k draws with replacement: the
+    log-ratio both sampled objectives start from."""
+    input, target, noise = _tensor(input), _tensor(target), _tensor(noise)
+    _check(op, input, weight, bias, target, noise)
+    samples = _samples(samples, noise, num_sampled, generator, input.shape[0])
+    s_t, s_n = _scores(input, weight, bias, target, samples)
+    log_kq = _log_q(noise, input.dtype) + float(np.log(samples.shape[-1]))
+    logit_t = s_t - log_kq.index_select(0, target)
+    logit_n = s_n - log_kq.index_select(0, samples.reshape(-1)).reshape(samples.shape)
+    return target, samples, logit_t, logit_n
+
+
 def nce_loss(input: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor,
              num_sampled: int, noise: Tensor, *, generator=None, samples=None,
              log_z: float | Tensor = 0.0, remove_accidental_hits: bool = False,
@@ -144,17 +159,9 @@ def nce_loss(input: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor,
     At the optimum exp(s) approaches the true next-word probability; evaluate with the full
     softmax (``full_log_prob``). Returns the mean (``reduction``) over the batch.
     """
-    input, target = _tensor(input), _tensor(target)
-    noise = _tensor(noise)
-    _check("nce_loss", input, weight, bias, target, noise)
-    samples = _samples(samples, noise, num_sampled, generator, input.shape[0])
-    k = samples.shape[-1]
-    s_t, s_n = _scores(input, weight, bias, target, samples)
-    logq = _log_q(noise, input.dtype)
-    log_k = float(np.log(k))
-    delta_t = s_t - log_z - (logq.index_select(0, target) + log_k)
-    delta_n = s_n - log_z - (logq.index_select(0, samples.reshape(-1)).reshape(samples.shape)
-                             + log_k)
+    target, samples, logit_t, logit_n = _corrected_scores(
+        "nce_loss", input, weight, bias, target, num_sampled, noise, generator, samples)
+    delta_t, delta_n = logit_t - log_z, logit_n - log_z
     noise_terms = logsigmoid(-delta_n)
     if remove_accidental_hits:
         noise_terms = noise_terms.masked_fill(_hits(target, samples), 0.0)
@@ -175,16 +182,9 @@ def sampled_softmax_loss(input: Tensor, weight: Tensor, bias: Tensor | None, tar
     With ``remove_accidental_hits`` (the default, as TensorFlow) a noise sample equal to the
     row's target gets logit -inf, so the target does not compete with itself.
     """
-    input, target = _tensor(input), _tensor(target)
-    noise = _tensor(noise)
-    _check("sampled_softmax_loss", input, weight, bias, target, noise)
-    samples = _samples(samples, noise, num_sampled, generator, input.shape[0])
-    k = samples.shape[-1]
-    s_t, s_n = _scores(input, weight, bias, target, samples)
-    logq = _log_q(noise, input.dtype)
-    log_k = float(np.log(k))
-    logit_t = s_t - (logq.index_select(0, target) + log_k)
-    logit_n = s_n - (logq.index_select(0, samples.reshape(-1)).reshape(samples.shape) + log_k)
+    target, samples, logit_t, logit_n = _corrected_scores(
+        "sampled_softmax_loss", input, weight, bias, target, num_sampled, noise, generator,
+        samples)
     if remove_accidental_hits:
         logit_n = logit_n.masked_fill(_hits(target, samples), float("-inf"))
     logits = _cat1(logit_t, logit_n)

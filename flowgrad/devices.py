@@ -262,6 +262,26 @@ BoolTensor = _legacy("BoolTensor", np.bool_)
 LEGACY_TYPES = (FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor, ShortTensor,
                 CharTensor, ByteTensor, BoolTensor)
 
+
+def legacy_type_name(dtype, cuda: bool = False) -> str:
+    """``t.type()``: "flowgrad.FloatTensor", "flowgrad.cuda.LongTensor", ... (PyTorch's
+    names under this library's prefix); dtypes with no legacy type give "flowgrad.<dtype>"."""
+    for kind in LEGACY_TYPES:
+        if kind.dtype == np.dtype(dtype):
+            return f"flowgrad.{'cuda.' if cuda else ''}{kind.__name__}"
+    return f"flowgrad.{np.dtype(dtype)}"
+
+
+def legacy_dtype(name: str) -> np.dtype:
+    """The dtype of a legacy type name: "FloatTensor", "flowgrad.cuda.FloatTensor" and
+    PyTorch's "torch.DoubleTensor" alike."""
+    short = name.rsplit(".", 1)[-1]
+    for kind in LEGACY_TYPES:
+        if kind.__name__ == short:
+            return kind.dtype
+    raise ValueError(f"type(): invalid type {name!r}; expected a legacy tensor type such as "
+                     f"'flowgrad.FloatTensor' ({', '.join(k.__name__ for k in LEGACY_TYPES)})")
+
 __all__ = ["Size", "device", "strided", "contiguous_format", "preserve_format", "FloatTensor",
            "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "ShortTensor",
            "CharTensor", "ByteTensor", "BoolTensor"]

@@ -432,10 +432,17 @@ class Tensor:
         return self.to(f"cuda:{device}" if isinstance(device, (int, np.integer)) else device)
 
     def type(self, dtype=None, non_blocking: bool = False) -> Tensor | str:  # noqa: ARG002
+        """PyTorch's legacy type: with no argument the type's name ("flowgrad.FloatTensor",
+        "flowgrad.cuda.FloatTensor" on the GPU); with a dtype, a legacy type or such a name
+        ("torch.DoubleTensor" is read too), the tensor in that dtype."""
+        from .devices import legacy_dtype, legacy_type_name
+
         if dtype is None:
-            return f"flowgrad.{self._data.dtype}"
+            return legacy_type_name(self._data.dtype, self.is_cuda)
         if isinstance(dtype, _LegacyTensorType):  # t.type(fg.LongTensor)
             dtype = dtype.dtype
+        elif isinstance(dtype, str) and dtype.endswith("Tensor"):
+            dtype = legacy_dtype(dtype)
         dtype = dtypes.to_dtype(dtype)
         if dtype == self._data.dtype:
             return self

@@ -210,3 +210,20 @@ def test_topk_largest_puts_nan_first_and_refuses_bool():
     np.testing.assert_array_equal(got.indices.numpy(), want.indices.numpy())
     with pytest.raises(RuntimeError, match="bool"):
         fg.tensor([True, False]).topk(1)
+
+
+def test_type_names_and_legacy_conversions(torch):
+    """t.type() gives the legacy type's name (PyTorch's, under this library's prefix); a name,
+    a legacy type or a dtype converts, as in PyTorch."""
+    for dtype in ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8",
+                  "bool"):
+        ours = fg.zeros(2, dtype=getattr(fg, dtype)).type()
+        theirs = torch.zeros(2, dtype=getattr(torch, dtype)).type()
+        assert ours == theirs.replace("torch.", "flowgrad."), (ours, theirs)
+    t = fg.ones(2)
+    assert t.type("flowgrad.DoubleTensor").dtype == fg.float64
+    assert t.type("torch.LongTensor").dtype == fg.int64  # a script's own names still read
+    assert t.type(fg.IntTensor).type() == "flowgrad.IntTensor"
+    assert t.type(fg.float16).dtype == fg.float16
+    with pytest.raises(ValueError, match="invalid type 'torch.FooTensor'"):
+        t.type("torch.FooTensor")

@@ -103,6 +103,14 @@ def _affine_sigmoid(xp, dtype, sizes_kinds):
     return tuple(xp.asarray(np.concatenate(a), dtype=dtype) for a in (pre, post, shift))
 
 
+def _fold_scale(n: int, hidden: int) -> bool:
+    """Whether to fold the gates' sigmoid pre-scale into (contiguous copies of) the weights,
+    once per call, rather than scale the (N, G*H) gate rows step by step: folding pays for
+    itself over long sequences (N >= H rows) and costs more than it saves for a single step
+    of a cell (a decoder loop calls the op once per step)."""
+    return n >= hidden
+
+
 def _bias_sum(b_ih, b_hh):
     if b_ih is None:
         return b_hh
@@ -140,11 +148,12 @@ class LSTMLayer(Op):
         b, hs = h0.shape
         plan = _Plan(n, b, batch_sizes, reverse)
         pre, post, shift = _affine_sigmoid(xp, x.dtype, ((2 * hs, "s"), (hs, "t"), (hs, "s")))
-        G = x @ (w_ih * pre[:, None]).T  # gate pre-activations, then activations (N, 4H)
+        fold = _fold_scale(n, hs)
+        G = x @ (w_ih * pre[:, None]).T if fold else x @ w_ih.T  # gate pre-activations (N, 4H)
         bias = _bias_sum(b_ih, b_hh)
         if bias is not None:
-            G += bias * pre
-        whT = xp.ascontiguousarray((w_hh * pre[:, None]).T)  # faster GEMM than a view
+            G += bias * pre if fold else bias
+        whT = xp.ascontiguousarray((w_hh * pre[:, None]).T) if fold else w_hh.T
         out = xp.empty((n + 2 * b, hs), dtype=x.dtype)
         C = xp.empty((n, hs), dtype=x.dtype)
         TC = xp.empty((n, hs), dtype=x.dtype)
@@ -159,6 +168,8 @@ class LSTMLayer(Op):
             cp = plan.prev_rows(xp, C, c0, t, tp)
             g = G[o:e]
             g += matmul(hp, whT)
+            if not fold:
+                g *= pre
             tanh(g, out=g)
             g *= post
             g += shift
@@ -234,10 +245,17 @@ class GRULayer(Op):
         b, hs = h0.shape
         plan = _Plan(n, b, batch_sizes, reverse)
         pre, _, _ = _affine_sigmoid(xp, x.dtype, ((2 * hs, "s"), (hs, "t")))
-        GI = x @ (w_ih * pre[:, None]).T
-        if b_ih is not None:
-            GI += b_ih * pre
-        whT = xp.ascontiguousarray((w_hh * pre[:, None]).T)  # faster GEMM than a view
+        fold = _fold_scale(n, hs)
+        if fold:
+            GI = x @ (w_ih * pre[:, None]).T
+            if b_ih is not None:
+                GI += b_ih * pre
+        else:
+            GI = x @ w_ih.T
+            if b_ih is not None:
+                GI += b_ih
+            GI *= pre
+        whT = xp.ascontiguousarray((w_hh * pre[:, None]).T) if fold else w_hh.T
         bh = None if b_hh is None else b_hh * pre
         GH = xp.empty((n, 3 * hs), dtype=x.dtype)  # W_hh h + b_hh (r, z columns halved)
         RZ = xp.empty((n, 2 * hs), dtype=x.dtype)
@@ -252,6 +270,8 @@ class GRULayer(Op):
             hp = plan.prev_rows(xp, out, h0, t, tp)
             gh = GH[o:e]
             matmul(hp, whT, out=gh)
+            if not fold:
+                gh *= pre
             if bh is not None:
                 gh += bh
             rz = RZ[o:e]

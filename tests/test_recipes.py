@@ -7,6 +7,7 @@ import pytest
 
 from flowgrad import recipes
 from flowgrad.datasets import MNIST, BrownCorpus, FashionMNIST, PennTreebank
+from flowgrad.datasets.scan import SCAN
 
 
 def _have(cls, **kwargs) -> bool:
@@ -21,9 +22,10 @@ HAVE_MNIST = _have(MNIST, train=False, download=False)
 HAVE_FASHION = _have(FashionMNIST, train=False, download=False)
 HAVE_PTB = _have(PennTreebank, download=False)
 HAVE_BROWN = _have(BrownCorpus, download=False)
+HAVE_SCAN = _have(SCAN, split="simple", download=False)
 NEEDS = {"mnist_mlp": HAVE_MNIST, "mnist_cnn": HAVE_MNIST, "relu_vs_tanh": HAVE_MNIST,
          "fashion_mnist": HAVE_FASHION, "ptb_lstm": HAVE_PTB, "ptb_ngram": HAVE_PTB,
-         "brown_nplm": HAVE_BROWN}
+         "brown_nplm": HAVE_BROWN, "transformer_lm": HAVE_PTB, "scan": HAVE_SCAN}
 
 # what "learns" means for each short variant (chance: 0.9 error on ten classes, log 10 = 2.303)
 LEARNS = {
@@ -48,6 +50,9 @@ LEARNS = {
     "ptb_lstm": lambda s: s["valid_ppl"] < 0.3 * s["initial_valid_ppl"],
     "ptb_ngram": lambda s: s["kn_test_ppl"] < s["vocab_size"] / 5,
     "brown_nplm": lambda s: s["best_nplm_test_ppl"] < s["vocab_size"] / 5,
+    "memory_recall": lambda s: s["ntm_valid_bit_errors"] < 0.25 * s["chance_valid_bit_errors"],
+    "scan": lambda s: s["stats"]["attention"]["simple"]["valid_mean"] > 10.0,
+    "transformer_lm": lambda s: s["valid_ppl"] < 0.3 * s["initial_valid_ppl"],
 }
 
 

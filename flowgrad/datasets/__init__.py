@@ -2,6 +2,7 @@
 files, the bundled digits and generated MNIST-1D (Greydanus 2020). The loading machinery
 (``Dataset``, ``DataLoader``, samplers) is ``flowgrad.utils.data``, PyTorch's path."""
 
+from .algorithmic import associative_recall, copy_pairs, copy_task, reversal_pairs
 from .files import (
     CHECKSUMS,
     MIRRORS,
@@ -15,6 +16,7 @@ from .files import (
 )
 from .idx import CorruptFileError, read_idx, write_idx
 from .mnist import MNIST, FashionMNIST
+from .scan import SCAN, ScanBatch, ScanFormatError, encode_pairs, exact_match
 from .sequence_tasks import adding, latching, latching_splits
 from .small import Split, digits, mnist1d
 from .text import (
@@ -36,3 +38,5 @@ __all__ = ["CHECKSUMS", "MIRRORS", "MNIST", "ChecksumError", "CorruptFileError",
 __all__ += ["BrownCorpus", "PennTreebank", "TextCorpus", "UnknownTokenError", "Vocabulary",
             "WikiText2", "batchify", "bptt_batches", "get_batch", "perplexity"]
 __all__ += ["adding", "latching", "latching_splits"]
+__all__ += ["associative_recall", "copy_pairs", "copy_task", "reversal_pairs"]
+__all__ += ["SCAN", "ScanBatch", "ScanFormatError", "encode_pairs", "exact_match"]

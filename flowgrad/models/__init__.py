@@ -2,9 +2,11 @@
 
 from .cnn import ConvNet1d, ConvNetConfig, LeNetLike, ModernCNN
 from .lenet import LeNet5
+from .memory import NTM, LSTMBaseline, NTMConfig
 from .mlp import MLP, MLPConfig, ResidualMLP
 from .ngram import InterpolatedNGram, KneserNey
 from .nplm import NPLM, NPLMConfig
+from .seq2seq import AttentionSeq2Seq, RNNEncoderDecoder, Seq2SeqConfig
 from .sequence import (
     ConditionalGenerator,
     MultiTimescaleRNN,
@@ -12,6 +14,7 @@ from .sequence import (
     SequenceClassifier,
     SequenceTagger,
 )
+from .syntactic_attention import SyntacticAttentionConfig, SyntacticAttentionSeq2Seq  # noqa: F401
 
 __all__ = ["MLP", "MLPConfig", "ResidualMLP", "LeNet5", "ModernCNN", "LeNetLike",
            "ConvNetConfig", "ConvNet1d"]
@@ -19,3 +22,5 @@ __all__ += ["NPLM", "NPLMConfig"]
 __all__ += ["InterpolatedNGram", "KneserNey"]
 __all__ += ["SequenceClassifier", "SequenceTagger", "ConditionalGenerator", "RNNLanguageModel",
             "MultiTimescaleRNN"]
+__all__ += ["AttentionSeq2Seq", "RNNEncoderDecoder", "Seq2SeqConfig"]
+__all__ += ["NTM", "NTMConfig", "LSTMBaseline"]

@@ -36,6 +36,11 @@ RECIPES = {
     "teacher_forcing": "Compounding error of free running vs teacher forcing; scheduled sampling",
     "long_term_dependencies": "Latching one bit vs T (tanh RNN, LSTM, GRU), Jacobian "
                               "products, gradient clipping (Bengio et al. 1994)",
+    "memory_recall": "Neural Turing Machine vs a same-size LSTM on copy (Graves et al. 2014)",
+    "scan": "SCAN (Lake & Baroni 2018): RNN, attention and transformer seq2seq vs syntactic "
+            "attention (Russin et al. 2019) on the simple, length and add-primitive splits",
+    "transformer_lm": "PTB or WikiText-2: a GPT-style causal transformer language model beside "
+                      "the LSTM of ptb_lstm",
 }
 
 

@@ -177,6 +177,7 @@ class Spec:
     fakes: tuple = ()           # keys of FAKES
     siblings: dict = field(default_factory=dict)   # module name -> vendored file
     compare_vars: tuple = ()    # namespace variables to compare at the end (no backward)
+    variant: str = ""           # names a second run of the same script (other argv)
 
 
 @dataclass

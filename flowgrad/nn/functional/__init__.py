@@ -43,6 +43,7 @@ from .activation import (
     threshold,
 )
 from .attention import (
+    multi_head_attention_forward,
     scaled_dot_product_attention,
 )
 from .conv import (
@@ -128,3 +129,4 @@ __all__ = ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool
            "softshrink", "softsign", "tanh", "tanhshrink", "threshold", "triplet_margin_loss",
            "upsample", "upsample_bilinear", "upsample_nearest"]
 __all__ += ["full_log_prob", "nce_loss", "sample_noise", "sampled_softmax_loss", "unigram_noise"]
+__all__ += ["multi_head_attention_forward"]

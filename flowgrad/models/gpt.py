@@ -1,0 +1,122 @@
+"""A decoder-only causal transformer language model (lecture: "Self-Attention & Transformers";
+Vaswani et al. 2017 with the decoder-only, pre-LayerNorm arrangement of GPT-2, Radford et al.
+2019).
+
+P(x_1..x_T) = prod_t P(x_t | x_<t) as for the generative RNN, but x_<t is read by causal
+self-attention over a window of ``block_size`` tokens instead of a carried state:
+
+    token embedding + learned position embedding -> dropout
+    -> num_layers x nn.TransformerEncoderLayer(norm_first=True, activation="gelu")
+       under a causal mask -> LayerNorm -> linear to the vocabulary (optionally tied).
+
+forward(tokens (B, T)) -> logits (B, T, V), T <= block_size. ``generate`` runs it free with
+the sampling strategies of ``RNNLanguageModel`` (greedy, temperature, top-k).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import nn
+from ..autograd.grad_mode import no_grad
+from ..creation import arange
+from ..nn import functional as F
+from ..tensor import Tensor, as_tensor
+from ..tensor_functions import cat
+from .sequence import _make_generator, sample_logits
+
+
+@dataclass
+class TransformerLMConfig:
+    vocab_size: int = 10000
+    block_size: int = 128       # the longest context (positions learned)
+    d_model: int = 256
+    nhead: int = 4
+    num_layers: int = 4
+    dim_feedforward: int = 1024
+    dropout: float = 0.1        # embeddings, attention weights, residual branches
+    tie_weights: bool = True    # head.weight is tok_emb.weight (Press & Wolf 2017)
+
+
+class TransformerLanguageModel(nn.Module):
+    """GPT-style causal transformer LM; state_dict keys ``tok_emb``, ``pos_emb``,
+    ``layers.<i>.self_attn...`` (PyTorch's TransformerEncoderLayer), ``norm``, ``head``."""
+
+    def __init__(self, config: TransformerLMConfig | None = None, **kwargs) -> None:
+        super().__init__()
+        self.config = c = config or TransformerLMConfig(**kwargs)
+        if c.d_model % c.nhead:
+            raise ValueError(f"TransformerLanguageModel: d_model {c.d_model} is not divisible "
+                             f"by nhead {c.nhead}")
+        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos_emb = nn.Embedding(c.block_size, c.d_model)
+        self.drop = nn.Dropout(c.dropout)
+        self.layers = nn.ModuleList([
+            nn.TransformerEncoderLayer(c.d_model, c.nhead, c.dim_feedforward, c.dropout,
+                                       activation="gelu", batch_first=True, norm_first=True)
+            for _ in range(c.num_layers)])
+        self.norm = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self._init_weights()
+        if c.tie_weights:
+            self.head.weight = self.tok_emb.weight
+
+    def _init_weights(self) -> None:
+        """N(0, 0.02) embeddings and linear weights, zero biases (GPT-2's initialisation);
+        the residual output projections scaled by 1/sqrt(2 * num_layers)."""
+        std = 0.02
+        with no_grad():
+            for name, p in self.named_parameters():
+                if name.endswith("bias"):
+                    p.zero_()
+                elif "norm" in name:
+                    p.fill_(1.0)
+                elif name.endswith(("out_proj.weight", "linear2.weight")):
+                    p.normal_(0.0, std / (2 * self.config.num_layers) ** 0.5)
+                else:
+                    p.normal_(0.0, std)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        if tokens.ndim != 2:
+            raise ValueError(f"TransformerLanguageModel: expected token ids of shape "
+                             f"(batch, time), got {tuple(tokens.shape)}")
+        t = tokens.shape[1]
+        if t > self.config.block_size:
+            raise ValueError(f"TransformerLanguageModel: sequence of {t} tokens is longer than "
+                             f"block_size {self.config.block_size}")
+        pos = arange(t, device=tokens.device)
+        x = self.drop(self.tok_emb(tokens) + self.pos_emb(pos))
+        mask = nn.Transformer.generate_square_subsequent_mask(t, device=tokens.device,
+                                                               dtype=x.dtype)
+        for layer in self.layers:
+            x = layer(x, src_mask=mask, is_causal=True)
+        return self.head(self.norm(x))
+
+    def loss(self, tokens: Tensor) -> Tensor:
+        """Mean next-token NLL of tokens[:, 1:] given tokens[:, :-1] (teacher forcing)."""
+        logits = self(tokens[:, :-1])
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+
+    @no_grad()
+    def generate(self, prefix, max_new_tokens: int, strategy: str = "greedy",
+                 temperature: float = 1.0, top_k: int | None = None, generator=None,
+                 seed: int | None = None) -> Tensor:
+        """Read ``prefix`` (P,) or (B, P) and append ``max_new_tokens`` tokens drawn one at a
+        time, each from the last ``block_size`` tokens. Returns (P + N,) or (B, P + N)."""
+        prefix = as_tensor(prefix, device=self.tok_emb.weight.device).long()
+        single = prefix.ndim == 1
+        if single:
+            prefix = prefix.unsqueeze(0)
+        if prefix.ndim != 2 or prefix.shape[1] < 1:
+            raise ValueError(f"generate: expected a non-empty prefix (P,) or (B, P), got "
+                             f"{tuple(prefix.shape)}")
+        was = self.training
+        self.eval()
+        generator = _make_generator(generator, seed, prefix.device)
+        tokens = prefix
+        for _ in range(max_new_tokens):
+            logits = self(tokens[:, -self.config.block_size:])[:, -1]
+            nxt = sample_logits(logits, strategy, temperature, top_k, generator)
+            tokens = cat([tokens, nxt.unsqueeze(1)], dim=1)
+        self.train(was)
+        return tokens[0] if single else tokens

@@ -1,0 +1,365 @@
+"""Systematic generalisation on SCAN (Lake & Baroni 2018; lecture: "Systematic
+Generalization"): sequence-to-sequence models that learn the commands they were shown, and fail
+to recombine them — and the syntactic-attention model of Russin, Jo, O'Reilly & Bengio (2019),
+which separates *where* to attend (syntax) from *what* to output (semantics).
+
+Models (``flowgrad.models``), all trained the same way (Adam, gradient norm clipped at 5,
+teacher forcing, the mean token cross-entropy, <eos> included):
+
+- ``rnn``: an RNN encoder-decoder without attention, Lake & Baroni's overall-best architecture
+  (2-layer LSTM, 200 units, dropout 0.5);
+- ``attention``: an RNNsearch-style encoder-decoder (bidirectional GRU encoder, GRU decoder with
+  additive attention; Bahdanau, Cho & Bengio 2014);
+- ``transformer``: a transformer encoder-decoder (Vaswani et al. 2017), 2 + 2 layers;
+- ``syntactic``: syntactic attention with the sizes of the authors' code.
+
+Protocol. SCAN has no validation split: a fraction of the training file (10% by default,
+drawn once per split from the lines that occur only once, ``flowgrad.datasets.scan``) is held
+out. Every ``eval_every`` updates the greedy exact-match accuracy on it is measured and the
+best weights are kept; the test file is decoded once per run, at the end, with those weights.
+Note that on the add-primitive and length splits the held-out examples come from the
+training distribution, so they cannot reveal the failure that the test measures: the
+selection is honest, not oracle (Csordás, Irie & Schmidhuber 2021 discuss this).
+
+Every (model, split, seed) run writes ``scan_cells/<model>_<split>_seed<k>.json`` in the run
+directory as soon as it ends; rerunning with the same ``--out`` skips the finished ones, so a
+grid can be completed over several sessions. The summary averages over seeds (mean ± standard
+deviation) beside the published numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import flowgrad as fg
+
+from .. import nn
+from .common import Timer, command_line, resolve_out, write_results
+
+SPLITS = ("simple", "length", "addprim_turn_left", "addprim_jump")
+SPLIT_NAMES = {"simple": "simple (random 80/20)", "length": "length",
+               "addprim_turn_left": "add-primitive: turn left",
+               "addprim_jump": "add-primitive: jump"}
+MODELS = ("rnn", "attention", "transformer", "syntactic")
+MODEL_NAMES = {"rnn": "RNN encoder-decoder, no attention (2 x 200 LSTM)",
+               "attention": "RNNsearch-style (bi-GRU 100 + additive attention)",
+               "transformer": "transformer encoder-decoder (2 + 2 layers, d 128)",
+               "syntactic": "syntactic attention (Russin et al. 2019)"}
+DEFAULTS = {"models": ",".join(MODELS), "splits": ",".join(SPLITS), "seeds": 3,
+            "steps": 3000, "batch_size": 32}
+# the short variant: one model on one split, a subset of it, a few hundred updates
+QUICK = {"train": 2000, "valid": 100, "test": 100, "steps": 200, "eval_every": 100,
+         "models": "attention", "splits": "simple"}
+MAX_DECODE = 50  # SCAN's longest action sequence has 48 actions
+
+# Published test exact-match accuracy (%); None where the source gives no number.
+PUBLISHED = {
+    "lake_baroni": {"simple": 99.7, "length": 13.8, "addprim_turn_left": 90.0,
+                    "addprim_jump": 0.08},
+    "lake_baroni_best": {"simple": 99.8, "length": 20.8, "addprim_turn_left": 90.3,
+                         "addprim_jump": 1.2},
+    "russin": {"simple": 100.0, "length": 15.2, "addprim_turn_left": None,
+               "addprim_jump": 91.0},
+    "transformer": {"simple": None, "length": 0.0, "addprim_turn_left": None,
+                    "addprim_jump": 1.0},
+}
+SOURCES = {
+    "lake_baroni": "Lake & Baroni (ICML 2018, arXiv 1711.00350v3), section 4: the overall-best "
+                   "network (2-layer LSTM, 200 units, no attention, dropout 0.5), mean of 5 "
+                   "runs",
+    "lake_baroni_best": "the same paper's best architecture for each experiment (simple: LSTM "
+                        "2 x 200 no attention; length: GRU + attention 1 x 50; turn left: GRU "
+                        "+ attention 1 x 100; jump: LSTM + attention 1 x 100), mean of 5 runs",
+    "russin": "Russin, Jo, O'Reilly & Bengio (2019, arXiv 1904.09708) as tabulated by Kim "
+              "(2021, Neural QCFG, Table 1, row \"Syntactic Attn\"); the paper's own table "
+              "(whether 91.0 on jump is a mean or a median over its runs) was not read here",
+    "transformer": "a vanilla transformer as reported by Furrer et al. (2020, arXiv "
+                   "2007.08970), tabulated by Kim (2021, Table 1)",
+}
+
+
+def build_model(kind: str, src_vocab: int, tgt_vocab: int):
+    """The model ``kind`` for vocabularies of these sizes, with its learning rate and warm-up."""
+    from ..models.seq2seq import AttentionSeq2Seq, RNNEncoderDecoder
+    from ..models.syntactic_attention import SyntacticAttentionSeq2Seq
+    from ..models.transformer_seq2seq import TransformerSeq2Seq
+
+    if kind == "rnn":
+        return RNNEncoderDecoder(src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab,
+                                 embed_dim=200, hidden_size=200, cell="lstm", num_layers=2,
+                                 dropout=0.5), 1e-3, 0
+    if kind == "attention":
+        return AttentionSeq2Seq(src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab,
+                                embed_dim=100, hidden_size=100, cell="gru", num_layers=1,
+                                dropout=0.1), 1e-3, 0
+    if kind == "transformer":
+        return TransformerSeq2Seq(src_vocab=src_vocab, tgt_vocab=tgt_vocab, d_model=128,
+                                  nhead=4, num_encoder_layers=2, num_decoder_layers=2,
+                                  dim_feedforward=256, dropout=0.1), 5e-4, 500
+    if kind == "syntactic":
+        return SyntacticAttentionSeq2Seq.from_paper(src_vocab, tgt_vocab), 1e-3, 0
+    raise ValueError(f"scan: unknown model {kind!r}; expected one of {', '.join(MODELS)}")
+
+
+def accuracy(model, pairs_batch, targets, batch: int = 256) -> tuple[float, list]:
+    """Greedy exact-match accuracy over an encoded part (ScanBatch) and the predictions."""
+    from ..datasets.scan import exact_match
+    from ..models.seq2seq import greedy_decode
+
+    predictions = []
+    n = len(targets)
+    for s in range(0, n, batch):
+        src = pairs_batch.src[s:s + batch]
+        lengths = pairs_batch.src_lengths[s:s + batch]
+        src = src[:, :int(lengths.max())]
+        predictions += greedy_decode(model, fg.from_numpy(src), lengths, MAX_DECODE)
+    return exact_match(predictions, targets), predictions
+
+
+def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
+               eval_every: int, valid_fraction: float, quick: bool, progress: bool) -> dict:
+    """One run: train ``kind`` on ``split`` with ``seed``, keep the best validation weights,
+    test once. Returns the cell's record."""
+    from tqdm.auto import tqdm
+
+    from ..datasets.scan import SCAN, encode_pairs
+    from ..models.seq2seq import sequence_loss
+
+    data = SCAN(split, valid_fraction=valid_fraction, seed=0)
+    train, valid, test = data.train, data.valid, data.test
+    if quick:
+        rng = np.random.default_rng(seed)
+        train = [train[i] for i in rng.permutation(len(train))[:QUICK["train"]]]
+        valid, test = valid[:QUICK["valid"]], test[:QUICK["test"]]
+    fg.manual_seed(seed)
+    model, lr, warmup = build_model(kind, len(data.src_vocab), len(data.tgt_vocab))
+    optimizer = fg.optim.Adam(model.parameters(), lr=lr)
+    enc = {name: encode_pairs(part, data.src_vocab, data.tgt_vocab)
+           for name, part in (("valid", valid), ("test", test))}
+    targets = {name: [data.tgt_vocab.encode(a).tolist() for _, a in part]
+               for name, part in (("valid", valid), ("test", test))}
+    from ..datasets.scan import batch_pairs
+
+    def batches():
+        epoch = 0
+        while True:
+            yield from batch_pairs(train, data.src_vocab, data.tgt_vocab, batch_size,
+                                   shuffle=True, seed=seed * 1000 + epoch, bucket=True)
+            epoch += 1
+
+    curve, best = [], (-1.0, 0, None)
+    start = time.perf_counter()
+    bar = tqdm(total=steps, desc=f"scan {kind} {split} seed {seed}", disable=not progress,
+               leave=False)
+    running = []
+    for step, b in enumerate(batches(), 1):
+        if step > steps:
+            break
+        if warmup:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * min(1.0, step / warmup)
+        model.train()
+        logits = model(fg.from_numpy(b.src), b.src_lengths, fg.from_numpy(b.tgt_in))
+        loss = sequence_loss(logits, b.tgt_out)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        running.append(loss.item())
+        bar.update(1)
+        if step % eval_every == 0 or step == steps:
+            acc, _ = accuracy(model, enc["valid"], targets["valid"])
+            curve.append({"step": step, "train_loss": float(np.mean(running)),
+                          "valid_exact_match": acc})
+            running = []
+            bar.set_postfix(loss=f"{curve[-1]['train_loss']:.3f}", valid=f"{acc:.3f}")
+            if acc > best[0]:
+                best = (acc, step, {k: v.detach().clone() for k, v in
+                                    model.state_dict().items()})
+    bar.close()
+    train_seconds = time.perf_counter() - start
+    model.load_state_dict(best[2])
+    with Timer() as tt:
+        test_acc, predictions = accuracy(model, enc["test"], targets["test"])
+    wrong = [i for i, (p, t) in enumerate(zip(predictions, targets["test"])) if p != t][:5]
+    return {"model": kind, "split": split, "seed": seed, "test_exact_match": test_acc,
+            "valid_exact_match": best[0], "best_step": best[1], "steps": steps,
+            "batch_size": batch_size, "lr": lr, "warmup": warmup, "curve": curve,
+            "train_seconds": train_seconds, "test_seconds": tt.seconds,
+            "num_parameters": sum(p.numel() for p in model.parameters()),
+            "sizes": {"train": len(train), "valid": len(valid), "test": len(test)},
+            "errors": [{"command": " ".join(test[i][0]),
+                        "predicted": " ".join(data.decode_actions(predictions[i])),
+                        "target": " ".join(test[i][1])} for i in wrong]}
+
+
+def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=3000,
+        batch_size=32, eval_every=500, valid_fraction=0.1, threads=None, out=None,
+        quick=False, progress=True) -> dict:
+    """Train every (model, split, seed) not finished yet in ``out``, then summarise all the
+    cells found there. ``models`` and ``splits`` are comma-separated names; ``seeds`` a count
+    (seeds 0..n-1) or a comma-separated list."""
+    from .ptb_lstm import _limit_threads
+
+    command = command_line("scan", run, locals())
+    out = Path(resolve_out("scan", out))
+    kinds = _names(models, MODELS, "model")
+    parts = _names(splits, SPLITS, "split")
+    seed_list = _seeds(seeds)
+    if quick:
+        steps, eval_every = min(steps, QUICK["steps"]), QUICK["eval_every"]
+        if models == DEFAULTS["models"]:
+            kinds = [QUICK["models"]]
+        if splits == DEFAULTS["splits"]:
+            parts = [QUICK["splits"]]
+        seed_list = seed_list[:1]
+    cells_dir = out / "scan_cells"
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    setup = {"steps": steps, "batch_size": batch_size, "eval_every": eval_every,
+             "valid_fraction": valid_fraction, "quick": quick}
+    with _limit_threads(threads), Timer() as t:
+        for split in parts:
+            for kind in kinds:
+                for seed in seed_list:
+                    path = cells_dir / f"{kind}_{split}_seed{seed}.json"
+                    if path.exists():
+                        done = json.loads(path.read_text())
+                        if done.get("setup") != setup:
+                            raise ValueError(f"{path} was written with other settings "
+                                             f"({done.get('setup')}); this run has {setup}. "
+                                             "Choose another --out")
+                        continue
+                    cell = train_cell(kind, split, seed, steps, batch_size, eval_every,
+                                      valid_fraction, quick, progress)
+                    cell["setup"] = setup
+                    _write_atomic(path, cell)
+                    if progress:
+                        from tqdm.auto import tqdm
+
+                        tqdm.write(f"scan {kind} {split} seed {seed}: test exact match "
+                                   f"{100 * cell['test_exact_match']:.1f}% (valid "
+                                   f"{100 * cell['valid_exact_match']:.1f}% at step "
+                                   f"{cell['best_step']}; {cell['train_seconds']:.0f} s)")
+    cells = [json.loads(p.read_text()) for p in sorted(cells_dir.glob("*.json"))]
+    summary = _summarise(cells, command, quick)
+    summary["seconds"] = t.seconds
+    _write(summary, out)
+    return summary
+
+
+def _seeds(seeds) -> list:
+    """A count n (seeds 0..n-1), or the seeds themselves as a list or "0,3,4"."""
+    if isinstance(seeds, (list, tuple)):
+        return [int(s) for s in seeds]
+    if isinstance(seeds, str) and "," in seeds:
+        return [int(s) for s in seeds.split(",")]
+    return list(range(int(seeds)))
+
+
+def _names(value, allowed: tuple, what: str) -> list:
+    """Names from "a,b", ("a", "b") or "a"."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    names = [str(v).strip() for v in items if str(v).strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad or not names:
+        raise ValueError(f"scan: unknown {what} {bad or value!r}; expected some of "
+                         f"{', '.join(allowed)}")
+    return names
+
+
+def _write_atomic(path: Path, record: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=float) + "\n")
+    tmp.replace(path)
+
+
+def _summarise(cells: list, command: str, quick: bool) -> dict:
+    table = {}
+    for c in cells:
+        table.setdefault(c["model"], {}).setdefault(c["split"], []).append(c)
+    stats = {m: {s: {"mean": 100 * float(np.mean([c["test_exact_match"] for c in cs])),
+                     "std": 100 * float(np.std([c["test_exact_match"] for c in cs])),
+                     "seeds": sorted(c["seed"] for c in cs),
+                     "valid_mean": 100 * float(np.mean([c["valid_exact_match"] for c in cs])),
+                     "minutes": float(np.mean([c["train_seconds"] for c in cs])) / 60,
+                     "steps": sorted({c["steps"] for c in cs}),
+                     "best_steps": [c["best_step"] for c in sorted(cs, key=lambda c: c["seed"])],
+                     "per_seed": [100 * c["test_exact_match"] for c in
+                                  sorted(cs, key=lambda c: c["seed"])]}
+                 for s, cs in splits.items()} for m, splits in table.items()}
+    return {"title": "SCAN: systematic generalisation of sequence-to-sequence models",
+            "batch_size": cells[0]["batch_size"] if cells else None,
+            "stats": stats, "cells": len(cells), "quick": quick, "command": command,
+            "seed": "see each cell", "published": PUBLISHED, "sources": SOURCES,
+            "examples": {f"{c['model']}/{c['split']}/{c['seed']}": c["errors"][:2]
+                         for c in cells if c["seed"] == 0}}
+
+
+def _plot(stats: dict, path: Path) -> Path:
+    from ..plotting import new_figure, save_figure
+
+    fig, ax = new_figure(figsize=(8, 4.2), layout="constrained")
+    kinds = [m for m in MODELS if m in stats]
+    width = 0.8 / max(1, len(kinds))
+    for k, m in enumerate(kinds):
+        xs = [i + (k - (len(kinds) - 1) / 2) * width for i, s in enumerate(SPLITS)
+              if s in stats[m]]
+        ys = [stats[m][s]["mean"] for s in SPLITS if s in stats[m]]
+        es = [stats[m][s]["std"] for s in SPLITS if s in stats[m]]
+        ax.bar(xs, ys, width, yerr=es, capsize=3, label=MODEL_NAMES[m])
+    for i, s in enumerate(SPLITS):
+        ref = PUBLISHED["lake_baroni"][s]
+        ax.plot([i - 0.45, i + 0.45], [ref, ref], "k--", lw=1,
+                label="Lake & Baroni, overall-best seq2seq" if i == 0 else None)
+    ax.set_xticks(range(len(SPLITS)), [SPLIT_NAMES[s] for s in SPLITS], fontsize=8)
+    ax.set(ylabel="test exact match (%)", ylim=(0, 105),
+           title="SCAN: mean over seeds (bars: standard deviation)")
+    ax.legend(fontsize=7, loc="lower left")
+    return save_figure(fig, path, dpi=100)
+
+
+def _write(s: dict, out: Path) -> None:
+    stats = s["stats"]
+    fig = _plot(stats, out / "scan_accuracy.png")
+    rows = []
+    for split in SPLITS:
+        for m in MODELS:
+            if split not in stats.get(m, {}):
+                continue
+            st = stats[m][split]
+            pub = []
+            if m == "rnn":
+                pub.append(f"{PUBLISHED['lake_baroni'][split]}% (Lake & Baroni, overall-best)")
+            if m in ("rnn", "attention"):
+                pub.append(f"best seq2seq for this split: "
+                           f"{PUBLISHED['lake_baroni_best'][split]}%")
+            if m == "syntactic" and PUBLISHED["russin"][split] is not None:
+                pub.append(f"{PUBLISHED['russin'][split]}% (Russin et al.)")
+            if m == "transformer" and PUBLISHED["transformer"][split] is not None:
+                pub.append(f"{PUBLISHED['transformer'][split]}% (Furrer et al.)")
+            rows.append((f"{SPLIT_NAMES[split]}: {MODEL_NAMES[m]}",
+                         f"**{st['mean']:.1f}** ± {st['std']:.1f} over {len(st['seeds'])} "
+                         f"seed(s) ({', '.join(f'{v:.1f}' for v in st['per_seed'])}); "
+                         f"validation {st['valid_mean']:.1f}; "
+                         f"{'/'.join(str(v) for v in st['steps'])} updates of "
+                         f"{s['batch_size']}, {st['minutes']:.0f} min each",
+                         "; ".join(pub) or "—"))
+    notes = [
+        "Test exact match: the fraction of test commands whose greedy output equals the "
+        "whole target action sequence. Each run keeps the weights with the best exact match "
+        "on the held-out part of its training file and decodes the test file once.",
+        "",
+        "Sources of the published numbers: " + "; ".join(SOURCES.values()) + ".",
+        "",
+        "Training here differs from the papers': mini-batches instead of one example per "
+        "update, fewer updates, full teacher forcing (Lake & Baroni fed the model's own "
+        "output back half of the time); see the recipe's docstring for the protocol.",
+    ]
+    if s["quick"]:
+        notes += ["", "This is the short variant (a subset of each split, a few hundred "
+                  "updates): a smoke run, not a result."]
+    write_results("scan", out, s, rows, notes="\n".join(notes), figures=(fig,))

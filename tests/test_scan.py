@@ -1,0 +1,178 @@
+"""The SCAN reader (Lake & Baroni 2018): line counts against the README, parsing errors,
+vocabularies, the validation carve, encoding, batching and exact match."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from flowgrad.datasets import DatasetNotFoundError
+from flowgrad.datasets.scan import (
+    SCAN,
+    SCAN_SPLITS,
+    ScanFormatError,
+    encode_pairs,
+    exact_match,
+    parse_scan_line,
+    read_scan_file,
+)
+from flowgrad.datasets.text import UnknownTokenError, Vocabulary
+
+# (train lines, test lines) from shared/data/scan/README.md
+COUNTS = {"simple": (16728, 4182), "length": (16990, 3920), "addprim_jump": (14670, 7706),
+          "addprim_turn_left": (21890, 1208)}
+COMMANDS = ["after", "and", "around", "jump", "left", "look", "opposite", "right", "run",
+            "thrice", "turn", "twice", "walk"]
+ACTIONS = ["I_JUMP", "I_LOOK", "I_RUN", "I_TURN_LEFT", "I_TURN_RIGHT", "I_WALK"]
+
+
+def _load(split, **kw):
+    try:
+        return SCAN(split, download=False, **kw)
+    except DatasetNotFoundError:
+        pytest.skip("SCAN files not available (see shared/data/scan)")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return {split: _load(split) for split in SCAN_SPLITS}
+
+
+@pytest.mark.parametrize("split", list(SCAN_SPLITS))
+def test_counts_and_vocabularies(data, split):
+    d = data[split]
+    n_train, n_test = COUNTS[split]
+    assert len(d.train) + len(d.valid) == n_train and len(d.test) == n_test
+    repeated = {"addprim_jump": 1467, "addprim_turn_left": 2189}.get(split, 0)
+    assert len(d.valid) == round(0.1 * (n_train - repeated))
+    assert d.src_vocab.itos == ["<pad>", "<bos>", "<eos>"] + COMMANDS  # 13 words + 3 specials
+    assert d.tgt_vocab.itos == ["<pad>", "<bos>", "<eos>"] + ACTIONS   # 6 actions + 3 specials
+    # every test token is in the training vocabulary, even on the add-primitive splits
+    test_tokens = {t for c, a in d.test for t in c + a}
+    assert test_tokens <= set(d.src_vocab.itos) | set(d.tgt_vocab.itos)
+
+
+def test_add_primitive_splits(data):
+    """The primitive appears in training only in isolation; every test command uses it."""
+    for split, word in [("addprim_jump", "jump"), ("addprim_turn_left", "turn left")]:
+        d = data[split]
+        train = [" ".join(c) for c, _ in d.train + d.valid]
+        with_word = [c for c in train if word in c]
+        assert set(with_word) == {word}
+        assert all(word in " ".join(c) for c, _ in d.test)
+    jump = data["addprim_jump"]
+    assert (["jump"], ["I_JUMP"]) in jump.train + jump.valid
+
+
+def test_length_split_lengths(data):
+    d = data["length"]
+    assert max(len(a) for _, a in d.train + d.valid) <= 22
+    assert min(len(a) for _, a in d.test) >= 24
+
+
+@pytest.mark.parametrize("split", list(SCAN_SPLITS))
+def test_splits_disjoint(data, split):
+    d = data[split]
+    parts = (d.train, d.valid, d.test)
+    key = [{(" ".join(c), " ".join(a)) for c, a in part} for part in parts]
+    assert len(key[1]) == len(d.valid) and len(key[2]) == len(d.test)
+    # within training only the add-primitive splits' repeated primitive line is duplicated
+    counts = Counter((" ".join(c), " ".join(a)) for c, a in d.train)
+    repeated = {k for k, n in counts.items() if n > 1}
+    assert repeated == {"addprim_jump": {("jump", "I_JUMP")},
+                        "addprim_turn_left": {("turn left", "I_TURN_LEFT")}}.get(split, set())
+    assert not key[0] & key[1] and not key[0] & key[2] and not key[1] & key[2]
+
+
+def test_validation_carve_deterministic_and_seeded(data):
+    a, b = data["simple"], _load("simple")
+    assert a.valid == b.valid and a.train == b.train
+    c = _load("simple", seed=1)
+    assert c.valid != a.valid and len(c.valid) == len(a.valid)
+    none = _load("simple", valid_fraction=0.0)
+    assert none.valid == [] and len(none.train) == COUNTS["simple"][0]
+    # the carve keeps file order; train + valid interleave back into the file
+    full = read_scan_file(a.root / a.files[0])
+    assert sorted(full.index(p) for p in a.valid[:50]) == [full.index(p) for p in a.valid[:50]]
+    with pytest.raises(ValueError, match="valid_fraction"):
+        SCAN("simple", valid_fraction=1.0)
+    with pytest.raises(ValueError, match="unknown split"):
+        SCAN("add_prim")
+
+
+def test_parse_errors(tmp_path):
+    assert parse_scan_line("IN: jump twice OUT: I_JUMP I_JUMP\n") == (
+        ["jump", "twice"], ["I_JUMP", "I_JUMP"])
+    path = tmp_path / "bad.txt"
+    path.write_text("IN: walk OUT: I_WALK\n\nIN: run left OUTPUT: I_RUN\n")
+    with pytest.raises(ScanFormatError, match=r"bad\.txt, line 3.*'IN: run left OUTPUT: I_RUN'"):
+        read_scan_file(path)
+    for bad in ["OUT: I_WALK", "IN: OUT: I_WALK", "IN: walk OUT:", "walk OUT: I_WALK",
+                "IN: walk OUT: I_WALK OUT: I_RUN"]:
+        with pytest.raises(ScanFormatError, match="cannot parse"):
+            parse_scan_line(bad)
+    ok = tmp_path / "ok.txt"
+    ok.write_text("IN: walk OUT: I_WALK\n\nIN: run OUT: I_RUN\n")
+    assert read_scan_file(ok) == [(["walk"], ["I_WALK"]), (["run"], ["I_RUN"])]
+
+
+def test_unknown_test_token_raises():
+    vocab = Vocabulary.build(["walk"], specials=["<pad>", "<bos>", "<eos>"])
+    acts = Vocabulary.build(["I_WALK"], specials=["<pad>", "<bos>", "<eos>"])
+    with pytest.raises(UnknownTokenError, match="'jump' is not in the vocabulary"):
+        encode_pairs([(["jump"], ["I_WALK"])], vocab, acts)
+
+
+def test_encode(data):
+    d = data["simple"]
+    pairs = [(["jump", "twice"], ["I_JUMP", "I_JUMP"]), (["walk"], ["I_WALK"])]
+    b = encode_pairs(pairs, d.src_vocab, d.tgt_vocab)
+    j, w, tw = (d.src_vocab[t] for t in ("jump", "walk", "twice"))
+    ij, iw = d.tgt_vocab["I_JUMP"], d.tgt_vocab["I_WALK"]
+    np.testing.assert_array_equal(b.src, [[j, tw], [w, 0]])
+    np.testing.assert_array_equal(b.src_lengths, [2, 1])
+    np.testing.assert_array_equal(b.tgt_in, [[1, ij, ij], [1, iw, 0]])
+    np.testing.assert_array_equal(b.tgt_out, [[ij, ij, 2], [iw, 2, 0]])
+    np.testing.assert_array_equal(b.tgt_lengths, [3, 2])
+    assert all(a.dtype == np.int64 for a in b)
+    whole = d.encode("test")
+    assert whole.src.shape == (4182, 9) and whole.tgt_out.shape == (4182, 49)
+    assert (whole.tgt_out == 2).sum() == 4182
+    assert d.targets("test")[0] == d.tgt_vocab.encode(d.test[0][1]).tolist()
+
+
+@pytest.mark.parametrize("bucket", [False, True])
+def test_batches(data, bucket):
+    d = data["length"]
+    batches = list(d.batches("valid", 64, seed=3, bucket=bucket))
+    again = list(d.batches("valid", 64, seed=3, bucket=bucket))
+    other = list(d.batches("valid", 64, seed=4, bucket=bucket))
+    assert all(np.array_equal(x.src, y.src) for x, y in zip(batches, again))
+    assert not np.array_equal(batches[0].src, other[0].src)
+    assert sum(len(b.src) for b in batches) == len(d.valid)
+    assert all(len(b.src) == 64 for b in batches[:-1] if not bucket)
+    seen = sorted(tuple(row[:n]) for b in batches for row, n in zip(b.src, b.src_lengths))
+    assert seen == sorted(tuple(d.src_vocab.encode(c)) for c, _ in d.valid)
+    for b in batches:  # padded only to the batch's longest sequence
+        assert b.tgt_out.shape[1] == b.tgt_lengths.max() and b.src.shape[1] == b.src_lengths.max()
+    padding = sum(b.tgt_out.size - b.tgt_lengths.sum() for b in batches)
+    if bucket:
+        plain = sum(b.tgt_out.size - b.tgt_lengths.sum()
+                    for b in d.batches("valid", 64, seed=3))
+        assert padding < plain / 3
+    ordered = next(d.batches("test", 5, shuffle=False))
+    np.testing.assert_array_equal(ordered.src, d.encode("test").src[:5, :ordered.src.shape[1]])
+    dropped = list(d.batches("valid", 64, drop_last=True))
+    assert all(len(b.src) == 64 for b in dropped)
+
+
+def test_exact_match():
+    assert exact_match([[3, 4], [5]], [[3, 4], [5]]) == 1.0
+    assert exact_match([[3, 4], [5, 5]], [[3, 4], [5]]) == 0.5
+    assert exact_match([np.array([3]), ["a"]], [[3], ["b"]]) == 0.5
+    with pytest.raises(ValueError, match="2 predictions for 1 targets"):
+        exact_match([[1], [2]], [[1]])
+    with pytest.raises(ValueError, match="no sequences"):
+        exact_match([], [])

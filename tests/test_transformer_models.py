@@ -1,0 +1,156 @@
+"""The transformer models built on nn.Transformer*: the GPT-style causal language model
+(flowgrad.models.gpt) and the transformer encoder-decoder (flowgrad.models.transformer_seq2seq):
+causality, padding invariance, incremental decoding equal to teacher forcing, state_dict round
+trips, bad input, and that each learns a tiny task."""
+
+import numpy as np
+import pytest
+
+import flowgrad as fg
+from flowgrad.models.gpt import TransformerLanguageModel
+from flowgrad.models.seq2seq import beam_search, greedy_decode, sequence_loss
+from flowgrad.models.transformer_seq2seq import TransformerSeq2Seq
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
+def _lm(**kw):
+    cfg = dict(vocab_size=12, block_size=16, d_model=32, nhead=4, num_layers=2,
+               dim_feedforward=64, dropout=0.0)
+    cfg.update(kw)
+    return TransformerLanguageModel(**cfg)
+
+
+def test_lm_is_causal_and_shaped():
+    model = _lm().eval()
+    x = np.random.default_rng(0).integers(0, 12, (3, 10))
+    a = model(fg.tensor(x)).detach().numpy()
+    assert a.shape == (3, 10, 12)
+    y = x.copy()
+    y[:, 6:] = (y[:, 6:] + 1) % 12  # change the future: positions < 6 must not move
+    b = model(fg.tensor(y)).detach().numpy()
+    np.testing.assert_allclose(a[:, :6], b[:, :6], atol=1e-5)
+    assert np.abs(a[:, 6:] - b[:, 6:]).max() > 1e-4
+
+
+def test_lm_ties_weights_and_round_trips(tmp_path):
+    model = _lm()
+    assert model.head.weight is model.tok_emb.weight
+    assert _lm(tie_weights=False).head.weight is not _lm(tie_weights=False).tok_emb.weight
+    keys = set(model.state_dict())
+    assert {"tok_emb.weight", "pos_emb.weight", "norm.weight",
+            "layers.1.self_attn.in_proj_weight", "layers.0.linear2.weight"} <= keys
+    fg.save(model.state_dict(), tmp_path / "lm.safetensors")
+    other = _lm()
+    other.load_state_dict(fg.load(tmp_path / "lm.safetensors"))
+    x = fg.tensor(np.arange(10).reshape(1, 10) % 12)
+    np.testing.assert_array_equal(model.eval()(x).detach().numpy(),
+                                  other.eval()(x).detach().numpy())
+
+
+def test_lm_bad_input():
+    model = _lm()
+    with pytest.raises(ValueError, match="longer than block_size 16"):
+        model(fg.zeros(1, 17, dtype=fg.int64))
+    with pytest.raises(ValueError, match=r"expected token ids of shape \(batch, time\)"):
+        model(fg.zeros(17, dtype=fg.int64))
+    with pytest.raises(ValueError, match="not divisible by nhead"):
+        _lm(d_model=30)
+
+
+def test_lm_learns_a_cycle_and_generates_it():
+    fg.manual_seed(0)
+    model = _lm()
+    opt = fg.optim.Adam(model.parameters(), lr=3e-3)
+    seq = fg.tensor(np.tile(np.arange(16) % 7, (8, 1)))
+    for _ in range(80):
+        loss = model.loss(seq)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.1
+    out = model.generate([0, 1, 2], 20)  # longer than block_size: the window slides
+    assert out.shape == (23,)
+    assert out.tolist() == [i % 7 for i in range(23)]
+    sampled = model.generate(fg.tensor([[3, 4], [5, 6]]), 4, strategy="sample", top_k=2,
+                             seed=1)
+    assert sampled.shape == (2, 6) and sampled[:, :2].tolist() == [[3, 4], [5, 6]]
+
+
+def _reversal(rng, n, lo=3, hi=6, vocab=10):
+    lengths = rng.integers(lo, hi + 1, n)
+    s = lengths.max()
+    src = np.zeros((n, s), np.int64)
+    tgt_in = np.zeros((n, s + 1), np.int64)
+    tgt_out = np.zeros((n, s + 1), np.int64)
+    for i, k in enumerate(lengths):
+        words = rng.integers(3, vocab, k)
+        src[i, :k] = words
+        tgt_in[i, 0], tgt_in[i, 1:k + 1] = 1, words[::-1]
+        tgt_out[i, :k], tgt_out[i, k] = words[::-1], 2
+    return src, lengths, tgt_in, tgt_out
+
+
+def _s2s(**kw):
+    cfg = dict(src_vocab=10, tgt_vocab=10, d_model=32, nhead=4, num_encoder_layers=1,
+               num_decoder_layers=1, dim_feedforward=64, dropout=0.0)
+    cfg.update(kw)
+    return TransformerSeq2Seq(**cfg)
+
+
+def test_seq2seq_padding_invariance_and_incremental_decoding():
+    fg.manual_seed(0)
+    model = _s2s().eval()
+    src, lengths, tgt_in, _ = _reversal(np.random.default_rng(1), 5)
+    full = model(fg.tensor(src), lengths, fg.tensor(tgt_in)).detach().numpy()
+    for i in range(5):  # alone, unpadded, with junk past the length: the same logits
+        k = lengths[i]
+        alone = model(fg.tensor(src[i:i + 1, :k]), lengths[i:i + 1],
+                      fg.tensor(tgt_in[i:i + 1, :k + 1])).detach().numpy()
+        np.testing.assert_allclose(alone[0], full[i, :k + 1], atol=1e-5)
+    junk = src.copy()
+    junk[junk == 0] = 7
+    np.testing.assert_allclose(model(fg.tensor(junk), lengths, fg.tensor(tgt_in))
+                               .detach().numpy()[tgt_in != 0], full[tgt_in != 0], atol=1e-5)
+    # step by step, feeding the teacher's tokens, gives forward's log-probabilities
+    state = model.start(fg.tensor(src), lengths)
+    for t in range(tgt_in.shape[1]):
+        logp, state, attn = model.step(state, fg.tensor(tgt_in[:, t]))
+        assert attn is None
+        ref = full[:, t] - np.log(np.exp(full[:, t]).sum(-1, keepdims=True))
+        np.testing.assert_allclose(logp.detach().numpy(), ref, atol=1e-5)
+    picked = model.reorder_state(state, [4, 4, 0])
+    assert tuple(picked["memory"].shape[:1]) == (3,) and picked["prefix"].shape[0] == 3
+
+
+def test_seq2seq_learns_reversal_greedy_and_beam():
+    fg.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = _s2s(d_model=64, dim_feedforward=128)
+    opt = fg.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(250):
+        src, lengths, tgt_in, tgt_out = _reversal(rng, 64)
+        loss = sequence_loss(model(fg.tensor(src), lengths, fg.tensor(tgt_in)), tgt_out)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    src, lengths, _, _ = _reversal(np.random.default_rng(99), 40)
+    truth = [src[i, :k][::-1].tolist() for i, k in enumerate(lengths)]
+    greedy = greedy_decode(model, fg.tensor(src), lengths, 10)
+    beam = beam_search(model, fg.tensor(src), lengths, 3, 10)
+    assert np.mean([p == t for p, t in zip(greedy, truth)]) >= 0.9
+    assert np.mean([p == t for p, t in zip(beam, truth)]) >= 0.9
+
+
+def test_seq2seq_bad_input():
+    model = _s2s()
+    with pytest.raises(ValueError, match="3 src_lengths for a batch of 2"):
+        model(fg.zeros(2, 4, dtype=fg.int64), [1, 2, 3], fg.ones(2, 3, dtype=fg.int64))
+    with pytest.raises(ValueError, match=r"expected src of shape \(batch, time\)"):
+        model(fg.zeros(4, dtype=fg.int64), [4], fg.ones(2, 3, dtype=fg.int64))

@@ -51,6 +51,9 @@ LEARNS = {
     "ptb_ngram": lambda s: s["kn_test_ppl"] < s["vocab_size"] / 5,
     "brown_nplm": lambda s: s["best_nplm_test_ppl"] < s["vocab_size"] / 5,
     "memory_recall": lambda s: s["ntm_valid_bit_errors"] < 0.25 * s["chance_valid_bit_errors"],
+    "seq2seq_length": lambda s: (s["results"]["attention"]["test"][str(s["train_range"][0])]
+                                 ["token"] > max(0.6, s["results"]["plain"]["test"][
+                                     str(s["train_range"][0])]["token"])),
     "scan": lambda s: s["stats"]["attention"]["simple"]["valid_mean"] > 10.0,
     "transformer_lm": lambda s: s["valid_ppl"] < 0.3 * s["initial_valid_ppl"],
 }

@@ -39,6 +39,8 @@ RECIPES = {
     "memory_recall": "Neural Turing Machine vs a same-size LSTM on copy (Graves et al. 2014)",
     "scan": "SCAN (Lake & Baroni 2018): RNN, attention and transformer seq2seq vs syntactic "
             "attention (Russin et al. 2019) on the simple, length and add-primitive splits",
+    "seq2seq_length": "Reversal beyond the training lengths: RNN encoder-decoder vs additive "
+                      "attention (Bahdanau, Cho & Bengio 2015, Fig. 2)",
     "transformer_lm": "PTB or WikiText-2: a GPT-style causal transformer language model beside "
                       "the LSTM of ptb_lstm",
 }

@@ -145,3 +145,35 @@ def test_default_names_and_static_shapes():
     assert [o.name for o in proto.graph.output] == ["output_0"]
     dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [4, 3]
+
+
+def test_transformer_encoder_with_a_causal_mask():
+    """A two-layer pre-norm encoder under a causal mask (the GPT block): attention, layer
+    norm and GELU exported as primitive ops, run in onnxruntime with other batch sizes."""
+
+    class Causal(fg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            layer = fg.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, activation="gelu",
+                                                  batch_first=True, norm_first=True)
+            self.encoder = fg.nn.TransformerEncoder(layer, 2)
+
+        def forward(self, x):
+            mask = fg.nn.Transformer.generate_square_subsequent_mask(x.shape[1])
+            return self.encoder(x, mask=mask, is_causal=True)
+
+    _run(Causal(), fg.randn(2, 6, 16))
+
+
+def test_multihead_attention_outputs_and_weights():
+    mha = fg.nn.MultiheadAttention(16, 2, batch_first=True)
+    x = fg.randn(2, 5, 16)
+    f = io.BytesIO()
+    fg.onnx.export(mha, (x, x, x), f, input_names=["q", "k", "v"],
+                   output_names=["out", "weights"])
+    sess = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"q": x.numpy(), "k": x.numpy(), "v": x.numpy()})
+    with fg.no_grad():
+        want = [t.numpy() for t in mha.eval()(x, x, x)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

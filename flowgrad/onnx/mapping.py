@@ -217,6 +217,13 @@ def _cast(g, args, out):
     g.node("Cast", [g.value(args[0])], out=True, to=helper.np_dtype_to_tensor_dtype(out.dtype))
 
 
+def _where(g, args, out):
+    """where(condition, x, y); a condition not computed from the inputs (a causal mask)
+    becomes a constant of the traced shape."""
+    g.node("Where", [g.value(args[0]), g.value(args[1], out.dtype), g.value(args[2], out.dtype)],
+           out=True)
+
+
 def _clamp(g, args, out):
     x, lo, hi = args[0], args[1], args[2]
     inputs = [g.value(x),
@@ -331,7 +338,7 @@ EMITTERS = {
     E.Neg: _unary("Neg"), E.Exp: _unary("Exp"), E.Log: _unary("Log"), E.Sqrt: _unary("Sqrt"),
     E.Rsqrt: _rsqrt, E.Reciprocal: _unary("Reciprocal"), E.Abs: _unary("Abs"),
     E.Sin: _unary("Sin"), E.Cos: _unary("Cos"), E.Erf: _unary("Erf"), E.Sign: _unary("Sign"),
-    E.Clone: _unary("Identity"), E.Cast: _cast, E.Clamp: _clamp,
+    E.Clone: _unary("Identity"), E.Cast: _cast, E.Clamp: _clamp, E.Where: _where,
     A.Relu: _unary("Relu"), A.Sigmoid: _unary("Sigmoid"), A.Tanh: _unary("Tanh"),
     A.LeakyRelu: _leaky_relu, A.Elu: _elu, A.Silu: _silu, A.Gelu: _gelu,
     R.Softmax: _axis_op("Softmax"), R.LogSoftmax: _axis_op("LogSoftmax"),

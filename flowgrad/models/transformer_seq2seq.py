@@ -79,14 +79,16 @@ class TransformerSeq2Seq(nn.Module):
                                           src_key_padding_mask=pad)
         return memory, pad
 
-    def decode(self, memory: Tensor, src_pad: Tensor, tgt_in: Tensor) -> Tensor:
+    def decode(self, memory: Tensor, src_pad: Tensor, tgt_in: Tensor,
+               last_only: bool = False) -> Tensor:
+        """Logits (B, T, V) of every target position, or (B, V) of the last one."""
         t = tgt_in.shape[1]  # True = may not attend: the future (bool, as the padding masks)
         causal = as_tensor(np.triu(np.ones((t, t), dtype=bool), 1), device=tgt_in.device)
         h = self.transformer.decoder(self._embed(self.tgt_embed, tgt_in), memory,
                                      tgt_mask=causal, tgt_is_causal=True,
                                      tgt_key_padding_mask=tgt_in == PAD,
                                      memory_key_padding_mask=src_pad)
-        return self.out(h)
+        return self.out(h[:, -1] if last_only else h)
 
     def forward(self, src: Tensor, src_lengths, tgt_in: Tensor) -> Tensor:
         memory, pad = self.encode(src, src_lengths)
@@ -104,7 +106,7 @@ class TransformerSeq2Seq(nn.Module):
         not returned (None)."""
         prev = prev_tokens.reshape(-1, 1).long()
         prefix = prev if state["prefix"] is None else cat([state["prefix"], prev], dim=1)
-        logits = self.decode(state["memory"], state["pad"], prefix)[:, -1]
+        logits = self.decode(state["memory"], state["pad"], prefix, last_only=True)
         new = {"memory": state["memory"], "pad": state["pad"], "prefix": prefix}
         return logits.log_softmax(-1), new, None
 

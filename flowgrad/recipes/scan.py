@@ -121,9 +121,12 @@ def accuracy(model, pairs_batch, targets, batch: int = 256) -> tuple[float, list
 
 
 def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
-               eval_every: int, valid_fraction: float, quick: bool, progress: bool) -> dict:
+               eval_every: int, valid_fraction: float, quick: bool, progress: bool,
+               out: Path | None = None) -> dict:
     """One run: train ``kind`` on ``split`` with ``seed``, keep the best validation weights,
-    test once. Returns the cell's record."""
+    test once. Returns the cell's record; with ``out``, the kept weights go to the run's
+    checkpoint directory and, for seed 0 of a model with attention, a heatmap of its
+    attention on a test command to ``out``."""
     from tqdm.auto import tqdm
 
     from ..datasets.scan import SCAN, encode_pairs
@@ -185,6 +188,9 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
     model.load_state_dict(best[2])
     with Timer() as tt:
         test_acc, predictions = accuracy(model, enc["test"], targets["test"])
+    extra = {}
+    if out is not None:
+        extra = _keep(model, kind, split, seed, test, data, out)
     wrong = [i for i, (p, t) in enumerate(zip(predictions, targets["test"])) if p != t][:5]
     return {"model": kind, "split": split, "seed": seed, "test_exact_match": test_acc,
             "valid_exact_match": best[0], "best_step": best[1], "steps": steps,
@@ -192,9 +198,36 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
             "train_seconds": train_seconds, "test_seconds": tt.seconds,
             "num_parameters": sum(p.numel() for p in model.parameters()),
             "sizes": {"train": len(train), "valid": len(valid), "test": len(test)},
+            **extra,
             "errors": [{"command": " ".join(test[i][0]),
                         "predicted": " ".join(data.decode_actions(predictions[i])),
                         "target": " ".join(test[i][1])} for i in wrong]}
+
+
+def _keep(model, kind: str, split: str, seed: int, test: list, data, out: Path) -> dict:
+    """Save the kept weights (the run's checkpoint directory) and, for seed 0, the attention
+    map of the shortest test command that holds the add-primitive word (or of the first)."""
+    from ..models.seq2seq import greedy_decode, save_attention_heatmap
+    from .ptb_lstm import checkpoint_dir
+
+    ckpt = checkpoint_dir(out, "scan")
+    ckpt.mkdir(parents=True, exist_ok=True)
+    weights = ckpt / f"scan_{kind}_{split}_seed{seed}.safetensors"
+    fg.save(model.state_dict(), weights)
+    record = {"weights": str(weights)}
+    if seed != 0 or kind not in ("attention", "syntactic"):
+        return record
+    word = {"addprim_jump": "jump", "addprim_turn_left": "left"}.get(split)
+    pool = [p for p in test if word in p[0]] if word else []
+    command = min(pool or test[:1], key=lambda p: (len(p[0]) < 3, len(p[0])))[0]
+    src = data.src_vocab.encode(command)[None, :]
+    pred, attn = greedy_decode(model, fg.from_numpy(src), np.array([len(command)]),
+                               MAX_DECODE, return_attention=True)
+    path = out / f"scan_attention_{kind}_{split}.png"
+    save_attention_heatmap(attn[0], command, data.decode_actions(pred[0]), path,
+                           title=f"{kind}, {split}")
+    record["heatmap"] = path.name
+    return record
 
 
 def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=3000,
@@ -234,7 +267,7 @@ def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=300
                                              "Choose another --out")
                         continue
                     cell = train_cell(kind, split, seed, steps, batch_size, eval_every,
-                                      valid_fraction, quick, progress)
+                                      valid_fraction, quick, progress, out)
                     cell["setup"] = setup
                     _write_atomic(path, cell)
                     if progress:
@@ -295,6 +328,7 @@ def _summarise(cells: list, command: str, quick: bool) -> dict:
             "batch_size": cells[0]["batch_size"] if cells else None,
             "stats": stats, "cells": len(cells), "quick": quick, "command": command,
             "seed": "see each cell", "published": PUBLISHED, "sources": SOURCES,
+            "heatmaps": sorted({c["heatmap"] for c in cells if c.get("heatmap")}),
             "examples": {f"{c['model']}/{c['split']}/{c['seed']}": c["errors"][:2]
                          for c in cells if c["seed"] == 0}}
 
@@ -362,4 +396,5 @@ def _write(s: dict, out: Path) -> None:
     if s["quick"]:
         notes += ["", "This is the short variant (a subset of each split, a few hundred "
                   "updates): a smoke run, not a result."]
-    write_results("scan", out, s, rows, notes="\n".join(notes), figures=(fig,))
+    maps = tuple(out / name for name in s.get("heatmaps", []) if (out / name).exists())
+    write_results("scan", out, s, rows, notes="\n".join(notes), figures=(fig,) + maps)

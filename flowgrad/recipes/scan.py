@@ -289,7 +289,10 @@ def _seeds(seeds) -> list:
     if isinstance(seeds, (list, tuple)):
         return [int(s) for s in seeds]
     if isinstance(seeds, str) and "," in seeds:
-        return [int(s) for s in seeds.split(",")]
+        return [int(s) for s in seeds.split(",") if s.strip()]
+    if int(seeds) < 1:
+        raise ValueError(f"scan: seeds={seeds!r} is a count of seeds and asks for no run; pass "
+                         "a count >= 1, or the seeds themselves (--set seeds=0, for seed 0 alone)")
     return list(range(int(seeds)))
 
 

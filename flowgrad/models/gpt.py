@@ -21,9 +21,9 @@ from .. import nn
 from ..autograd.grad_mode import no_grad
 from ..creation import arange
 from ..nn import functional as F
-from ..tensor import Tensor, as_tensor
+from ..tensor import Tensor
 from ..tensor_functions import cat
-from .sequence import _make_generator, sample_logits
+from .sequence import _make_generator, prefix_batch, sample_logits
 
 
 @dataclass
@@ -103,13 +103,7 @@ class TransformerLanguageModel(nn.Module):
                  seed: int | None = None) -> Tensor:
         """Read ``prefix`` (P,) or (B, P) and append ``max_new_tokens`` tokens drawn one at a
         time, each from the last ``block_size`` tokens. Returns (P + N,) or (B, P + N)."""
-        prefix = as_tensor(prefix, device=self.tok_emb.weight.device).long()
-        single = prefix.ndim == 1
-        if single:
-            prefix = prefix.unsqueeze(0)
-        if prefix.ndim != 2 or prefix.shape[1] < 1:
-            raise ValueError(f"generate: expected a non-empty prefix (P,) or (B, P), got "
-                             f"{tuple(prefix.shape)}")
+        prefix, single = prefix_batch(prefix, self.tok_emb.weight.device)
         was = self.training
         self.eval()
         generator = _make_generator(generator, seed, prefix.device)

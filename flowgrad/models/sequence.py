@@ -196,6 +196,19 @@ def sample_logits(logits: Tensor, strategy: str = "sample", temperature: float =
     return probs.multinomial(1, generator=generator).squeeze(1)
 
 
+def prefix_batch(prefix, device) -> tuple[Tensor, bool]:
+    """A generation prefix (P,) or (B, P) of token ids as int64 (B, P), and whether it was one
+    sequence; an empty or other-shaped prefix raises."""
+    prefix = as_tensor(prefix, device=device).long()
+    single = prefix.ndim == 1
+    if single:
+        prefix = prefix.unsqueeze(0)
+    if prefix.ndim != 2 or prefix.shape[1] < 1:
+        raise ValueError(f"generate: expected a non-empty prefix (P,) or (B, P), got "
+                         f"{tuple(prefix.shape)}")
+    return prefix, single
+
+
 def _autoregress(step, logits: Tensor, hidden, max_new_tokens: int, strategy, temperature,
                  top_k, generator) -> list:
     """Feed ``step`` (ids (B, 1), hidden) -> (logits (B, 1, V), hidden) its own tokens,
@@ -364,13 +377,7 @@ class RNNLanguageModel(nn.Module):
         past y in input is generated"): read ``prefix`` (P,) or (B, P), then feed each drawn
         token back. Returns the prefix followed by ``max_new_tokens`` tokens, (P + N,) or
         (B, P + N). ``seed`` (or a ``Generator``) makes sampling reproducible."""
-        prefix = as_tensor(prefix, device=self.decoder.weight.device).long()
-        single = prefix.ndim == 1
-        if single:
-            prefix = prefix.unsqueeze(0)
-        if prefix.ndim != 2 or prefix.shape[1] < 1:
-            raise ValueError(f"generate: expected a non-empty prefix (P,) or (B, P), got "
-                             f"{tuple(prefix.shape)}")
+        prefix, single = prefix_batch(prefix, self.decoder.weight.device)
         was = self.training
         self.eval()
         generator = _make_generator(generator, seed, prefix.device)

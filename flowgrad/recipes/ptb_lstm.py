@@ -81,6 +81,28 @@ def checkpoint_dir(out: Path, name: str) -> Path:
     return Path(out)
 
 
+def resume_epochs(last_path: Path, model, optimizer, setup: dict, name: str,
+                  resume: bool = True) -> tuple[list, int, tuple, float]:
+    """(history, first epoch to run, (best validation, its epoch), seconds already spent):
+    restored from the last-epoch checkpoint when there is one and ``resume``, which must have
+    been written with the same ``setup``; a fresh start otherwise."""
+    from tqdm.auto import tqdm
+
+    from ..train import load_checkpoint
+
+    if not (resume and last_path.exists()):
+        return [], 1, (math.inf, 0), 0.0
+    state = load_checkpoint(last_path, model, optimizer)
+    extra = state["extra"]
+    if extra.get("setup") != setup:
+        raise ValueError(f"{last_path} was written by a run with other settings "
+                         f"({extra.get('setup')}); this run has {setup}. Choose another "
+                         "--out, or pass --set resume=False to start again")
+    tqdm.write(f"{name}: resuming from {last_path} after epoch {state['epoch']}")
+    return (list(extra["history"]), int(state["epoch"]) + 1,
+            (float(extra["best_valid"]), int(extra["best_epoch"])), float(extra["seconds"]))
+
+
 def _corpus(name: str):
     from ..datasets.text import PennTreebank, WikiText2
 
@@ -221,22 +243,12 @@ def _run(epochs, lr, batch_size, seed, corpus, bptt, emsize, nhid, nlayers, init
     ckpt = checkpoint_dir(out, name)
     ckpt.mkdir(parents=True, exist_ok=True)
     last_path, best_path = ckpt / f"{name}_last.safetensors", ckpt / f"{name}_best.safetensors"
-    history, start, best, resumed_seconds = [], 1, (math.inf, 0), 0.0
     setup = {"corpus": corpus, "lr": lr, "batch_size": batch_size, "seed": seed, "bptt": bptt,
              "emsize": emsize, "nhid": nhid, "nlayers": nlayers, "init_range": init_range,
              "clip": clip, "decay": decay, "decay_after": decay_after,
              "max_batches": max_batches, "quick": quick}
-    if resume and last_path.exists():
-        state = load_checkpoint(last_path, model, optimizer)
-        extra = state["extra"]
-        if extra.get("setup") != setup:
-            raise ValueError(f"{last_path} was written by a run with other settings "
-                             f"({extra.get('setup')}); this run has {setup}. Choose another "
-                             "--out, or pass --set resume=False to start again")
-        history, start = list(extra["history"]), int(state["epoch"]) + 1
-        best = (float(extra["best_valid"]), int(extra["best_epoch"]))
-        resumed_seconds = float(extra["seconds"])
-        tqdm.write(f"{name}: resuming from {last_path} after epoch {state['epoch']}")
+    history, start, best, resumed_seconds = resume_epochs(last_path, model, optimizer, setup,
+                                                          name, resume)
     clock = time.perf_counter()
     if not history:  # the initial weights' validation perplexity, as epoch 0
         history.append({"epoch": 0, "lr": 0.0, "valid_ppl": evaluate(model, valid,

@@ -28,7 +28,14 @@ import flowgrad.nn.functional as F
 
 from .. import nn
 from .common import Timer, command_line, resolve_out, write_results
-from .ptb_lstm import CORPUS_NAMES, _corpus, _limit_threads, _plot, checkpoint_dir
+from .ptb_lstm import (
+    CORPUS_NAMES,
+    _corpus,
+    _limit_threads,
+    _plot,
+    checkpoint_dir,
+    resume_epochs,
+)
 
 DEFAULTS = {"epochs": 8, "lr": 1e-3, "batch_size": 16, "block": 128, "seed": 0,
             "corpus": "ptb"}
@@ -143,18 +150,8 @@ def _run(epochs, seed, corpus, c, resume, out, quick, progress, command) -> dict
     ckpt.mkdir(parents=True, exist_ok=True)
     last_path, best_path = ckpt / f"{name}_last.safetensors", ckpt / f"{name}_best.safetensors"
     setup = {"corpus": corpus, "seed": seed, "epochs": epochs, "quick": quick, **c}
-    history, start, best, resumed_seconds = [], 1, (math.inf, 0), 0.0
-    if resume and last_path.exists():
-        state = load_checkpoint(last_path, model, optimizer)
-        extra = state["extra"]
-        if extra.get("setup") != setup:
-            raise ValueError(f"{last_path} was written by a run with other settings "
-                             f"({extra.get('setup')}); this run has {setup}. Choose another "
-                             "--out, or pass --set resume=False to start again")
-        history, start = list(extra["history"]), int(state["epoch"]) + 1
-        best = (float(extra["best_valid"]), int(extra["best_epoch"]))
-        resumed_seconds = float(extra["seconds"])
-        tqdm.write(f"{name}: resuming from {last_path} after epoch {state['epoch']}")
+    history, start, best, resumed_seconds = resume_epochs(last_path, model, optimizer, setup,
+                                                          name, resume)
     clock = time.perf_counter()
     if not history:
         history.append({"epoch": 0, "valid_ppl": evaluate(model, valid, c["block"])})

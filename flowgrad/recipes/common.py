@@ -85,7 +85,7 @@ def command_line(name: str, run, values: dict) -> str:
         value = values[key]
         if param.default is not param.empty and _same(value, param.default):
             continue
-        if key in CLI_OPTIONS:
+        if key in CLI_OPTIONS and not isinstance(value, (list, tuple, str)):
             parts += [CLI_OPTIONS[key], _format(value)]
         else:
             parts += ["--set", f"{key}={_format(value)}"]

@@ -163,3 +163,13 @@ def test_tuple_options_round_trip_through_set():
     line = command_line("curriculum", run, {"switches": (0.25,), "hidden": (64, 32)})
     assert line == "flowgrad train curriculum --set switches=0.25, --set hidden=64,32"
     assert _value("0.25,") == (0.25,) and _value("64,32") == (64, 32)
+
+
+def test_command_line_of_a_seed_list_uses_set():
+    """--seeds takes a count; a list of seeds (the scan recipe) is written as --set seeds=..."""
+    from flowgrad.recipes.common import command_line
+    from flowgrad.recipes.scan import run
+
+    line = command_line("scan", run, {"seeds": (0, 3), "models": "attention", "quick": False})
+    assert line == "flowgrad train scan --set models='attention' --set seeds=0,3"
+    assert command_line("scan", run, {"seeds": 5}) == "flowgrad train scan --seeds 5"

@@ -227,7 +227,13 @@ def test_gelu_at_infinity_matches_torch(approximate, dtype):
     out = fg.nn.functional.gelu(f, approximate=approximate)
     out.sum().backward()
     rtol = 5e-4 if dtype == "float32" else 1e-7  # torch's float32 tail is off by ~1e-4
-    np.testing.assert_allclose(out.detach().numpy(), expected.detach().numpy(), rtol=rtol)
+    want = expected.detach().numpy().copy()
+    # torch's float32 exact GELU gives NaN at +inf with its AVX-512 kernel and inf with AVX2:
+    # flowgrad gives inf, the limit, on every machine
+    assert not (dtype == "float32" and approximate == "none") or np.isnan(want[0]) or \
+        np.isinf(want[0])
+    want[0] = np.inf if approximate == "none" else want[0]
+    np.testing.assert_allclose(out.detach().numpy(), want, rtol=rtol)
     np.testing.assert_allclose(f.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=1e-7)
 
 

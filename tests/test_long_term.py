@@ -230,12 +230,13 @@ def test_clipping_tames_exploding_gradients(tmp_path):
     # the same first step (same weights, same batch), then the runs part
     assert r.grad_norm["clipped"][0] == pytest.approx(r.grad_norm["unclipped"][0], rel=1e-5)
     assert s["unclipped_max_grad_norm"] > 10 * r.max_norm
-    # one run's outcome is chaotic (radius 3, lr 0.5: the unclipped run sometimes recovers);
-    # over three initialisations clipping ends far lower on average
+    # one run's outcome is chaotic (radius 3, lr 0.5: an unclipped run sometimes recovers, a
+    # clipped one sometimes stalls, and which depends on the machine's rounding); over five
+    # initialisations the median clipped run ends far lower than the median unclipped one
     finals = [r] + [clipping_demo(x, y, hidden_size=16, radius=3.0, steps=100, lr=0.5,
-                                  max_norm=1.0, seed=seed) for seed in (1, 2)]
-    clipped = np.mean([f.summary()["clipped_final_loss"] for f in finals])
-    unclipped = np.mean([f.summary()["unclipped_final_loss"] for f in finals])
+                                  max_norm=1.0, seed=seed) for seed in (1, 2, 3, 4)]
+    clipped = np.median([f.summary()["clipped_final_loss"] for f in finals])
+    unclipped = np.median([f.summary()["unclipped_final_loss"] for f in finals])
     assert clipped < 0.1 < 1.0 < unclipped
     assert "clipped:" in str(r)
     assert plot_clipping(r, tmp_path / "clip.png").read_bytes()[:4] == b"\x89PNG"

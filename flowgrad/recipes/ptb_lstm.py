@@ -103,6 +103,22 @@ def resume_epochs(last_path: Path, model, optimizer, setup: dict, name: str,
             (float(extra["best_valid"]), int(extra["best_epoch"])), float(extra["seconds"]))
 
 
+def checkpoint_epoch(epoch: int, valid_ppl: float, best: tuple, model, optimizer, best_path,
+                     last_path, history: list, setup: dict, seconds: float) -> tuple:
+    """End an epoch: checkpoint the weights when ``valid_ppl`` is the best so far, and the
+    whole state (model, optimizer, history) for resuming, both atomically. Returns the new
+    (best validation, its epoch)."""
+    from ..train import save_checkpoint
+
+    if valid_ppl < best[0]:
+        best = (valid_ppl, epoch)
+        save_checkpoint(best_path, model, epoch=epoch, extra={"valid_ppl": valid_ppl})
+    save_checkpoint(last_path, model, optimizer, epoch=epoch, extra={
+        "history": history, "best_valid": best[0], "best_epoch": best[1], "setup": setup,
+        "seconds": seconds})
+    return best
+
+
 def _corpus(name: str):
     from ..datasets.text import PennTreebank, WikiText2
 
@@ -226,7 +242,7 @@ def _run(epochs, lr, batch_size, seed, corpus, bptt, emsize, nhid, nlayers, init
     from tqdm.auto import tqdm
 
     from ..datasets.text import batchify
-    from ..train import load_checkpoint, save_checkpoint
+    from ..train import load_checkpoint
 
     data = _corpus(corpus)
     train, valid, test = data.train, data.valid, data.test
@@ -274,12 +290,8 @@ def _run(epochs, lr, batch_size, seed, corpus, bptt, emsize, nhid, nlayers, init
             tqdm.write(f"{name} epoch {epoch}: lr {rate:g}, train ppl {stats['train_ppl']:.1f}, "
                        f"valid ppl {valid_ppl:.1f} ({stats['seconds']:.0f} s + "
                        f"{tv.seconds:.0f} s validation)")
-        if valid_ppl < best[0]:
-            best = (valid_ppl, epoch)
-            save_checkpoint(best_path, model, epoch=epoch, extra={"valid_ppl": valid_ppl})
-        save_checkpoint(last_path, model, optimizer, epoch=epoch, extra={
-            "history": history, "best_valid": best[0], "best_epoch": best[1], "setup": setup,
-            "seconds": resumed_seconds + time.perf_counter() - clock})
+        best = checkpoint_epoch(epoch, valid_ppl, best, model, optimizer, best_path, last_path,
+                                history, setup, resumed_seconds + time.perf_counter() - clock)
     if best[1] > 0:
         load_checkpoint(best_path, model, restore_rng=False)
     with Timer() as tt:  # the test split, once, with the weights chosen on validation

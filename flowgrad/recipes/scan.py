@@ -129,7 +129,7 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
     attention on a test command to ``out``."""
     from tqdm.auto import tqdm
 
-    from ..datasets.scan import SCAN, encode_pairs
+    from ..datasets.scan import SCAN, batch_pairs, encode_pairs
     from ..models.seq2seq import sequence_loss
 
     data = SCAN(split, valid_fraction=valid_fraction, seed=0)
@@ -145,8 +145,6 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
            for name, part in (("valid", valid), ("test", test))}
     targets = {name: [data.tgt_vocab.encode(a).tolist() for _, a in part]
                for name, part in (("valid", valid), ("test", test))}
-    from ..datasets.scan import batch_pairs
-
     def batches():
         epoch = 0
         while True:

@@ -34,6 +34,7 @@ from .ptb_lstm import (
     _limit_threads,
     _plot,
     checkpoint_dir,
+    checkpoint_epoch,
     resume_epochs,
 )
 
@@ -118,7 +119,7 @@ def _run(epochs, seed, corpus, c, resume, out, quick, progress, command) -> dict
 
     from ..datasets.text import batchify
     from ..models.gpt import TransformerLanguageModel
-    from ..train import load_checkpoint, save_checkpoint
+    from ..train import load_checkpoint
 
     data = _corpus(corpus)
     train, valid, test = data.train, data.valid, data.test
@@ -187,12 +188,8 @@ def _run(epochs, seed, corpus, c, resume, out, quick, progress, command) -> dict
         if progress:
             tqdm.write(f"{name} epoch {epoch}: train ppl {math.exp(nll / count):.1f}, valid "
                        f"ppl {valid_ppl:.1f} ({train_seconds:.0f} s + {tv.seconds:.0f} s)")
-        if valid_ppl < best[0]:
-            best = (valid_ppl, epoch)
-            save_checkpoint(best_path, model, epoch=epoch, extra={"valid_ppl": valid_ppl})
-        save_checkpoint(last_path, model, optimizer, epoch=epoch, extra={
-            "history": history, "best_valid": best[0], "best_epoch": best[1], "setup": setup,
-            "seconds": resumed_seconds + time.perf_counter() - clock})
+        best = checkpoint_epoch(epoch, valid_ppl, best, model, optimizer, best_path, last_path,
+                                history, setup, resumed_seconds + time.perf_counter() - clock)
     if best[1] > 0:
         load_checkpoint(best_path, model, restore_rng=False)
     with Timer() as tt:

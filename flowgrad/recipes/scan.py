@@ -120,9 +120,23 @@ def accuracy(model, pairs_batch, targets, batch: int = 256) -> tuple[float, list
     return exact_match(predictions, targets), predictions
 
 
+def learning_rate(base: float, step: int, steps: int, warmup: int, schedule: str) -> float:
+    """The learning rate at update ``step`` (1-based): a linear warm-up over ``warmup`` updates,
+    then ``base`` ("constant") or a cosine decay from ``base`` to 0 at ``steps`` ("cosine";
+    Loshchilov & Hutter 2017, without restarts)."""
+    if warmup and step <= warmup:
+        return base * step / warmup
+    if schedule == "constant":
+        return base
+    if schedule == "cosine":
+        progress = (step - warmup) / max(1, steps - warmup)
+        return base * 0.5 * (1.0 + float(np.cos(np.pi * min(1.0, progress))))
+    raise ValueError(f"scan: unknown schedule {schedule!r}; expected 'constant' or 'cosine'")
+
+
 def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
                eval_every: int, valid_fraction: float, quick: bool, progress: bool,
-               out: Path | None = None) -> dict:
+               out: Path | None = None, schedule: str = "constant") -> dict:
     """One run: train ``kind`` on ``split`` with ``seed``, keep the best validation weights,
     test once. Returns the cell's record; with ``out``, the kept weights go to the run's
     checkpoint directory and, for seed 0 of a model with attention, a heatmap of its
@@ -160,9 +174,9 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
     for step, b in enumerate(batches(), 1):
         if step > steps:
             break
-        if warmup:
+        if warmup or schedule != "constant":
             for group in optimizer.param_groups:
-                group["lr"] = lr * min(1.0, step / warmup)
+                group["lr"] = learning_rate(lr, step, steps, warmup, schedule)
         model.train()
         logits = model(fg.from_numpy(b.src), b.src_lengths, fg.from_numpy(b.tgt_in))
         loss = sequence_loss(logits, b.tgt_out)
@@ -192,7 +206,8 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
     wrong = [i for i, (p, t) in enumerate(zip(predictions, targets["test"])) if p != t][:5]
     return {"model": kind, "split": split, "seed": seed, "test_exact_match": test_acc,
             "valid_exact_match": best[0], "best_step": best[1], "steps": steps,
-            "batch_size": batch_size, "lr": lr, "warmup": warmup, "curve": curve,
+            "batch_size": batch_size, "lr": lr, "warmup": warmup, "schedule": schedule,
+            "curve": curve,
             "train_seconds": train_seconds, "test_seconds": tt.seconds,
             "num_parameters": sum(p.numel() for p in model.parameters()),
             "sizes": {"train": len(train), "valid": len(valid), "test": len(test)},
@@ -229,8 +244,8 @@ def _keep(model, kind: str, split: str, seed: int, test: list, data, out: Path) 
 
 
 def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=3000,
-        batch_size=32, eval_every=500, valid_fraction=0.1, train=True, threads=None, out=None,
-        quick=False, progress=True) -> dict:
+        batch_size=32, eval_every=500, valid_fraction=0.1, schedule="constant", train=True,
+        threads=None, out=None, quick=False, progress=True) -> dict:
     """Train every (model, split, seed) not finished yet in ``out``, then summarise all the
     cells found there. ``models`` and ``splits`` are comma-separated names; ``seeds`` a count
     (seeds 0..n-1) or a comma-separated list. ``train=False`` only rewrites the summary of the
@@ -251,8 +266,9 @@ def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=300
         seed_list = seed_list[:1]
     cells_dir = out / "scan_cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
+    learning_rate(1.0, 1, 1, 0, schedule)  # an unknown schedule fails before any training
     setup = {"steps": steps, "batch_size": batch_size, "eval_every": eval_every,
-             "valid_fraction": valid_fraction, "quick": quick}
+             "valid_fraction": valid_fraction, "quick": quick, "schedule": schedule}
     with _limit_threads(threads), Timer() as t:
         for split in parts if train else ():
             for kind in kinds:
@@ -260,13 +276,13 @@ def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=300
                     path = cells_dir / f"{kind}_{split}_seed{seed}.json"
                     if path.exists():
                         done = json.loads(path.read_text())
-                        if done.get("setup") != setup:
+                        if {"schedule": "constant", **done.get("setup", {})} != setup:
                             raise ValueError(f"{path} was written with other settings "
                                              f"({done.get('setup')}); this run has {setup}. "
                                              "Choose another --out")
                         continue
                     cell = train_cell(kind, split, seed, steps, batch_size, eval_every,
-                                      valid_fraction, quick, progress, out)
+                                      valid_fraction, quick, progress, out, schedule)
                     cell["setup"] = setup
                     _write_atomic(path, cell)
                     if progress:
@@ -323,6 +339,7 @@ def _summarise(cells: list, command: str, quick: bool) -> dict:
                      "valid_mean": 100 * float(np.mean([c["valid_exact_match"] for c in cs])),
                      "minutes": float(np.mean([c["train_seconds"] for c in cs])) / 60,
                      "steps": sorted({c["steps"] for c in cs}),
+                     "schedules": sorted({c.get("schedule", "constant") for c in cs}),
                      "best_steps": [c["best_step"] for c in sorted(cs, key=lambda c: c["seed"])],
                      "per_seed": [100 * c["test_exact_match"] for c in
                                   sorted(cs, key=lambda c: c["seed"])]}
@@ -346,12 +363,12 @@ def _cell_commands(cells: list, quick: bool) -> list[str]:
         s = c.get("setup", {})
         key = (c["model"], c["split"], s.get("steps", c["steps"]),
                s.get("batch_size", c["batch_size"]), s.get("eval_every"),
-               s.get("valid_fraction"))
+               s.get("valid_fraction"), s.get("schedule", "constant"))
         groups.setdefault(key, []).append(c["seed"])
     commands = []
-    for (model, split, steps, batch, every, fraction), seeds in sorted(groups.items()):
+    for (model, split, steps, batch, every, fraction, schedule), seeds in sorted(groups.items()):
         values = {"models": model, "splits": split, "seeds": tuple(sorted(seeds)),
-                  "steps": steps, "batch_size": batch, "quick": quick}
+                  "steps": steps, "batch_size": batch, "schedule": schedule, "quick": quick}
         if every is not None:
             values["eval_every"] = every
         if fraction is not None:
@@ -407,7 +424,8 @@ def _write(s: dict, out: Path) -> None:
                          f"seed(s) ({', '.join(f'{v:.1f}' for v in st['per_seed'])}); "
                          f"validation {st['valid_mean']:.1f}; "
                          f"{'/'.join(str(v) for v in st['steps'])} updates of "
-                         f"{s['batch_size']}, {st['minutes']:.0f} min each",
+                         f"{s['batch_size']} ({'/'.join(st.get('schedules', ['constant']))} "
+                         f"learning rate), {st['minutes']:.0f} min each",
                          "; ".join(pub) or "—"))
     notes = [
         "The runs behind this table (each writes its cells in scan_cells/; a run skips the "

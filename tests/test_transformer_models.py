@@ -154,3 +154,29 @@ def test_seq2seq_bad_input():
         model(fg.zeros(2, 4, dtype=fg.int64), [1, 2, 3], fg.ones(2, 3, dtype=fg.int64))
     with pytest.raises(ValueError, match=r"expected src of shape \(batch, time\)"):
         model(fg.zeros(4, dtype=fg.int64), [4], fg.ones(2, 3, dtype=fg.int64))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_seq2seq_cached_steps_equal_forward_with_two_layers(norm_first):
+    fg.manual_seed(3)
+    model = _s2s(num_encoder_layers=2, num_decoder_layers=2).eval()
+    for layer in [*model.transformer.encoder.layers, *model.transformer.decoder.layers]:
+        layer.norm_first = norm_first
+    src, lengths, tgt_in, _ = _reversal(np.random.default_rng(2), 4)
+    full = model(fg.tensor(src), lengths, fg.tensor(tgt_in)).log_softmax(-1).detach().numpy()
+    state = model.start(fg.tensor(src), lengths)
+    for t in range(tgt_in.shape[1]):
+        logp, state, _ = model.step(state, fg.tensor(tgt_in[:, t]))
+        np.testing.assert_allclose(logp.detach().numpy(), full[:, t], atol=1e-5)
+    assert len(state["cache"]) == 2 and state["cache"][0].shape[1] == tgt_in.shape[1]
+    picked = model.reorder_state(state, [1, 1])
+    assert picked["cache"][1].shape[0] == 2
+
+
+def test_seq2seq_step_past_max_len_is_a_clear_error():
+    model = _s2s(max_len=2).eval()
+    state = model.start(fg.tensor(np.array([[3, 4]])), [2])
+    for _ in range(2):
+        _, state, _ = model.step(state, fg.tensor(np.array([1])))
+    with pytest.raises(ValueError, match="max_len=2"):
+        model.step(state, fg.tensor(np.array([1])))

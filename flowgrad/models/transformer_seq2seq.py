@@ -98,18 +98,51 @@ class TransformerSeq2Seq(nn.Module):
 
     def start(self, src: Tensor, src_lengths) -> dict:
         memory, pad = self.encode(src, src_lengths)
-        return {"memory": memory, "pad": pad, "prefix": None}
+        return {"memory": memory, "pad": pad, "prefix": None, "cache": None}
 
     def step(self, state: dict, prev_tokens: Tensor):
         """Append ``prev_tokens`` (B,) to the prefix and return the log-probabilities of the
-        next token (B, V); the decoder re-reads the whole prefix (no cache). Attention maps are
-        not returned (None)."""
+        next token (B, V). Only the new position is computed: each decoder layer keeps the
+        inputs of its self-attention for the positions before (a key/value cache; the
+        causal mask makes the earlier positions independent of the later ones), so a step
+        costs one position's feed-forward and cross-attention, not the whole prefix's.
+        Attention maps are not returned (None)."""
         prev = prev_tokens.reshape(-1, 1).long()
+        t = 0 if state["prefix"] is None else state["prefix"].shape[1]
+        if t >= self.config.max_len:
+            raise ValueError(f"TransformerSeq2Seq.step: the prefix already holds {t} tokens, "
+                             f"the most the positions cover (max_len={self.config.max_len})")
         prefix = prev if state["prefix"] is None else cat([state["prefix"], prev], dim=1)
-        logits = self.decode(state["memory"], state["pad"], prefix, last_only=True)
-        new = {"memory": state["memory"], "pad": state["pad"], "prefix": prefix}
+        x = self.tgt_embed(prev) * math.sqrt(self.config.d_model)
+        x = self.positions.dropout(x + self.positions.pe[t:t + 1])
+        memory, src_pad, key_pad = state["memory"], state["pad"], prefix == PAD
+        cache = []
+        for i, layer in enumerate(self.transformer.decoder.layers):
+            attend = layer.norm1(x) if layer.norm_first else x
+            keys = attend if state["cache"] is None else cat([state["cache"][i], attend], dim=1)
+            cache.append(keys)
+            a = layer.dropout1(layer.self_attn(attend, keys, keys, key_padding_mask=key_pad,
+                                               need_weights=False)[0])
+            if layer.norm_first:
+                x = x + a
+                x = x + layer._mha_block(layer.norm2(x), memory, None, src_pad)
+                x = x + layer._ff_block(layer.norm3(x))
+            else:
+                x = layer.norm1(x + a)
+                x = layer.norm2(x + layer._mha_block(x, memory, None, src_pad))
+                x = layer.norm3(x + layer._ff_block(x))
+        if self.transformer.decoder.norm is not None:
+            x = self.transformer.decoder.norm(x)
+        logits = self.out(x[:, 0])
+        new = {"memory": memory, "pad": src_pad, "prefix": prefix, "cache": cache}
         return logits.log_softmax(-1), new, None
 
     def reorder_state(self, state: dict, index) -> dict:
         idx = as_tensor(np.asarray(index, dtype=np.int64), device=state["memory"].device)
-        return {k: (None if v is None else v[idx]) for k, v in state.items()}
+
+        def pick(v):
+            if v is None:
+                return None
+            return [c[idx] for c in v] if isinstance(v, list) else v[idx]
+
+        return {k: pick(v) for k, v in state.items()}

@@ -176,3 +176,39 @@ def test_exact_match():
         exact_match([[1], [2]], [[1]])
     with pytest.raises(ValueError, match="no sequences"):
         exact_match([], [])
+
+
+def test_recipe_learning_rate_schedules():
+    from flowgrad.recipes.scan import learning_rate
+
+    assert learning_rate(1e-3, 5, 100, 0, "constant") == 1e-3
+    assert learning_rate(1e-3, 5, 100, 10, "constant") == pytest.approx(5e-4)  # warm-up
+    assert learning_rate(1e-3, 10, 110, 10, "cosine") == pytest.approx(1e-3)
+    assert learning_rate(1e-3, 60, 110, 10, "cosine") == pytest.approx(5e-4)
+    assert learning_rate(1e-3, 110, 110, 10, "cosine") == pytest.approx(0.0, abs=1e-15)
+    with pytest.raises(ValueError, match="unknown schedule 'step'"):
+        learning_rate(1e-3, 1, 10, 0, "step")
+
+
+def test_recipe_cells_of_several_budgets_share_a_directory():
+    from flowgrad.recipes.scan import _summarise, cell_name
+
+    default = {"steps": 3000, "batch_size": 32, "schedule": "constant"}
+    assert cell_name("rnn", "simple", 0, default) == "rnn_simple_seed0"
+    longer = {"steps": 8000, "batch_size": 32, "schedule": "cosine"}
+    assert cell_name("rnn", "simple", 0, longer) == "rnn_simple_seed0_8000x32_cosine"
+
+    def cell(steps, schedule, valid, test):
+        return {"model": "attention", "split": "simple", "seed": 0, "steps": steps,
+                "batch_size": 32, "schedule": schedule, "valid_exact_match": valid,
+                "test_exact_match": test, "train_seconds": 1.0, "test_seconds": 1.0,
+                "best_step": steps, "errors": [],
+                "setup": {"steps": steps, "batch_size": 32, "schedule": schedule}}
+
+    cells = [cell(3000, "constant", 0.9, 0.9), cell(8000, "constant", 0.98, 0.995),
+             cell(8000, "cosine", 0.99, 0.97)]
+    st = _summarise(cells, "flowgrad train scan", False)["stats"]["attention"]["simple"]
+    # the largest budget heads the row; between schedules of that size, validation decides
+    assert st["steps"] == [8000] and st["schedules"] == ["cosine"] and st["mean"] == 97.0
+    assert [(o["steps"], o["schedules"]) for o in st["others"]] == [([8000], ["constant"]),
+                                                                    ([3000], ["constant"])]

@@ -16,6 +16,7 @@ from .files import (
 )
 from .idx import CorruptFileError, read_idx, write_idx
 from .mnist import MNIST, FashionMNIST
+from .sachs import SachsData, load_sachs
 from .scan import SCAN, ScanBatch, ScanFormatError, encode_pairs, exact_match
 from .sequence_tasks import adding, latching, latching_splits
 from .small import Split, digits, mnist1d
@@ -40,3 +41,4 @@ __all__ += ["BrownCorpus", "PennTreebank", "TextCorpus", "UnknownTokenError", "V
 __all__ += ["adding", "latching", "latching_splits"]
 __all__ += ["associative_recall", "copy_pairs", "copy_task", "reversal_pairs"]
 __all__ += ["SCAN", "ScanBatch", "ScanFormatError", "encode_pairs", "exact_match"]
+__all__ += ["SachsData", "load_sachs"]

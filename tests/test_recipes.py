@@ -6,7 +6,7 @@ import json
 import pytest
 
 from flowgrad import recipes
-from flowgrad.datasets import MNIST, BrownCorpus, FashionMNIST, PennTreebank
+from flowgrad.datasets import MNIST, BrownCorpus, FashionMNIST, PennTreebank, load_sachs
 from flowgrad.datasets.scan import SCAN
 
 
@@ -25,7 +25,10 @@ HAVE_BROWN = _have(BrownCorpus, download=False)
 HAVE_SCAN = _have(SCAN, split="simple", download=False)
 NEEDS = {"mnist_mlp": HAVE_MNIST, "mnist_cnn": HAVE_MNIST, "relu_vs_tanh": HAVE_MNIST,
          "fashion_mnist": HAVE_FASHION, "ptb_lstm": HAVE_PTB, "ptb_ngram": HAVE_PTB,
-         "brown_nplm": HAVE_BROWN, "transformer_lm": HAVE_PTB, "scan": HAVE_SCAN}
+         "brown_nplm": HAVE_BROWN, "transformer_lm": HAVE_PTB, "scan": HAVE_SCAN,
+         "sachs_structure": _have(load_sachs),
+         "dcgan": HAVE_MNIST, "conditional_gan": HAVE_MNIST,
+         "gan_mnist": HAVE_MNIST}
 
 # what "learns" means for each short variant (chance: 0.9 error on ten classes, log 10 = 2.303)
 LEARNS = {
@@ -51,11 +54,20 @@ LEARNS = {
     "ptb_ngram": lambda s: s["kn_test_ppl"] < s["vocab_size"] / 5,
     "brown_nplm": lambda s: s["best_nplm_test_ppl"] < s["vocab_size"] / 5,
     "memory_recall": lambda s: s["ntm_valid_bit_errors"] < 0.25 * s["chance_valid_bit_errors"],
+    "meta_transfer": lambda s: s["gamma_median_final"] > 0.8 and s["mirror_median_final"] < 0.2,
     "seq2seq_length": lambda s: (s["results"]["attention"]["test"][str(s["train_range"][0])]
                                  ["token"] > max(0.6, s["results"]["plain"]["test"][
                                      str(s["train_range"][0])]["token"])),
     "scan": lambda s: s["stats"]["attention"]["simple"]["valid_mean"] > 10.0,
     "transformer_lm": lambda s: s["valid_ppl"] < 0.3 * s["initial_valid_ppl"],
+    "sachs_structure": lambda s: s["best_observational_shd"] < s["empty_graph_shd"],
+    "sdi": lambda s: s["fork3"]["shd"][0] <= 1 and s["fork3"]["true_edge_belief_min"] > 0.6,
+    "gan_ring": lambda s: (s["nonsaturating_final_distance_mean"]
+                           < 0.5 * s["nonsaturating_initial_distance_mean"]),
+    "gan_mnist": lambda s: s["final_d_real_accuracy"] > 0.6 and s["valid_parzen_best"] > -1e3,
+    "dcgan": lambda s: s["mnist_dcgan_fd"] < 0.75 * s["mnist_dcgan_untrained_fd"],
+    "conditional_gan": lambda s: s["dcgan_conditional_accuracy"] > 0.15,  # chance 0.1
+    "nce": lambda s: s["within_at_reference_nu"] == s["seeds"] and s["mixture_integral"] > 0.75,
 }
 
 

@@ -1,6 +1,13 @@
 """The model zoo, one file per family (nanoGPT style: a Config dataclass, modules top-down)."""
 
 from .cnn import ConvNet1d, ConvNetConfig, LeNetLike, ModernCNN
+from .dcgan import (
+    ConditionalMLPDiscriminator,
+    ConditionalMLPGenerator,
+    DCGANDiscriminator,
+    DCGANGenerator,
+)
+from .gan import GoodfellowMNISTDiscriminator, GoodfellowMNISTGenerator
 from .lenet import LeNet5
 from .memory import NTM, LSTMBaseline, NTMConfig
 from .mlp import MLP, MLPConfig, ResidualMLP
@@ -24,3 +31,6 @@ __all__ += ["SequenceClassifier", "SequenceTagger", "ConditionalGenerator", "RNN
             "MultiTimescaleRNN"]
 __all__ += ["AttentionSeq2Seq", "RNNEncoderDecoder", "Seq2SeqConfig"]
 __all__ += ["NTM", "NTMConfig", "LSTMBaseline"]
+__all__ += ["GoodfellowMNISTGenerator", "GoodfellowMNISTDiscriminator"]
+__all__ += ["DCGANGenerator", "DCGANDiscriminator", "ConditionalMLPGenerator",
+            "ConditionalMLPDiscriminator"]

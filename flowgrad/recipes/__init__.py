@@ -37,12 +37,20 @@ RECIPES = {
     "long_term_dependencies": "Latching one bit vs T (tanh RNN, LSTM, GRU), Jacobian "
                               "products, gradient clipping (Bengio et al. 1994)",
     "memory_recall": "Neural Turing Machine vs a same-size LSTM on copy (Graves et al. 2014)",
+    "meta_transfer": "Meta-transfer objective (Bengio et al. 2019): adaptation speed, gamma",
     "scan": "SCAN (Lake & Baroni 2018): RNN, attention and transformer seq2seq vs syntactic "
             "attention (Russin et al. 2019) on the simple, length and add-primitive splits",
     "seq2seq_length": "Reversal beyond the training lengths: RNN encoder-decoder vs additive "
                       "attention (Bahdanau, Cho & Bengio 2015, Fig. 2)",
     "transformer_lm": "PTB or WikiText-2: a GPT-style causal transformer language model beside "
                       "the LSTM of ptb_lstm",
+    "sachs_structure": "Sachs et al. (2005) flow cytometry: NOTEARS, PC, GES, SDI vs the consensus",
+    "sdi": "SDI (Ke et al. 2019): causal graphs from unknown interventions, Tables 1 and 2",
+    "dcgan": "DCGAN vs MLP GAN on (Fashion-)MNIST: feature Fréchet distances, real floor",
+    "conditional_gan": "Conditional MLP GAN and DCGAN on MNIST: samples classified as class",
+    "gan_ring": "GAN on a ring of 8 Gaussians: modes covered, minimax vs non-saturating loss",
+    "gan_mnist": "MNIST: Goodfellow et al. (2014)'s adversarial nets, Parzen log-likelihood vs 225",
+    "nce": "NCE (Gutmann & Hyvärinen 2010, 2012): consistency over ν; a 2-D mixture by an MLP",
 }
 
 

@@ -16,6 +16,7 @@ from .linear import *  # noqa: F403
 from .linear import __all__ as _linear
 from .loss import *  # noqa: F403
 from .loss import __all__ as _loss
+from .maxout import Maxout
 from .normalization import *  # noqa: F403
 from .normalization import __all__ as _normalization
 from .padding import *  # noqa: F403
@@ -42,3 +43,4 @@ __all__ += _attention
 __all__ += _transformer
 __all__ += _positional
 __all__ += ["AdditiveAttention", "DotProductAttention"]
+__all__ += ["Maxout"]

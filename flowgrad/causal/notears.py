@@ -27,6 +27,7 @@ import numpy as np
 
 from ..autograd.op import Op
 from ..dtypes import FLOATING
+from ..utils.threads import limit_threads as _blas_threads
 
 LOSS_TYPES = ("l2", "logistic", "poisson")
 
@@ -139,18 +140,6 @@ def notears_linear(X, lambda1: float = 0.1, loss_type: str = "l2", w_threshold: 
     with _blas_threads(threads):
         return _notears_linear(X, lambda1, loss_type, w_threshold, max_iter, h_tol, rho_max,
                                return_info)
-
-
-def _blas_threads(threads):
-    import contextlib
-
-    if threads is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(threads))
 
 
 def _notears_linear(X, lambda1, loss_type, w_threshold, max_iter, h_tol, rho_max, return_info):

@@ -10,11 +10,11 @@ against the best of them.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
 
+from ..utils.threads import limit_threads
 from .analysis import Report, _np, _pct
 from .significance import McNemarResult, _labels, mcnemar, wilson_interval
 
@@ -51,16 +51,6 @@ def make_baseline(name: str, seed: int = 0):
         return make_pipeline(StandardScaler(), KNeighborsClassifier(5))
     raise ValueError(f"unknown baseline {name!r}; expected one of {sorted(BASELINES)} or a "
                      f"(name, scikit-learn estimator) pair")
-
-
-def _limit_threads(n):
-    if n is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=n, user_api="blas")
 
 
 class BaselineComparison(Report):
@@ -155,7 +145,7 @@ def compare_with_baselines(x_train, y_train, x_test, y_test, network_predictions
     for spec in models:
         name, est = (spec, make_baseline(spec, seed)) if isinstance(spec, str) else spec
         start = time.perf_counter()
-        with _limit_threads(blas_threads):
+        with limit_threads(blas_threads, "blas"):
             est.fit(xtr, ytr)
             pred = np.asarray(est.predict(xte))
         seconds = time.perf_counter() - start

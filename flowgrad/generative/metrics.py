@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 import warnings
@@ -37,6 +36,7 @@ import flowgrad as fg
 
 from .. import nn
 from ..errors import ShapeError
+from ..utils.threads import limit_threads as _limit_threads
 
 __all__ = ["FeatureClassifier", "load_or_train_classifier", "train_feature_classifier",
            "sha256_of", "frechet_distance", "classifier_score", "conditional_accuracy",
@@ -144,14 +144,6 @@ def sha256_of(path) -> str:
 
 def _checksum_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
-
-
-def _limit_threads(threads):
-    if threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=int(threads))
 
 
 def _real_data(dataset: str):

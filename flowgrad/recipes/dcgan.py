@@ -14,7 +14,6 @@ latent vectors averaged over samples the classifier labels as a class (section 6
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import flowgrad as fg
 from .. import nn
 from ..models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_optimizers
 from ..plotting import new_figure, save_figure
+from ..utils.threads import limit_threads
 from .common import Timer, command_line, mnist_splits, resolve_out, write_results
 
 NAME = "dcgan"
@@ -38,14 +38,6 @@ PUBLISHED = ("no published number: Radford et al. show MNIST samples of a condit
 QUICK = {"n_train": 2000, "n_valid": 500, "n_test": 1000, "epochs": 3, "base_width": 8,
          "batch_size": 64, "n_samples": 1000, "classifier_epochs": 3, "lr": 1e-3,
          "mlp_hidden": 256, "mlp_units": 64}
-
-
-def limit_threads(threads):
-    if threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=int(threads))
 
 
 def latent(n: int, dim: int, rng) -> np.ndarray:

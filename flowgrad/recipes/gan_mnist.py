@@ -15,7 +15,6 @@ log-likelihood of the 10,000 test digits ± its standard error (flowgrad.generat
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
@@ -27,6 +26,7 @@ from ..generative.parzen import PAPER_SIGMAS, parzen_evaluate
 from ..models.gan import GoodfellowMNISTDiscriminator, GoodfellowMNISTGenerator, marginal_logits
 from ..plotting import new_figure, save_figure
 from ..utils.data import DataLoader, TensorDataset
+from ..utils.threads import limit_threads as _limit_threads
 from .common import Timer, command_line, mnist_arrays, resolve_out, write_results
 
 NAME = "gan_mnist"
@@ -37,16 +37,6 @@ PUBLISHED = {"Adversarial nets (Goodfellow et al. 2014)": "225 ± 2",
              "DBN (Bengio et al. 2013)": "138 ± 2",
              "Stacked CAE (Bengio et al. 2013)": "121 ± 1.6"}
 TIME_BUDGET = 90 * 60  # seconds, on 2 cores (the limit for the full run)
-
-
-def _limit_threads(threads):
-    if threads is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(threads))
 
 
 class PaperSchedule:

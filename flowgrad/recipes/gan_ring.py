@@ -14,8 +14,6 @@ issue: at least 7 of 8 modes in at least 3 of 5 seeds.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 import flowgrad as fg
@@ -25,6 +23,7 @@ from ..generative.gan import GANTrainer
 from ..generative.metrics import mode_coverage, ring_centres, ring_of_gaussians
 from ..plotting import new_figure, save_figure
 from ..utils.data import DataLoader, TensorDataset
+from ..utils.threads import limit_threads as _limit_threads
 from .common import Timer, command_line, resolve_out, write_results
 
 NAME = "gan_ring"
@@ -36,16 +35,6 @@ LABELS = {"minimax": "saturating minimax, G minimises log(1 - D(G(z)))",
 MODES, RADIUS, STD = 8, 2.0, 0.02
 STEPS_PER_EPOCH = 100
 TARGET = (7, 3)  # >= 7 of 8 modes in >= 3 of 5 seeds
-
-
-def _limit_threads(threads):
-    if threads is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(threads))
 
 
 def build(latent_dim: int, hidden: int, seed: int):

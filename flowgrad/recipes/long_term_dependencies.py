@@ -12,7 +12,6 @@ weights."""
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from ..debug.long_term import (
     set_spectral_radius,
 )
 from ..plotting import new_figure, save_figure
+from ..utils.threads import limit_threads
 from .common import Timer, command_line, resolve_out, write_results
 
 NAME = "long_term_dependencies"
@@ -41,16 +41,6 @@ THRESHOLD = 0.9  # success: test accuracy >= 0.9
 PUBLISHED = ("the tanh RNN's success rate falls quickly as T grows, while gated units (LSTM) "
              "keep learning the dependency (Bengio, Simard & Frasconi 1994; Hochreiter & "
              "Schmidhuber 1997)")
-
-
-def _blas_one_thread():
-    """Small GEMMs run fastest on one BLAS thread (and do not fight other processes)."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        return threadpool_limits(1, user_api="blas")
-    except Exception:  # threadpoolctl is optional
-        return nullcontext()
 
 
 @fg.no_grad()
@@ -165,7 +155,7 @@ def run(steps=500, batch_size=32, seed=0, seeds=5, lengths=(5, 10, 20, 50, 100),
     train_args = dict(steps=steps, batch_size=batch_size, hidden=hidden)
     data_args = dict(n_train=n_train, n_valid=n_valid, n_test=n_test, noise=noise)
     results, kept = {}, {}
-    with Timer() as t, _blas_one_thread():
+    with Timer() as t, limit_threads(1, "blas"):
         for T in lengths:
             for cell in MODELS:
                 results[cell, T] = _select(cell, T, grids[cell], seeds, seed, train_args,

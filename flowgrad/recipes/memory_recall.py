@@ -13,8 +13,6 @@ thresholded at 1/2) and the fraction of sequences reproduced without error, agai
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 import flowgrad as fg
@@ -22,6 +20,7 @@ import flowgrad as fg
 from ..datasets.algorithmic import associative_recall, copy_task
 from ..models.memory import NTM, LSTMBaseline, NTMConfig, bit_errors, masked_bce, parameter_count
 from ..plotting import new_figure, save_figure
+from ..utils.threads import limit_threads as _limit_threads
 from .common import Timer, command_line, resolve_out, write_results
 
 NAME = "memory_recall"
@@ -42,16 +41,6 @@ PUBLISHED = {
               "to more items than trained on (Graves et al. 2014, section 4.3, Figures "
               "10-11)"}
 SIZE = {"copy": "length", "recall": "items"}
-
-
-def _limit_threads(threads):
-    if threads is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(threads))
 
 
 def make_task(task: str, n: int, lo: int, hi: int, bits: int, seed: int):

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..causal.meta_transfer import adaptation_curves, meta_learn_bivariate, meta_learn_graph
 from ..plotting import new_figure, save_figure
+from ..utils.threads import limit_threads as _limit_threads
 from .common import Timer, command_line, resolve_out, write_results
 
 NAME = "meta_transfer"
@@ -49,12 +50,6 @@ GRAPH_VARIANTS = {
     "known_target_sparse": {"score": "non_targets", "sparsity": True,
                             "label": "target known + sparsity penalty"},
 }
-
-
-def _limit_threads(threads):
-    from .memory_recall import _limit_threads as limit
-
-    return limit(threads)
 
 
 def _cell(cells_dir: Path, name: str, setup: dict, compute):

@@ -32,6 +32,7 @@ from ..generative.nce import (
     nce_loss_from_log_probs,
 )
 from ..plotting import new_figure, save_figure
+from ..utils.threads import limit_threads as _limit_threads
 from .common import Timer, command_line, resolve_out, write_results
 
 NAME = "nce"
@@ -51,12 +52,6 @@ PUBLISHED = {
           "simulations with artificial data, section 4; figure and corollary numbers not "
           "checked against the PDF here)",
 }
-
-
-def _limit_threads(threads):
-    from .memory_recall import _limit_threads as limit
-
-    return limit(threads)
 
 
 # --- part 1: consistency on a Gaussian ---------------------------------------------------------

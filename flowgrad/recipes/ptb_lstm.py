@@ -30,6 +30,7 @@ import flowgrad as fg
 import flowgrad.nn.functional as F
 
 from .. import nn
+from ..utils.threads import limit_threads as _limit_threads
 from .common import Timer, command_line, resolve_out, write_results
 
 DEFAULTS = {"epochs": 13, "lr": 1.0, "batch_size": 20, "bptt": 20, "seed": 0,
@@ -205,16 +206,6 @@ def _plot(history: list[dict], best_epoch: int, path, title: str) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return save_figure(fig, path, dpi=100)
-
-
-def _limit_threads(threads):
-    import contextlib
-
-    if threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=int(threads))  # BLAS and OpenMP (t-SNE)
 
 
 def run(epochs=13, lr=1.0, batch_size=20, seed=0, corpus="ptb", bptt=20, emsize=200, nhid=200,

@@ -21,7 +21,7 @@ comparison is of the sign and size of the gap, not of the values.
 
 Every (graph, method, seed) cell is a JSON file in ``sdi_cells/`` of the run directory, written
 as soon as it ends; rerunning with the same ``--out`` skips the finished cells, so the grid can
-be completed over several sessions. The budgets are recorded in every cell and in the .md.
+be completed over several runs. The budgets are recorded in every cell and in the .md.
 """
 
 from __future__ import annotations

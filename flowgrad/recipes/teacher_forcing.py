@@ -14,7 +14,6 @@ own greedy (and sampled) characters, as a function of the step index.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -29,6 +28,7 @@ from ..models.sequence import (
     teacher_forcing_loss,
 )
 from ..plotting import new_figure, save_figure
+from ..utils.threads import limit_threads
 from .common import Timer, command_line, resolve_out, write_results
 
 DEFAULTS = {"steps": 1200, "lr": 3e-3, "batch_size": 32, "seed": 0, "hidden": 128,
@@ -37,16 +37,6 @@ DEFAULTS = {"steps": 1200, "lr": 3e-3, "batch_size": 32, "seed": 0, "hidden": 12
 METHODS = ("teacher_forcing", "scheduled_sampling")
 LABELS = {"teacher_forcing": "trained by teacher forcing",
           "scheduled_sampling": "trained by scheduled sampling"}
-
-
-def _one_thread():
-    """One BLAS thread: the GEMMs here are small (batch x 4 hidden), where more threads on a
-    shared machine are much slower."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def ptb_characters(train_chars: int):
@@ -161,7 +151,7 @@ def run(steps=1200, lr=3e-3, batch_size=32, seed=0, hidden=128, bptt=48, train_c
     config = {"vocab": len(alphabet), "hidden": hidden, "lr": lr, "steps": steps,
               "batch_size": batch_size, "bptt": bptt, "eval_every": eval_every}
     results = {}
-    with _one_thread(), Timer() as t:
+    with limit_threads(1, "blas"), Timer() as t:
         candidates = [("teacher_forcing", 0.5)] + [("scheduled_sampling", h)
                                                     for h in half_points]
         grid = []

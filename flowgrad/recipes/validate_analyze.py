@@ -11,7 +11,6 @@ batch 100, cross-entropy, shuffled minibatches; BLAS limited to one thread (smal
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from ..debug.analysis import (
 from ..debug.baselines import compare_with_baselines
 from ..debug.significance import compare_models
 from ..models import MLP, ConvNet1d
+from ..utils.threads import limit_threads
 from .common import Timer, command_line, resolve_out, write_results
 
 DEFAULTS = {"epochs": 40, "lr": 3e-3, "batch_size": 100, "seed": 0,
@@ -38,20 +38,12 @@ DEFAULTS = {"epochs": 40, "lr": 3e-3, "batch_size": 100, "seed": 0,
 PUBLISHED = {"logistic": 0.32, "mlp": 0.68, "cnn": 0.94}
 
 
-def _one_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def run(out=None, quick=False, progress=True, seed=0, epochs=40, lr=3e-3, batch_size=100,
         widths=DEFAULTS["widths"], sizes=DEFAULTS["sizes"], write: bool = True,
         **ignored) -> dict:
     command = command_line("validate_analyze", run, locals())
     out = resolve_out("validate_analyze", out)
-    with _one_thread(), Timer() as t:
+    with limit_threads(1, "blas"), Timer() as t:
         result = _run(quick, progress, seed, epochs, lr, batch_size, widths, sizes)
     summary = result.pop("summary")
     summary["command"] = command

@@ -255,8 +255,48 @@ def run(table="both", small_graphs=DEFAULTS["small_graphs"],
                     "command": command, "seed": ",".join(map(str, seed_list)),
                     "seconds": timer.seconds, "setup": setup, "epochs": epochs,
                     "large_epochs": large_epochs, "quick": bool(quick)})
+    commands = _cell_commands(small_cells, large_cells)
+    notes += ("\n\nThe runs behind these tables (each writes its cells in sdi_cells/; a run skips "
+              "the cells its output directory holds already):\n\n"
+              + "\n".join(f"- `{c}`" for c in commands))
+    summary["cell_commands"] = commands
     write_results("sdi", out, summary, table_rows, notes, figures)
     return summary
+
+
+def _cell_commands(small_cells: list, large_cells: list) -> list[str]:
+    """One command per group of cells with the same settings that trains exactly those
+    cells: Table 2's SDI cells, Table 1's SDI cells, Table 1's baseline cells."""
+    groups = {}
+    for table, cells in (("2", small_cells), ("1", large_cells)):
+        for c in cells:
+            setup = c.get("setup", {})
+            sdi = c["method"] == "sdi"
+            key = (table, sdi, tuple(sorted((k, v) for k, v in setup.items()
+                                            if k not in ("categories", "quick"))))
+            g = groups.setdefault(key, {"graphs": set(), "methods": set(), "seeds": set(),
+                                        "categories": set()})
+            g["graphs"].add(c["graph"])
+            g["methods"].add(c["method"])
+            g["seeds"].add(c["seed"])
+            g["categories"].add(setup.get("categories"))
+    commands = []
+    for (table, _sdi, setup), g in sorted(groups.items()):
+        values = {"table": table, "seeds": ",".join(map(str, sorted(g["seeds"])))}
+        setup = dict(setup)
+        if table == "2":
+            values["small_graphs"] = ",".join(x for x in SMALL if x in g["graphs"])
+            values["epochs"] = setup.pop("epochs", None)
+            if g["categories"] != {None}:
+                values["categories"] = min(c for c in g["categories"] if c is not None)
+        else:
+            values["large_graphs"] = ",".join(x for x in LARGE if x in g["graphs"])
+            values["methods"] = ",".join(m for m in METHODS if m in g["methods"])
+            values["large_epochs"] = setup.pop("epochs", None)
+        values.update({k: v for k, v in setup.items() if k in DEFAULTS})
+        values = {k: v for k, v in values.items() if v is not None}
+        commands.append(command_line("sdi", run, values))
+    return commands
 
 
 def _summarise(small_cells, large_cells, small, large, kinds, out, plot) -> tuple:

@@ -8,14 +8,21 @@
 A run writes to its own directory, runs/<recipe>-<YYYYmmdd-HHMMSS>/ (git ignores runs/);
 --out DIR chooses another; --publish replaces what results/ publishes. The .md it writes
 records the command line that reproduces the run.
+
+Under MPI (``mpirun -n 2 flowgrad train mnist_mlp``) the processes form a process group: the
+recipes that train through flowgrad.recipes.common train data-parallel (each rank on its shard
+of every minibatch), and only rank 0 prints and writes the run's files.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import inspect
+import shutil
 import sys
+import tempfile
 
 from . import recipes
 from .recipes.common import PUBLISHED, run_dir
@@ -55,9 +62,19 @@ def _train(args, parser) -> int:
         parser.error("--publish writes to results/; --out chooses another directory: not both")
     if args.publish and args.quick:
         parser.error("--publish --quick would replace the published results with a smoke run")
-    out = PUBLISHED if args.publish else args.out if args.out is not None else str(
-        run_dir(args.recipe))
-    summary = module.run(out=out, quick=args.quick, **options)
+    with _ranks(args.recipe, module) as main_rank:
+        if main_rank:
+            out = PUBLISHED if args.publish else args.out if args.out is not None else str(
+                run_dir(args.recipe))
+        else:  # the other ranks compute the same results; rank 0 alone writes them
+            out = tempfile.mkdtemp(prefix=f"flowgrad-{args.recipe}-rank-")
+        try:
+            summary = module.run(out=out, quick=args.quick, **options)
+        finally:
+            if not main_rank:
+                shutil.rmtree(out, ignore_errors=True)
+    if not main_rank:
+        return 0
     shown = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and k != "seed"}
     print(f"{args.recipe}: " + ", ".join(
         f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
@@ -65,6 +82,30 @@ def _train(args, parser) -> int:
                                           " (published results in results/ untouched; "
                                           "--publish replaces them)"))
     return 0
+
+
+@contextlib.contextmanager
+def _ranks(name: str, module):
+    """Under ``mpirun -n N`` (N >= 2): start the process group, yield whether this is rank 0,
+    and leave the group at the end; in a single process, yield True."""
+    from . import distributed
+
+    if not distributed.launched_by_mpi():
+        yield True
+        return
+    started = not distributed.is_initialized()
+    if started:
+        distributed.init_process_group(backend="mpi")
+    main_rank = distributed.get_rank() == 0
+    if main_rank and not getattr(module, "DATA_PARALLEL", False):
+        print(f"{name}: this recipe does not split its work across ranks; each of the "
+              f"{distributed.get_world_size()} ranks runs it whole", flush=True)
+    try:
+        yield main_rank
+        distributed.barrier()
+    finally:
+        if started:
+            distributed.destroy_process_group()
 
 
 def main(argv=None) -> int:

@@ -240,6 +240,21 @@ class Tensor:
         self._hooks[handle.id] = hook
         return handle
 
+    def register_post_accumulate_grad_hook(self, hook) -> _HookHandle:
+        """Call ``hook(self)`` after this leaf's ``.grad`` has received the gradient of a
+        backward pass (PyTorch's hook of the same name: optimizers-in-backward and
+        DistributedDataParallel's bucketed all-reduce start from it)."""
+        if not self._requires_grad:
+            raise GraphError("register_post_accumulate_grad_hook: cannot register a hook on a "
+                             "tensor that does not require grad")
+        if self._ctx is not None:
+            raise GraphError("register_post_accumulate_grad_hook: post accumulate grad hooks "
+                             "cannot be registered on non-leaf tensors")
+        hooks = engine.post_accumulate_hooks(self)
+        handle = _HookHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
     def backward(self, gradient=None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs=None) -> None:
         """Back-propagate from this tensor (lecture: "Back-Prop in General Flow Graph")."""
@@ -260,6 +275,7 @@ class Tensor:
                 g = capture[id(t)]
                 if g is not None:
                     engine._accumulate(t, g)
+                    engine.run_post_accumulate_hooks(t)
 
     def detach(self) -> Tensor:
         return Tensor._wrap(self._data, None, False)

@@ -7,6 +7,8 @@ RNN unrolled over 10,000 steps or a 100,000-op chain needs no recursion.
 
 from __future__ import annotations
 
+import weakref
+
 from ..errors import GraphError
 from . import op
 from .broadcast import sum_to
@@ -64,12 +66,59 @@ def _resolve_rebased(ctx) -> None:
         ctx.parents = tuple(parents)
 
 
+# --- hooks around accumulation and the end of a backward pass ----------------------------------
+# id(leaf) -> (weak reference to the leaf, {handle id: hook}); hooks registered with
+# Tensor.register_post_accumulate_grad_hook, run once the leaf's .grad holds this pass's sum.
+_post_accumulate_hooks: dict = {}
+_final_callbacks: list = []  # one list per backward pass in progress (innermost last)
+
+
+def post_accumulate_hooks(tensor) -> dict:
+    """The {handle id: hook} dict of leaf ``tensor`` (created on first use, dropped with it)."""
+    key = id(tensor)
+    entry = _post_accumulate_hooks.get(key)
+    if entry is None or entry[0]() is not tensor:
+        ref = weakref.ref(tensor, lambda _r, k=key: _post_accumulate_hooks.pop(k, None))
+        entry = _post_accumulate_hooks[key] = (ref, {})
+    return entry[1]
+
+
+def run_post_accumulate_hooks(t) -> None:
+    """Call ``hook(t)`` for each post-accumulate-grad hook of leaf ``t``."""
+    entry = _post_accumulate_hooks.get(id(t))
+    if entry is not None and entry[0]() is t:
+        for hook in list(entry[1].values()):
+            hook(t)
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` once the backward pass in progress has finished (PyTorch's
+    ``Variable._execution_engine.queue_callback``); DistributedDataParallel waits for its last
+    gradient all-reduce there."""
+    if not _final_callbacks:
+        raise RuntimeError("queue_callback: final callbacks can only be installed during the "
+                           "backward pass (from a gradient hook)")
+    _final_callbacks[-1].append(callback)
+
+
 def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None = None) -> None:
     """Propagate ``seeds`` (arrays, one per root) back through the recorded graph.
 
     Leaves accumulate into ``.grad``; with ``capture`` (id(tensor) -> None) the summed gradients
-    of those tensors are stored in ``capture`` instead and no ``.grad`` is touched.
+    of those tensors are stored in ``capture`` instead and no ``.grad`` is touched. Callbacks
+    queued during the pass (``queue_callback``) run at its end, in order.
     """
+    callbacks: list = []
+    _final_callbacks.append(callbacks)
+    try:
+        _propagate(roots, seeds, retain_graph, capture)
+    finally:
+        _final_callbacks.pop()
+    for callback in callbacks:
+        callback()
+
+
+def _propagate(roots, seeds, retain_graph: bool, capture: dict | None) -> None:
     counts = _consumer_counts(roots)  # pass 1: how many successors each node has in this graph
     grads = _seed(roots, seeds)  # id(tensor) -> dz/dtensor, summed over the paths seen so far
     handed = set(map(id, seeds))  # arrays already owned elsewhere: a leaf must copy them
@@ -83,6 +132,8 @@ def run_backward(roots, seeds, retain_graph: bool = False, capture: dict | None 
         if ctx is None:  # a leaf: the flow stops here
             if capture is None and g is not None:
                 _accumulate(t, g, handed)
+                if _post_accumulate_hooks:
+                    run_post_accumulate_hooks(t)
             continue
         if g is not None and t._retains_grad and capture is None:
             _accumulate(t, g, handed)

@@ -9,7 +9,7 @@ Example:
     ['0.weight', '0.bias', '2.weight', '2.bias']
 """
 
-from . import functional, init, utils
+from . import functional, init, parallel, utils
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers

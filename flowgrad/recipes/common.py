@@ -23,8 +23,12 @@ def machine() -> str:
                     break
     except OSError:
         pass
+    from ..distributed.ranks import world_size_or_one
+
+    ranks = world_size_or_one()
     return (f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"NumPy {np.__version__}, {threads()}")
+            f"NumPy {np.__version__}, {threads()}"
+            + (f", {ranks} MPI ranks (data-parallel)" if ranks > 1 else ""))
 
 
 def threads() -> str:
@@ -91,7 +95,10 @@ def command_line(name: str, run, values: dict) -> str:
             parts += ["--set", f"{key}={_format(value)}"]
     if values.get("quick"):
         parts.append("--quick")
-    return " ".join(parts)
+    from ..distributed.ranks import world_size_or_one
+
+    ranks = world_size_or_one()
+    return " ".join((["mpirun", "-n", str(ranks)] if ranks > 1 else []) + parts)
 
 
 def _same(a, b) -> bool:
@@ -244,6 +251,35 @@ class KeepBest:
             self.model.load_state_dict(self.state)
 
 
+def data_parallel(model):
+    """``model`` wrapped in DistributedDataParallel when the recipe runs under ``mpirun -n N``
+    (a process group of N >= 2 ranks is initialised), else ``model`` itself."""
+    from ..distributed.ranks import world_size_or_one
+
+    if world_size_or_one() == 1:
+        return model
+    return fg.nn.parallel.DistributedDataParallel(model)
+
+
+def make_loader(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool):
+    """A DataLoader over arrays; under ``mpirun -n N`` each rank loads its shard
+    (DistributedSampler) in batches of ``batch_size / N``, so that the global batch, and thus
+    the optimisation, is the single process's. A validation set whose size N does not divide
+    is not sharded (padding would count some examples twice)."""
+    from ..distributed.ranks import world_size_or_one
+    from ..utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    data = TensorDataset(fg.from_numpy(x), fg.from_numpy(y))
+    n = world_size_or_one()
+    if n == 1 or (not shuffle and len(x) % n):
+        return DataLoader(data, batch_size=batch_size, shuffle=shuffle)
+    if batch_size % n:
+        raise ValueError(f"data-parallel training: the batch size {batch_size} must divide by "
+                         f"the number of ranks {n} (mpirun -n {n})")
+    return DataLoader(data, batch_size=batch_size // n,
+                      sampler=DistributedSampler(data, shuffle=shuffle))
+
+
 def train_classifier(model, train: tuple, valid: tuple, test: tuple, optimizer, epochs: int,
                      batch_size: int, out, name: str, scheduler=None, progress: bool = True,
                      title: str | None = None) -> dict:
@@ -254,16 +290,14 @@ def train_classifier(model, train: tuple, valid: tuple, test: tuple, optimizer, 
     (train and validation, CSV + PNG) to ``out``. Returns {"history", "best_epoch", "valid",
     "test", "model"}."""
     from ..train import fit
-    from ..utils.data import DataLoader, TensorDataset
 
     (xtr, ytr), (xva, yva) = train, valid
     xte, yte = test if test is not None else (None, None)
-    train_loader = DataLoader(TensorDataset(fg.from_numpy(xtr), fg.from_numpy(ytr)),
-                              batch_size=batch_size, shuffle=True)
-    valid_loader = DataLoader(TensorDataset(fg.from_numpy(xva), fg.from_numpy(yva)),
-                              batch_size=1000)
-    keep = KeepBest(model)
-    history = fit(model, train_loader, fg.nn.functional.cross_entropy, optimizer, epochs,
+    trained = data_parallel(model)
+    train_loader = make_loader(xtr, ytr, batch_size, shuffle=True)
+    valid_loader = make_loader(xva, yva, 1000, shuffle=False)
+    keep = KeepBest(trained)
+    history = fit(trained, train_loader, fg.nn.functional.cross_entropy, optimizer, epochs,
                   valid_loader=valid_loader, scheduler=scheduler, progress=progress,
                   callbacks=(keep,))
     keep.restore()
@@ -288,17 +322,15 @@ def refit_classifier(build, train: tuple, valid: tuple, test: tuple, epochs: int
     training curve (CSV) to ``out``. Returns {"history", "epochs", "n_train", "test", "model"}.
     """
     from ..train import fit
-    from ..utils.data import DataLoader, TensorDataset
 
     if epochs < 1:
         raise ValueError(f"refit_classifier: epochs must be >= 1, got {epochs}")
     x = np.concatenate([train[0], valid[0]])
     y = np.concatenate([train[1], valid[1]])
     model, optimizer, scheduler = build()
-    loader = DataLoader(TensorDataset(fg.from_numpy(x), fg.from_numpy(y)),
-                        batch_size=batch_size, shuffle=True)
-    history = fit(model, loader, fg.nn.functional.cross_entropy, optimizer, epochs,
-                  scheduler=scheduler, progress=progress)
+    loader = make_loader(x, y, batch_size, shuffle=True)
+    history = fit(data_parallel(model), loader, fg.nn.functional.cross_entropy, optimizer,
+                  epochs, scheduler=scheduler, progress=progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     history.to_csv(out / f"{name}_refit.csv")

@@ -19,6 +19,7 @@ from .common import (
     write_results,
 )
 
+DATA_PARALLEL = True  # under mpirun, common.train_classifier trains data-parallel
 DEFAULTS = {"epochs": 30, "lr": 0.1, "batch_size": 32, "seed": 0, "hidden": 64}
 N_VALID = 300  # the last 300 of the shuffled training images are the validation set
 

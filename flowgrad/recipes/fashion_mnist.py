@@ -10,6 +10,7 @@ from .mnist_cnn import train_cnn
 from .mnist_mlp import MODERN as MLP
 from .mnist_mlp import train_mlp
 
+DATA_PARALLEL = True  # under mpirun, common.train_classifier trains data-parallel
 DEFAULTS = {"epochs": 8, "lr": 1e-3, "batch_size": 128, "seed": 0, "mlp_lr": 0.05,
             "n_valid": 10_000}
 

@@ -26,6 +26,7 @@ from .common import (
     write_results,
 )
 
+DATA_PARALLEL = True  # under mpirun, common.train_classifier trains data-parallel
 DEFAULTS = {"epochs": 8, "lr": 1e-3, "batch_size": 128, "seed": 0, "lenet_epochs": 20,
             "lenet_lrs": (0.025, 0.05, 0.1), "n_valid": 10_000, "refit": True}
 PUBLISHED_ERROR = 0.0095

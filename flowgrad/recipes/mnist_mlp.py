@@ -27,6 +27,7 @@ from .common import (
     write_results,
 )
 
+DATA_PARALLEL = True  # under mpirun, common.train_classifier trains data-parallel
 DEFAULTS = {"epochs": 20, "lr": 0.05, "batch_size": 128, "seed": 0, "simard_epochs": 30,
             "simard_lrs": (0.05, 0.1, 0.2, 0.4, 0.8), "n_valid": 10_000, "refit": True}
 PUBLISHED_ERROR = 0.016

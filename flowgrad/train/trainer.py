@@ -3,6 +3,11 @@
 One epoch is the plain loop every PyTorch user writes (``train_epoch`` below); ``fit`` adds what
 the lecture's practice asks for around it: validation each epoch, learning curves, schedules,
 early stopping on the validation loss, and checkpoints that resume a run bit for bit.
+
+Under ``mpirun`` (a process group initialised, the model wrapped in DistributedDataParallel, the
+loaders sharded by DistributedSampler) the same loop trains data-parallel: every metric is the
+mean over the examples of all ranks, only rank 0 shows progress and writes checkpoints, curves
+and results, and every rank resumes from the one checkpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..autograd import no_grad
+from ..distributed.ranks import average_across_ranks, is_main_process, world_size_or_one
 from ..nn.utils import clip_grad_norm_
 from ..serialization import atomic_write
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint
@@ -79,7 +85,7 @@ def train_epoch(model, loader, loss_fn, optimizer, metrics=None, max_grad_norm=N
             means[k].update(v, n)
         if on_step is not None:
             on_step(step, means)
-    return {k: m.average for k, m in means.items()}
+    return _across_ranks(means)
 
 
 def evaluate(model, loader, loss_fn, metrics=None) -> dict:
@@ -98,7 +104,29 @@ def evaluate(model, loader, loss_fn, metrics=None) -> dict:
             for k, fn in metrics.items():
                 means[k].update(fn(output, target), n)
     model.train(was_training)
-    return {k: m.average for k, m in means.items()}
+    return _across_ranks(means)
+
+
+def _across_ranks(means: dict) -> dict:
+    """Each running mean as a float; in a data-parallel run, the mean over every rank's
+    examples (the same numbers on every rank, so that every rank takes the same decisions)."""
+    return average_across_ranks({k: m.average for k, m in means.items()},
+                                {k: m.count for k, m in means.items()})
+
+
+def _set_epoch(loader, epoch: int) -> None:
+    """A DistributedSampler (or any sampler with set_epoch) draws epoch ``epoch``'s order."""
+    sampler = getattr(loader, "sampler", None)
+    if callable(getattr(sampler, "set_epoch", None)):
+        sampler.set_epoch(epoch)
+
+
+def _barrier() -> None:
+    """Wait for every rank (a no-op in a single process): rank 0's files are complete."""
+    if world_size_or_one() > 1:
+        from ..distributed import barrier
+
+        barrier()
 
 
 def _with_error(prefix: str, values: dict) -> dict:
@@ -210,7 +238,7 @@ class TensorBoardLogger:
 
 
 def _progress_bar(loader, epoch: int, epochs: int, enabled: bool):
-    if not enabled:
+    if not enabled or not is_main_process():
         return None
     try:
         from tqdm.auto import tqdm
@@ -245,7 +273,7 @@ def _show(bar, progress: bool, epoch: int, epochs: int, logs: dict) -> None:
     if bar is not None:
         bar.set_postfix(_postfix(logs))
         bar.close()
-    elif progress:
+    elif progress and is_main_process():
         print(f"epoch {epoch}/{epochs}: " + ", ".join(f"{k} {v}" for k, v in
                                                     _postfix(logs).items()), flush=True)
 
@@ -259,6 +287,8 @@ def _postfix(logs: dict) -> dict:
 # --- checkpoints of a run -----------------------------------------------------------------------
 
 def _save_run(directory, state: TrainState, stopper, loaders, improved: bool) -> None:
+    if not is_main_process():  # one checkpoint for every rank, written by rank 0
+        return
     os.makedirs(directory, exist_ok=True)
     last = os.path.join(directory, LAST)
     trainer = {"best_loss": state.best_loss, "best_epoch": state.best_epoch, "stopped": state.stop,
@@ -296,9 +326,11 @@ def _finish(state: TrainState, stopper, best_params, directory) -> None:
                                                                                    state.epoch):
         if best_params is not None:
             state.model.load_state_dict(best_params)
-        elif directory is not None and os.path.exists(os.path.join(directory, BEST)):
-            load_checkpoint(os.path.join(directory, BEST), state.model, restore_rng=False)
-    if directory is not None and state.history.epochs:
+        elif directory is not None:
+            _barrier()  # rank 0 has finished writing the best checkpoint
+            if os.path.exists(os.path.join(directory, BEST)):
+                load_checkpoint(os.path.join(directory, BEST), state.model, restore_rng=False)
+    if directory is not None and state.history.epochs and is_main_process():
         os.makedirs(directory, exist_ok=True)
         state.history.to_csv(os.path.join(directory, "history.csv"))
         state.history.to_csv(os.path.join(directory, "history_steps.csv"), steps=True)
@@ -334,6 +366,7 @@ def fit(model, train_loader, loss_fn, optimizer, epochs: int, valid_loader=None,
         state.epoch += 1
         start = time.perf_counter()
         _call(callbacks, "on_epoch_begin", state)
+        _set_epoch(train_loader, state.epoch - 1)
         bar = _progress_bar(train_loader, state.epoch, epochs, progress)
         logs = {"lr": _lr(optimizer)}
         logs.update(_with_error("train", train_epoch(

@@ -12,6 +12,7 @@ from .dataset import (
     TensorDataset,
     random_split,
 )
+from .distributed import DistributedSampler
 from .generator import Generator, default_generator, get_rng_state, set_rng_state
 from .sampler import (
     BatchSampler,
@@ -26,6 +27,7 @@ from .sampler import (
 from .worker import WorkerInfo, get_worker_info
 
 __all__ = ["BatchSampler", "ChainDataset", "ConcatDataset", "CurriculumSampler", "DataLoader",
+           "DistributedSampler",
            "Dataset", "Generator", "IterableDataset", "RandomSampler", "Sampler",
            "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset",
            "WeightedRandomSampler", "default_collate", "default_convert", "default_generator",

@@ -1,0 +1,87 @@
+"""Gradient buckets of DistributedDataParallel: parameters grouped, in the reverse order of
+registration (the order backward usually produces their gradients), into flat buffers of at most
+``cap`` bytes each, one dtype per bucket, so that one all-reduce carries many small gradients
+(PyTorch's ``bucket_cap_mb``; its first bucket is smaller so that communication starts early)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import backend
+
+FIRST_BUCKET_BYTES = 1 << 20  # PyTorch's _DEFAULT_FIRST_BUCKET_BYTES
+
+
+class Bucket:
+    """Parameters whose gradients travel together in one flat buffer."""
+
+    def __init__(self, index: int, params: list, names: list, cuda_aware: bool) -> None:
+        self.index, self.params, self.names = index, params, names
+        raw = params[0]._data
+        self.xp = backend.get_array_module(raw)
+        self.host = self.xp is not np and not cuda_aware  # staged through host memory
+        self.dtype = np.float32 if raw.dtype == np.float16 else raw.dtype
+        sizes = [int(p._data.size) for p in params]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        xp = np if self.host or self.xp is np else self.xp
+        self.buffer = xp.zeros(int(self.offsets[-1]), self.dtype)
+        self.ready: set = set()
+        self.request = None
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def fill(self) -> None:
+        """Copy each parameter's gradient into the buffer (zeros for a parameter without one)."""
+        for p, a, b in zip(self.params, self.offsets[:-1], self.offsets[1:]):
+            view = self.buffer[a:b]
+            if p.grad is None:
+                view[...] = 0
+            elif self.host:
+                view[...] = backend.to_numpy(p.grad._data).ravel()
+            else:
+                view[...] = p.grad._data.ravel()
+
+    def unpack(self, scale: float, used=None) -> None:
+        """Write the reduced buffer, times ``scale``, back into the gradients; ``used`` (a bool
+        per parameter, or None for all) says which parameters take part anywhere."""
+        self.buffer *= scale
+        from ...tensor import Tensor
+
+        for i, (p, a, b) in enumerate(zip(self.params, self.offsets[:-1], self.offsets[1:])):
+            if used is not None and not used[i]:
+                continue  # unused on every rank: its .grad stays as it was (PyTorch's behaviour)
+            value = self.buffer[a:b].reshape(p._data.shape)
+            if self.host:
+                value = self.xp.asarray(value)
+            if p.grad is None:
+                p.grad = Tensor._wrap(value.astype(p._data.dtype, copy=True), None, False)
+            else:
+                p.grad._data[...] = value
+
+
+def make_buckets(named_params: list, cap_bytes: int, cuda_aware: bool) -> list:
+    """Buckets over ``named_params`` [(name, param)], in reverse order, the first one capped at
+    1 MiB and the others at ``cap_bytes``; a new bucket starts where the dtype or device
+    changes."""
+    buckets, current, names, size = [], [], [], 0
+    limit = min(FIRST_BUCKET_BYTES, cap_bytes)
+
+    def close():
+        nonlocal current, names, size, limit
+        if current:
+            buckets.append(Bucket(len(buckets), current, names, cuda_aware))
+            current, names, size, limit = [], [], 0, cap_bytes
+
+    for name, p in reversed(named_params):
+        nbytes = int(p._data.nbytes)
+        if current and (p._data.dtype != current[0]._data.dtype
+                        or backend.get_array_module(p._data) is not
+                        backend.get_array_module(current[0]._data)
+                        or size + nbytes > limit):
+            close()
+        current.append(p)
+        names.append(name)
+        size += nbytes
+    close()
+    return buckets

@@ -17,4 +17,5 @@ from .module import Module, RemovableHandle
 from .parameter import Parameter
 
 __all__ = (["Module", "Parameter", "RemovableHandle", "Sequential", "ModuleList", "ModuleDict",
-            "ParameterList", "ParameterDict", "functional", "init", "utils"] + list(_layers))
+            "ParameterList", "ParameterDict", "functional", "init", "parallel", "utils"]
+           + list(_layers))

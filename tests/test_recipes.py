@@ -28,7 +28,9 @@ NEEDS = {"mnist_mlp": HAVE_MNIST, "mnist_cnn": HAVE_MNIST, "relu_vs_tanh": HAVE_
          "brown_nplm": HAVE_BROWN, "transformer_lm": HAVE_PTB, "scan": HAVE_SCAN,
          "sachs_structure": _have(load_sachs),
          "dcgan": HAVE_MNIST, "conditional_gan": HAVE_MNIST,
-         "gan_mnist": HAVE_MNIST}
+         "zero_shot": HAVE_FASHION, "data_fusion": HAVE_MNIST,
+         "rims_seq_mnist": HAVE_MNIST,
+         "gan_mnist": HAVE_MNIST, "multitask_tagging": HAVE_BROWN}
 
 # what "learns" means for each short variant (chance: 0.9 error on ten classes, log 10 = 2.303)
 LEARNS = {
@@ -68,6 +70,18 @@ LEARNS = {
     "dcgan": lambda s: s["mnist_dcgan_fd"] < 0.75 * s["mnist_dcgan_untrained_fd"],
     "conditional_gan": lambda s: s["dcgan_conditional_accuracy"] > 0.15,  # chance 0.1
     "nce": lambda s: s["within_at_reference_nu"] == s["seeds"] and s["mixture_integral"] > 0.75,
+    "distributed_codes": lambda s: s["factored_unseen_accuracy"] > 0.5 > s["local_unseen_accuracy"],
+    "family_trees": lambda s: s["transe_test_mrr"] > 2 * s["random_test_mrr"],
+    "linear_regions": lambda s: s["constructed_matches_bound"] and s["tent_exact_regions_ok"]
+                                and s["tent_shallow_best_test_mse"][0] < 0.04,  # var 0.083
+    "zero_shot": lambda s: s["zsl_accuracy_best"] > 0.6,  # chance 1/3
+    "data_fusion": lambda s: s["tiled_test_accuracy_mean"] > s["image_test_accuracy_mean"] + 0.15,
+    "concept_units": lambda s: s["test_accuracy_mean"] > 0.25,  # chance 1/6
+    "multitask_tagging": lambda s: min(s["multitask_test_accuracy"].values()) > 0.6,  # NOUN .24
+    "rims_copying": lambda s: s["rims_valid_digit_accuracy_mean"] > 0.17,  # chance 1/8
+    "scoff_adding": lambda s: s["lstm_valid_mse_mean"] < 0.75 * s["valid_baseline_mse"],
+    "rims_seq_mnist": lambda s: s["rims_valid_accuracy_mean"] > 0.18,  # chance 0.1
+    "workspace_triangles": lambda s: max(s[k]["final_train_loss"][0] for k in s["models"]) < 0.3,
 }
 
 

@@ -51,6 +51,17 @@ RECIPES = {
     "gan_ring": "GAN on a ring of 8 Gaussians: modes covered, minimax vs non-saturating loss",
     "gan_mnist": "MNIST: Goodfellow et al. (2014)'s adversarial nets, Parzen log-likelihood vs 225",
     "nce": "NCE (Gutmann & Hyvärinen 2010, 2012): consistency over ν; a 2-D mixture by an MLP",
+    "zero_shot": "Zero-shot Fashion-MNIST classes via a joint image-description embedding (WARP)",
+    "distributed_codes": "Distributed vs local codes: unseen attribute combinations, examples vs m",
+    "family_trees": "Hinton's family trees: TransE/RESCAL/DistMult link prediction, embeddings",
+    "linear_regions": "Linear regions vs depth at fixed units (Montúfar et al. 2014); tent map",
+    "data_fusion": "Deep data fusion: a digit image with a context tiled at all positions",
+    "concept_units": "Object-detector units in a scene classifier vs random weights (dissection)",
+    "multitask_tagging": "Brown POS tags: multitask (tagging + ranking LM) vs single-task tagger",
+    "rims_copying": "Copying (RIMs Table 1): RIMs vs a same-size LSTM at 4x the training length",
+    "scoff_adding": "Adding k values (SCOFF Table 1): LSTM, RIMs and SCOFF at length 200",
+    "rims_seq_mnist": "Sequential MNIST at 16/19/24 after 14x14 (RIMs Table 2): RIMs vs LSTM",
+    "workspace_triangles": "Equilateral triangles: transformer with/without a shared workspace",
 }
 
 

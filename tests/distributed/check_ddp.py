@@ -41,8 +41,9 @@ def train(model, dtype, shard, steps=10, bucket_cap_mb=None):
 
 for dtype, tol in ((fg.float64, 1e-12), (fg.float32, 2e-6)):
     reference = train(make(dtype), dtype, shard=False)
-    for cap in (None, 0.001):  # one bucket / a bucket per parameter or two
-        ddp = DDP(make(dtype, seed=r), bucket_cap_mb=cap)  # rank 1 starts elsewhere: broadcast
+    for cap, view in ((None, False), (0.001, False), (None, True)):  # buckets; grads as views
+        ddp = DDP(make(dtype, seed=r), bucket_cap_mb=cap,  # rank 1 starts elsewhere: broadcast
+                  gradient_as_bucket_view=view)
         if cap is not None:
             assert len(ddp._buckets) > 2, len(ddp._buckets)
         train(ddp, dtype, shard=True)

@@ -31,21 +31,23 @@ class Bucket:
     def __len__(self) -> int:
         return len(self.params)
 
-    def fill(self) -> None:
-        """Copy each parameter's gradient into the buffer (zeros for a parameter without one)."""
+    def fill(self, scale: float) -> None:
+        """Each parameter's gradient times ``scale`` into the buffer (one pass; zeros for a
+        parameter without one): the sum over ranks is then already the average."""
+        xp = np if self.host else self.xp
         for p, a, b in zip(self.params, self.offsets[:-1], self.offsets[1:]):
-            view = self.buffer[a:b]
+            view = self.buffer[a:b].reshape(p._data.shape)
             if p.grad is None:
                 view[...] = 0
-            elif self.host:
-                view[...] = backend.to_numpy(p.grad._data).ravel()
             else:
-                view[...] = p.grad._data.ravel()
+                grad = backend.to_numpy(p.grad._data) if self.host else p.grad._data
+                xp.multiply(grad, scale, out=view, casting="unsafe")
 
-    def unpack(self, scale: float, used=None) -> None:
-        """Write the reduced buffer, times ``scale``, back into the gradients; ``used`` (a bool
-        per parameter, or None for all) says which parameters take part anywhere."""
-        self.buffer *= scale
+    def unpack(self, used=None, as_view: bool = False) -> None:
+        """Write the reduced buffer back into the gradients; ``used`` (a bool per parameter, or
+        None for all) says which parameters take part anywhere; ``as_view`` makes each
+        ``.grad`` a view of the buffer instead of a copy (PyTorch's gradient_as_bucket_view:
+        no copy, and the next step's reduction overwrites it)."""
         from ...tensor import Tensor
 
         for i, (p, a, b) in enumerate(zip(self.params, self.offsets[:-1], self.offsets[1:])):
@@ -54,7 +56,9 @@ class Bucket:
             value = self.buffer[a:b].reshape(p._data.shape)
             if self.host:
                 value = self.xp.asarray(value)
-            if p.grad is None:
+            if as_view and not self.host and value.dtype == p._data.dtype:
+                p.grad = Tensor._wrap(value, None, False)
+            elif p.grad is None or p.grad._data.base is self.buffer:
                 p.grad = Tensor._wrap(value.astype(p._data.dtype, copy=True), None, False)
             else:
                 p.grad._data[...] = value

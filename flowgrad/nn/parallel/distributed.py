@@ -59,9 +59,11 @@ class DistributedDataParallel(Module):
     Arguments as PyTorch's: ``broadcast_buffers`` (rank 0's buffers, e.g. BatchNorm running
     statistics, broadcast before each forward), ``bucket_cap_mb`` (25), ``find_unused_parameters``
     (search the forward's graph for parameters that take no part, so that backward does not wait
-    for them), ``init_sync`` (broadcast the parameters at wrap time). ``device_ids``,
-    ``output_device``, ``gradient_as_bucket_view`` and ``static_graph`` are accepted for
-    compatibility and change nothing here."""
+    for them), ``init_sync`` (broadcast the parameters at wrap time), ``gradient_as_bucket_view``
+    (each ``.grad`` a view of its bucket after the reduction: one copy less per step; a ``.grad``
+    kept across steps then changes with the next reduction, as in PyTorch). ``device_ids``,
+    ``output_device`` and ``static_graph`` are accepted for compatibility and change nothing
+    here."""
 
     def __init__(self, module: Module, device_ids=None, output_device=None, dim: int = 0,
                  broadcast_buffers: bool = True, init_sync: bool = True, process_group=None,
@@ -71,7 +73,7 @@ class DistributedDataParallel(Module):
         super().__init__()
         from ...distributed.process_group import _group
 
-        del device_ids, output_device, check_reduction, gradient_as_bucket_view, static_graph
+        del device_ids, output_device, check_reduction, static_graph
         if dim != 0:
             raise ValueError(f"DistributedDataParallel: dim={dim}; the batch is split along "
                              "dim 0 (each rank loads its own shard)")
@@ -80,6 +82,7 @@ class DistributedDataParallel(Module):
         object.__setattr__(self, "broadcast_buffers", bool(broadcast_buffers))
         object.__setattr__(self, "find_unused_parameters", bool(find_unused_parameters))
         object.__setattr__(self, "require_backward_grad_sync", True)
+        object.__setattr__(self, "gradient_as_bucket_view", bool(gradient_as_bucket_view))
         object.__setattr__(self, "bucket_cap_mb", 25.0 if bucket_cap_mb is None
                            else float(bucket_cap_mb))
         named, seen = [], set()
@@ -220,7 +223,7 @@ class DistributedDataParallel(Module):
         while state["next"] < len(buckets) and \
                 len(buckets[state["next"]].ready) == len(buckets[state["next"]]):
             b = buckets[state["next"]]
-            b.fill()
+            b.fill(1.0 / self.process_group.size())
             b.request = self.process_group.comm.Iallreduce(MPI.IN_PLACE, b.buffer, op=MPI.SUM)
             state["next"] += 1
 
@@ -239,10 +242,9 @@ class DistributedDataParallel(Module):
             used = np.empty_like(state["used"])
             self.process_group.comm.Allreduce(state["used"], used, op=MPI.MAX)
         index = {id(p): k for k, (_, p) in enumerate(self._named_params)}
-        scale = 1.0 / self.process_group.size()
         for b in launched:
-            b.unpack(scale, None if used is None else [bool(used[index[id(p)]])
-                                                        for p in b.params])
+            b.unpack(None if used is None else [bool(used[index[id(p)]]) for p in b.params],
+                     as_view=self.gradient_as_bucket_view)
             b.request = None
         if state["next"] < len(self._buckets):
             missing = [n for b in self._buckets[state["next"]:]

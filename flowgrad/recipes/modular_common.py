@@ -154,6 +154,28 @@ def train(model, batch, loss_fn, validate, steps: int, lr: float = 1e-3, clip: f
             "train_loss": losses, "seconds": t.seconds}
 
 
+class EpochBatches:
+    """``batch(step)`` for ``train``: minibatches of a fixed training set, a new permutation each
+    epoch drawn from (seed, epoch), so that every model of a seed sees the same batches."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
+        self.x, self.y, self.batch_size, self.seed = x, y, int(batch_size), seed
+        self.per_epoch = -(-len(x) // self.batch_size)
+        self._orders: dict = {}
+
+    def steps(self, epochs: int, steps: int | None = None) -> int:
+        """``steps`` if given, else ``epochs`` epochs' worth."""
+        return steps or epochs * self.per_epoch
+
+    def __call__(self, step: int):
+        epoch, i = divmod(step - 1, self.per_epoch)
+        if epoch not in self._orders:
+            self._orders[epoch] = np.random.default_rng((self.seed, epoch)).permutation(
+                len(self.x))
+        idx = self._orders[epoch][i * self.batch_size:(i + 1) * self.batch_size]
+        return self.x[idx], self.y[idx]
+
+
 def seed_stream(seed: int, n: int) -> np.ndarray:
     """``n`` data seeds drawn from ``seed`` (one per minibatch, validation and test set)."""
     return np.random.default_rng(seed).integers(0, 2**31 - 1, size=n)

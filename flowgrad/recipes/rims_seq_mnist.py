@@ -29,6 +29,7 @@ from ..plotting import new_figure, save_figure
 from ..utils.threads import limit_threads as _limit_threads
 from .common import Timer, command_line, resolve_out, write_results
 from .modular_common import (
+    EpochBatches,
     SequenceNet,
     matched_lstm_hidden,
     official_attention,
@@ -83,16 +84,8 @@ def load(n_train: int, n_valid: int, n_test: int, train_resolution: int, resolut
 
 def _one_seed(seed, data, cfg, progress) -> dict:
     xtr, ytr = data["train"]
-    per_epoch = -(-len(xtr) // cfg["batch_size"])
-    steps = cfg["steps"] or cfg["epochs"] * per_epoch
-    orders = {}
-
-    def batch(step):
-        epoch, i = divmod(step - 1, per_epoch)
-        if epoch not in orders:
-            orders[epoch] = np.random.default_rng((seed, epoch)).permutation(len(xtr))
-        idx = orders[epoch][i * cfg["batch_size"]:(i + 1) * cfg["batch_size"]]
-        return xtr[idx], ytr[idx]
+    batch = EpochBatches(xtr, ytr, cfg["batch_size"], seed)
+    steps = batch.steps(cfg["epochs"], cfg["steps"])
 
     def validate(model):
         return {"score": 1.0 - accuracy(model, *data["valid"])}

@@ -39,7 +39,7 @@ from ..nn.module import Module
 from ..plotting import new_figure, save_figure
 from ..utils.threads import limit_threads as _limit_threads
 from .common import Timer, command_line, resolve_out, write_results
-from .modular_common import parameter_count, predict, seed_stream, train
+from .modular_common import EpochBatches, parameter_count, predict, seed_stream, train
 
 NAME = "workspace_triangles"
 DEFAULTS = {"seeds": 3, "epochs": 15, "batch_size": 64, "lr": 5e-4, "clip": 1.0,
@@ -117,16 +117,8 @@ def _one_seed(seed, cfg, progress) -> dict:
     xtr, ytr = pool.images[:cfg["n_train"]], pool.labels[:cfg["n_train"]]
     valid = (pool.images[cfg["n_train"]:], pool.labels[cfg["n_train"]:])
     test = triangles(cfg["n_test"], size=cfg["image_size"], seed=int(data_seeds[1]))
-    per_epoch = -(-len(xtr) // cfg["batch_size"])
-    steps = cfg["steps"] or cfg["epochs"] * per_epoch
-    orders = {}
-
-    def batch(step):
-        epoch, i = divmod(step - 1, per_epoch)
-        if epoch not in orders:
-            orders[epoch] = np.random.default_rng((seed, epoch)).permutation(len(xtr))
-        idx = orders[epoch][i * cfg["batch_size"]:(i + 1) * cfg["batch_size"]]
-        return xtr[idx], ytr[idx]
+    batch = EpochBatches(xtr, ytr, cfg["batch_size"], seed)
+    steps = batch.steps(cfg["epochs"], cfg["steps"])
 
     def validate(model):
         return {"score": 1.0 - accuracy(model, *valid)}

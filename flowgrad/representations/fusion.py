@@ -18,6 +18,7 @@ import flowgrad as fg
 from .. import nn
 from ..errors import ShapeError
 from ..tensor import Tensor
+from .selection import BestEpoch
 
 __all__ = ["FUSION_MODELS", "ConvTrunk", "ImageOnlyNet", "LateFusionNet", "TiledFusionNet",
            "VectorOnlyNet", "digit_context_task", "fuse_tiled", "fusion_accuracy",
@@ -220,7 +221,7 @@ def train_fusion(model: nn.Module, images: np.ndarray, vectors: np.ndarray, labe
     rng = np.random.default_rng(seed)
     opt = fg.optim.Adam(model.parameters(), lr=lr)
     history = {"train_loss": [], "valid": [], "best_epoch": epochs}
-    best = (-np.inf, None)
+    best = BestEpoch(model, history)
     for epoch in range(1, epochs + 1):
         model.train()
         order, total = rng.permutation(len(labels)), 0.0
@@ -233,13 +234,5 @@ def train_fusion(model: nn.Module, images: np.ndarray, vectors: np.ndarray, labe
             opt.step()
             total += loss.item() * len(idx)
         history["train_loss"].append(total / len(labels))
-        if on_epoch is not None:
-            score = float(on_epoch(epoch))
-            history["valid"].append(score)
-            if score > best[0]:
-                best = (score, {k: v.detach().numpy().copy()
-                                for k, v in model.state_dict().items()})
-                history["best_epoch"] = epoch
-    if best[1] is not None:
-        model.load_state_dict(best[1])
-    return history
+        best.update(epoch, on_epoch)
+    return best.restore()

@@ -22,6 +22,7 @@ import flowgrad as fg
 from .. import nn
 from ..errors import ShapeError
 from ..tensor import Tensor
+from .selection import BestEpoch
 
 __all__ = ["FASHION_MNIST_ATTRIBUTES", "FASHION_MNIST_CLASSES", "JointEmbedding",
            "ZeroShotClassifier", "fashion_mnist_attributes", "precision_at_k",
@@ -357,7 +358,7 @@ def train_joint_embedding(model: JointEmbedding, images: np.ndarray, labels: np.
     fg.manual_seed(seed)
     opt = fg.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = {"train_loss": [], "valid": [], "best_epoch": epochs}
-    best = (-np.inf, None)
+    best = BestEpoch(model, history)
     for epoch in range(1, epochs + 1):
         model.train()
         order, total = rng.permutation(len(images)), 0.0
@@ -372,13 +373,5 @@ def train_joint_embedding(model: JointEmbedding, images: np.ndarray, labels: np.
             opt.step()
             total += value.item() * len(idx)
         history["train_loss"].append(total / len(images))
-        if on_epoch is not None:
-            score = float(on_epoch(epoch))
-            history["valid"].append(score)
-            if score > best[0]:
-                best = (score, {k: v.detach().numpy().copy()
-                                for k, v in model.state_dict().items()})
-                history["best_epoch"] = epoch
-    if best[1] is not None:
-        model.load_state_dict(best[1])
-    return history
+        best.update(epoch, on_epoch)
+    return best.restore()

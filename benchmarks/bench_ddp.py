@@ -199,6 +199,9 @@ def report(results: dict, allreduce: dict, quick: bool) -> str:
              f"MPI: {_mpi_version()}; mpi4py, NumPy {np.__version__}", "",
              "Samples/s count the global batch; the slowest rank sets each step's time. "
              "Best of the rounds.", ""]
+    first = next(iter(results.values()))
+    lines += [f"Thread pools of a worker, {k}: " + "; ".join(first[k]["threadpools"])
+              for k in ("1x2", "2x1") if k in first] + [""]
     for name, (title, _) in WORKLOADS.items():
         r = results[name]
         sps = {k: r[k]["batch_per_rank"] * r[k]["ranks"] / r[k]["sec_per_step"] for k in r}
@@ -264,7 +267,14 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--out", default=str(_HERE / "ddp_scaling"))
+    parser.add_argument("--render", action="store_true",
+                        help="rewrite <out>.md from <out>.json without measuring again")
     args = parser.parse_args(argv)
+    if args.render:
+        saved = json.loads(Path(args.out + ".json").read_text())
+        Path(args.out + ".md").write_text(report(saved["results"], saved["allreduce"],
+                                                 saved.get("quick", False)))
+        return 0
     if args.worker is not None:
         kind, *rest = args.worker
         if kind == "allreduce":
@@ -294,8 +304,8 @@ def main(argv=None) -> int:
     text = report({k: dict(sorted(v.items(), key=lambda kv: list(CONFIGS).index(kv[0])))
                    for k, v in results.items()}, allreduce, args.quick)
     Path(args.out + ".md").write_text(text)
-    Path(args.out + ".json").write_text(json.dumps({"results": results, "allreduce": allreduce},
-                                                   indent=2) + "\n")
+    Path(args.out + ".json").write_text(json.dumps({"results": results, "allreduce": allreduce,
+                                                    "quick": args.quick}, indent=2) + "\n")
     print(text)
     return 0
 

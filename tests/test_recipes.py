@@ -82,6 +82,7 @@ LEARNS = {
     "scoff_adding": lambda s: s["lstm_valid_mse_mean"] < 0.75 * s["valid_baseline_mse"],
     "rims_seq_mnist": lambda s: s["rims_valid_accuracy_mean"] > 0.18,  # chance 0.1
     "workspace_triangles": lambda s: max(s[k]["final_train_loss"][0] for k in s["models"]) < 0.3,
+    "bouncing_balls": lambda s: s["worst_valid_tf_bce"] < 0.85 * s["valid_mean_frame_bce"],
 }
 
 

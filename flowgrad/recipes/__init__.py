@@ -62,6 +62,7 @@ RECIPES = {
     "scoff_adding": "Adding k values (SCOFF Table 1): LSTM, RIMs and SCOFF at length 200",
     "rims_seq_mnist": "Sequential MNIST at 16/19/24 after 14x14 (RIMs Table 2): RIMs vs LSTM",
     "workspace_triangles": "Equilateral triangles: transformer with/without a shared workspace",
+    "bouncing_balls": "Bouncing balls (SCOFF Fig. 5): LSTM/RIMs/SCOFF rollouts, 4 and 6-8 balls",
 }
 
 

@@ -11,9 +11,9 @@ LSTM; RIMs with k_T 4 LSTM modules, k_A 2 active; SCOFF with 4 object files, 2 G
 size; communication 4 heads, d_k = d_v = 16). Adam 1e-3, gradient norm clipped at 1.0 (the
 official RIMs adding script, ``experiment_adding.sh``, clips at 0.1).
 
-Budget: the default (2000 steps of 64 sequences, 3 seeds) is long on a CPU: one step on a batch
-of 64 x 50 takes about 2 s for SCOFF, 1.3 s for RIMs and 0.3 s for the LSTM here, so a seed
-takes about 2 h and the default run about 6 h on 2 cores. ``--quick`` (one seed, length 10,
+Budget: the default (2000 steps of 64 sequences, 3 seeds) is long on a CPU: one seed took
+2,121 s at one thread (LSTM 170 s, RIMs 749 s, SCOFF 1,138 s, while the 2-core machine was
+shared with other jobs), so the default run takes about 1.8 h. ``--quick`` (one seed, length 10,
 tested at 40 with k in {2, 5, 10}, 60 steps at lr 3e-3) takes under a minute of CPU time.
 """
 

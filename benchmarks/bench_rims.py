@@ -30,6 +30,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+import bench_train  # noqa: E402
 import harness  # noqa: E402
 
 harness.THREADS = int(os.environ.get("RIMS_BENCH_THREADS", "1"))
@@ -181,16 +182,7 @@ def rims_step(lib: str):
     x = m.tensor(rng.standard_normal((STEPS, BATCH, INPUT)).astype(np.float32))
     y = m.tensor(rng.integers(0, CLASSES, size=STEPS * BATCH).astype(np.int64))
     opt = m.optim.Adam(model.parameters(), lr=1e-3)
-    cross_entropy = m.nn.functional.cross_entropy
-
-    def step():
-        loss = cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
+    return bench_train.sgd_step(opt, lambda: m.nn.functional.cross_entropy(model(x), y))
 
 
 WORKLOADS = {"rims_step": rims_step}

@@ -15,14 +15,15 @@ class Relu(Op):
 
     @staticmethod
     def forward(ctx, x):
-        y = ctx.xp.maximum(x, 0)
+        y = backend.relu(ctx.xp, x)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved
-        return grad * (y > 0)
+        keep = ctx.xp.less_equal(y, 0)
+        return backend.select(ctx.xp, ctx.xp.logical_not(keep, out=keep), grad)
 
 
 class LeakyRelu(Op):

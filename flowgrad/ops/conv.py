@@ -442,16 +442,56 @@ def _windows(xpad, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, Ho: int
             for i in range(kh) for j in range(kw)]
 
 
-def _first_nan_wins(xp, views, arg) -> None:
-    """Redo max-pool's argmax where windows hold NaN: the first NaN wins, as in PyTorch (the
-    values are already NaN there: maximum propagates it)."""
+def _last_nan_wins(xp, views, arg) -> None:
+    """Redo max-pool's argmax where windows hold NaN: PyTorch's CPU kernel takes an element when
+    it is larger or NaN, so the last NaN of a window in row-major order wins (the values are
+    already NaN there: maximum propagates it)."""
     best = views[0].copy()
     arg[...] = 0
     for k in range(1, len(views)):
         v = views[k]
-        m = (v > best) | (xp.isnan(v) & ~xp.isnan(best))
+        m = (v > best) | xp.isnan(v)
         best[m] = v[m]
         arg[m] = k
+
+
+def _max_pool_2x2(xp, x):
+    """Max-pool with 2x2 windows, stride 2, no padding, on x (N, C, 2Ho, 2Wo), separably: the
+    max of each column pair, then of each row pair of those (contiguous rows). Returns the
+    output and where the first maximum lies: ``later_col`` (N, C, 2Ho, Wo), whether the
+    right-hand element of a row's pair is strictly larger, and ``later_row`` (N, C, Ho, Wo),
+    whether the lower row's maximum is. Strict comparisons keep PyTorch's rule that the first
+    maximum in row-major order wins; NaN is left to the general path."""
+    N, C, H, W = x.shape
+    pairs = x.reshape(N, C, H, W // 2, 2)
+    left, right = pairs[..., 0], pairs[..., 1]
+    later_col = right > left
+    cols = xp.maximum(left, right).reshape(N, C, H // 2, 2, W // 2)
+    top, bottom = cols[:, :, :, 0], cols[:, :, :, 1]
+    later_row = bottom > top
+    return xp.maximum(top, bottom), later_col, later_row
+
+
+def _indices_2x2(xp, later_col, later_row, W: int):
+    """PyTorch's flat H*W indices of each window's first maximum, from _max_pool_2x2's masks."""
+    N, C, Ho, Wo = later_row.shape
+    col = later_col.reshape(N, C, Ho, 2, Wo)
+    c = xp.where(later_row, col[:, :, :, 1], col[:, :, :, 0]).astype(xp.int64)
+    rows = 2 * xp.arange(Ho, dtype=xp.int64).reshape(Ho, 1) + later_row
+    return rows * W + 2 * xp.arange(Wo, dtype=xp.int64) + c
+
+
+def _max_pool_2x2_backward(xp, grad, later_col, later_row):
+    """Each window's gradient to its first maximum: into the row, then into the column."""
+    N, C, Ho, Wo = grad.shape
+    by_row = xp.empty((N, C, Ho, 2, Wo), dtype=grad.dtype)
+    backend.select(xp, ~later_row, grad, out=by_row[:, :, :, 0])
+    backend.select(xp, later_row, grad, out=by_row[:, :, :, 1])
+    by_row = by_row.reshape(N, C, 2 * Ho, Wo)
+    gx = xp.empty((N, C, 2 * Ho, Wo, 2), dtype=grad.dtype)
+    backend.select(xp, ~later_col, by_row, out=gx[..., 0])
+    backend.select(xp, later_col, by_row, out=gx[..., 1])
+    return gx.reshape(N, C, 2 * Ho, 2 * Wo)
 
 
 class MaxPool2d(Op):
@@ -469,6 +509,15 @@ class MaxPool2d(Op):
         kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo = _pool_geom(
             "max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
         H, W = x.shape[2:]
+        if (kh, kw, sh, sw, ph, pw, dh, dw) == (2, 2, 2, 2, 0, 0, 1, 1) and (H, W) == (2 * Ho,
+                                                                                    2 * Wo):
+            out, later_col, later_row = _max_pool_2x2(xp, x)
+            if x.dtype.kind != "f" or not bool(xp.isnan(out).any()):
+                if indices_out is not None:
+                    indices_out.append(_indices_2x2(xp, later_col, later_row, W))
+                ctx.geom = None
+                ctx.save_for_backward(later_col, later_row)
+                return out
         xpad = _padded(xp, x, ph, pw, (Ho - 1) * sh + dh * (kh - 1) + 1,
                        (Wo - 1) * sw + dw * (kw - 1) + 1, -xp.inf)
         views = _windows(xpad, kh, kw, sh, sw, dh, dw, Ho, Wo)
@@ -480,7 +529,7 @@ class MaxPool2d(Op):
             xp.maximum(out, v, out=out)
             xp.maximum(arg, xp.multiply(m, k, dtype=arg.dtype), out=arg)  # k > any arg so far
         if x.dtype.kind == "f" and bool(xp.isnan(out).any()):
-            _first_nan_wins(xp, views, arg)
+            _last_nan_wins(xp, views, arg)
         if indices_out is not None:
             r, c = xp.divmod(arg.astype(xp.int64), kw)
             rows0 = (xp.arange(Ho, dtype=xp.int64) * sh - ph).reshape(Ho, 1)
@@ -493,15 +542,17 @@ class MaxPool2d(Op):
     @staticmethod
     def backward(ctx, grad):
         xp = ctx.xp
+        if ctx.geom is None:
+            return _max_pool_2x2_backward(xp, grad, *ctx.saved)
         shape, pshape, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo = ctx.geom
         (arg,) = ctx.saved
         gpad = xp.zeros(pshape, dtype=grad.dtype)
         overlap = sh < dh * (kh - 1) + 1 or sw < dw * (kw - 1) + 1
         for k, dst in enumerate(_windows(gpad, kh, kw, sh, sw, dh, dw, Ho, Wo)):
             if overlap:
-                dst += (arg == k) * grad
+                dst += backend.select(xp, arg == k, grad)
             else:  # disjoint windows: each input position is written once
-                xp.multiply(arg == k, grad, out=dst)
+                backend.select(xp, arg == k, grad, out=dst)
         H, W = shape[2:]
         if pshape == shape:
             return gpad

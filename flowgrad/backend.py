@@ -154,6 +154,12 @@ def sliding_window_view(xp, x, window_shape, axis):
     return cupy.lib.stride_tricks.sliding_window_view(x, window_shape, axis=axis)
 
 
+def as_strided(xp, x, shape, strides):
+    if xp is np:
+        return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+    return cupy.lib.stride_tricks.as_strided(x, shape, strides)
+
+
 _erf_scalar = np.frompyfunc(math.erf, 1, 1)
 
 

@@ -48,3 +48,21 @@ def test_same_code_runs_on_cupy():
     assert isinstance(x.grad._data, cupy.ndarray) and x.device == "cuda"
     with pytest.raises(fg.DeviceError, match="operands are on"):
         fg.ones(2) + fg.ones(2, device="cuda")
+
+
+def test_cpu_backend_reuses_freed_memory_and_names_the_capability():
+    import os
+    import sys
+
+    import torch
+
+    cpu = fg.backends.cpu
+    assert cpu.get_cpu_capability() == torch.backends.cpu.get_cpu_capability()
+    glibc = sys.platform.startswith("linux") and cpu._glibc() is not None
+    assert cpu.is_reusing_freed_memory() == (glibc and os.environ.get(
+        "FLOWGRAD_MALLOC_REUSE", "1") != "0")
+    if glibc:
+        assert cpu.reuse_freed_memory(False) and not cpu.is_reusing_freed_memory()
+        assert cpu.reuse_freed_memory(True) and cpu.is_reusing_freed_memory()
+        with pytest.raises(ValueError, match="keep_bytes must be at least"):
+            cpu.reuse_freed_memory(True, keep_bytes=1024)

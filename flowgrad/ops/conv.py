@@ -21,6 +21,7 @@ import operator
 from .. import backend
 from ..autograd.op import Op
 from ..errors import DTypeError, ShapeError
+from . import depthwise
 
 # Arguments -------------------------------------------------------------------------------------
 
@@ -249,6 +250,11 @@ class Conv2d(Op):
                 f"conv2d: the input {tuple(x.shape)} padded to {Hp}x{Wp} is smaller than the "
                 f"kernel {kh}x{kw} (dilated to {dh * (kh - 1) + 1}x{dw * (kw - 1) + 1})")
         Og = O // G
+        if depthwise.applies(x.shape, w.shape, G, (sh, sw)) and LAYOUT is None:
+            out, flat = depthwise.forward(xp, x, w, b, ((pt, pb), (pl, pr)), (dh, dw))
+            ctx.geom = ("depthwise", x.shape, ((pt, pb), (pl, pr)), (dh, dw))
+            ctx.save_for_backward(flat if ctx.needs_input_grad[1] else None, w, x)
+            return out
         last = channels_last(Cg * kh * kw, Ho * Wo, kh * kw)
         if last:
             a = _pad_last(xp, x, G, pt, pl, Hp, Wp)
@@ -272,8 +278,13 @@ class Conv2d(Op):
     def backward(ctx, grad):
         xp = ctx.xp
         cols, w, _ = ctx.saved
-        last, N, C, H, W, G, Og, kh, kw, sh, sw, dh, dw, pt, pl, Hp, Wp, Ho, Wo = ctx.geom
         needs = ctx.needs_input_grad
+        if ctx.geom[0] == "depthwise":
+            _, shape, pads_, dilation = ctx.geom
+            gx, gw = depthwise.backward(xp, grad, cols, w, shape, pads_, dilation,
+                                        needs[0], needs[1])
+            return gx, gw, grad.sum(axis=(0, 2, 3)) if needs[2] else None, None, None, None, None
+        last, N, C, H, W, G, Og, kh, kw, sh, sw, dh, dw, pt, pl, Hp, Wp, Ho, Wo = ctx.geom
         O, Cg = G * Og, C // G
         gx = gw = gb = None
         if last:
@@ -290,7 +301,9 @@ class Conv2d(Op):
                     0, 4, 3, 1, 2)).reshape(O, Cg, kh, kw)
         else:
             g = xp.ascontiguousarray(grad).reshape(N, G, Og, Ho * Wo)
-            if needs[0]:
+            if needs[0] and (kh, kw, sh, sw, Hp, Wp) == (1, 1, 1, 1, H, W):
+                gx = (w.reshape(G, Og, Cg).transpose(0, 2, 1) @ g).reshape(N, C, H, W)
+            elif needs[0]:
                 w_k = xp.ascontiguousarray(w.reshape(G, Og, Cg, kh * kw).transpose(3, 0, 2, 1))
                 canvas = xp.zeros((N, C, Hp, Wp), dtype=grad.dtype)
                 _col2im_first(w_k, g, canvas, kh, kw, sh, sw, dh, dw, Ho, Wo)
@@ -482,15 +495,18 @@ def _indices_2x2(xp, later_col, later_row, W: int):
 
 
 def _max_pool_2x2_backward(xp, grad, later_col, later_row):
-    """Each window's gradient to its first maximum: into the row, then into the column."""
+    """Each window's gradient to its first maximum: into the row, then into the column (masks
+    multiply when every gradient is finite, else select)."""
     N, C, Ho, Wo = grad.shape
+    put = xp.multiply if backend.all_finite(xp, grad) else (
+        lambda g, m, out: backend.select(xp, m, g, out=out))
     by_row = xp.empty((N, C, Ho, 2, Wo), dtype=grad.dtype)
-    backend.select(xp, ~later_row, grad, out=by_row[:, :, :, 0])
-    backend.select(xp, later_row, grad, out=by_row[:, :, :, 1])
+    put(grad, ~later_row, out=by_row[:, :, :, 0])
+    put(grad, later_row, out=by_row[:, :, :, 1])
     by_row = by_row.reshape(N, C, 2 * Ho, Wo)
     gx = xp.empty((N, C, 2 * Ho, Wo, 2), dtype=grad.dtype)
-    backend.select(xp, ~later_col, by_row, out=gx[..., 0])
-    backend.select(xp, later_col, by_row, out=gx[..., 1])
+    put(by_row, ~later_col, out=gx[..., 0])
+    put(by_row, later_col, out=gx[..., 1])
     return gx.reshape(N, C, 2 * Ho, 2 * Wo)
 
 

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, implementation_options, subtract_scaled
+from .optimizer import Optimizer, implementation_options
 
 __all__ = ["Adam", "AdamW"]
 
@@ -72,24 +72,23 @@ class Adam(Optimizer):
         arrays = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
         for _, a, d, xp, st in self._prepared(group, arrays):
             step = st["step"]
-            m = st["exp_avg"]._data
-            v = st["exp_avg_sq"]._data
-            u = self._scratch(a, 1)
-            _lerp_(xp, m, d, 1 - beta1, u)
-            _ema_square_(xp, v, d, beta2, u)        # v ← β₂v + (1−β₂)·g·g
             bias_correction1 = 1 - beta1 ** step
             bias_correction2 = 1 - beta2 ** step
             step_size = lr / bias_correction1
             bias_correction2_sqrt = bias_correction2 ** 0.5
-            if amsgrad:
-                vmax = st["max_exp_avg_sq"]._data
-                xp.maximum(vmax, v, out=vmax)
-                v = vmax
-            xp.sqrt(v, out=u)                      # denom = √v / √(1−β₂ᵗ) + eps
-            xp.divide(u, bias_correction2_sqrt, out=u)
-            xp.add(u, eps, out=u)
-            xp.divide(m, u, out=u)
-            subtract_scaled(xp, a, step_size, u, self._scratch(a, 2))
+            state = [st[name]._data for name in arrays]
+            for a_c, d_c, m, v, *vmax, u in self._chunks((a, d, *state)):
+                _lerp_(xp, m, d_c, 1 - beta1, u)
+                _ema_square_(xp, v, d_c, beta2, u)   # v ← β₂v + (1−β₂)·g·g
+                if amsgrad:
+                    xp.maximum(vmax[0], v, out=vmax[0])
+                    v = vmax[0]
+                xp.sqrt(v, out=u)                    # denom = √v / √(1−β₂ᵗ) + eps
+                xp.divide(u, bias_correction2_sqrt, out=u)
+                xp.add(u, eps, out=u)
+                xp.divide(m, u, out=u)
+                xp.multiply(u, step_size, out=u)     # θ ← θ − lr/(1−β₁ᵗ)·m/denom
+                xp.subtract(a_c, u, out=a_c)
 
 
 class AdamW(Adam):

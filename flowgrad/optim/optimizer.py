@@ -52,27 +52,21 @@ def _is_array(value) -> bool:
     return isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy")
 
 
-# A large NumPy update θ -= α·v goes in chunks through a cache-resident scratch: the scaled
-# temporary then never travels to memory, and the update reads v and θ and writes θ once
-# (measured, 1M float32 on one core: 0.48 ms against 0.74 ms for two whole-array passes).
+# A large NumPy update runs chunk by chunk over all the arrays it touches (parameter, gradient,
+# state), with cache-sized scratch: the temporaries then never travel to memory, and each array is
+# read and written once per step instead of once per elementwise operation (measured on 1 M
+# float32: SGD 0.48 ms against 0.74 ms for whole-array passes; momentum and Adam more so).
 UPDATE_CHUNK = 1 << 17
 
 
-def subtract_scaled(xp, a, alpha: float, v, scratch) -> None:
-    """``a -= alpha * v`` in place; ``scratch`` is a work array of ``a``'s shape (not
-    ``v``)."""
-    n = a.size
-    if xp is not np or n <= UPDATE_CHUNK or not (a.flags.c_contiguous
-                                                  and v.flags.c_contiguous):
-        xp.multiply(v, alpha, out=scratch)
-        xp.subtract(a, scratch, out=a)
-        return
-    fa, fv, fs = a.reshape(-1), v.reshape(-1), scratch.reshape(-1)
+def in_chunks(arrays, scratch):
+    """Flat chunks of the equally-sized NumPy ``arrays`` (C-contiguous), each with the first
+    elements of the ``scratch`` work arrays: tuples (chunk of each array..., scratch...)."""
+    flats = [a.reshape(-1) for a in arrays]
+    n = flats[0].size
     for i in range(0, n, UPDATE_CHUNK):
         j = min(n, i + UPDATE_CHUNK)
-        w = fs[:j - i]
-        np.multiply(fv[i:j], alpha, out=w)
-        np.subtract(fa[i:j], w, out=fa[i:j])
+        yield (*(f[i:j] for f in flats), *(t[:j - i] for t in scratch))
 
 
 def implementation_options(who: str, **switches) -> dict:
@@ -263,6 +257,23 @@ class Optimizer:
                 wd = 0
             yield p, a, self._direction(a, d, xp, wd, group["maximize"]), xp, st
             p._version += 1
+
+    def _chunks(self, arrays, n_scratch: int = 1):
+        """The update's view of ``arrays`` (the parameter's array and those of the same shape
+        it reads and writes) plus ``n_scratch`` work arrays: on NumPy, for large contiguous
+        arrays, flat chunks that stay in cache with small reused scratch (``in_chunks``);
+        otherwise the whole arrays once, with whole-size scratch (slots 1, 2, ...)."""
+        a = arrays[0]
+        if (type(a) is not np.ndarray or a.size <= 2 * UPDATE_CHUNK
+                or not all(x.flags.c_contiguous for x in arrays)):
+            yield (*arrays, *(self._scratch(a, 1 + k) for k in range(n_scratch)))
+            return
+        small = [self._scratch_buffers.get(("chunk", k, a.dtype)) for k in range(n_scratch)]
+        for k, buf in enumerate(small):
+            if buf is None or buf.size < UPDATE_CHUNK:
+                small[k] = self._scratch_buffers[("chunk", k, a.dtype)] = np.empty(
+                    UPDATE_CHUNK, a.dtype)
+        yield from in_chunks(arrays, small)
 
     def _scratch(self, like, slot: int = 0):
         """A reusable work array of ``like``'s shape, dtype and device (not part of the state):

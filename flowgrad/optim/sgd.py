@@ -4,7 +4,7 @@ momentum in deep learning")."""
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _wrap, implementation_options, subtract_scaled
+from .optimizer import Optimizer, _wrap, implementation_options
 
 __all__ = ["SGD"]
 
@@ -48,30 +48,36 @@ class SGD(Optimizer):
         state = self.state
         for p, a, d, xp in self._with_grads(group):
             d = self._direction(a, d, xp, wd, maximize)  # g + wd·θ, −g to maximize
-            if momentum != 0:
-                st = state[p]
-                buf = st.get("momentum_buffer")
-                if buf is None:
-                    b = xp.array(d, copy=True)  # an array even for a 0-d parameter
-                    st["momentum_buffer"] = _wrap(b)
-                else:
-                    b = buf._data
-                    xp.multiply(b, momentum, out=b)
+            if momentum == 0:
+                if a.size > 4096:  # θ ← θ − lr·g
+                    for a_c, d_c, u in self._chunks((a, d)):
+                        xp.multiply(d_c, lr, out=u)
+                        xp.subtract(a_c, u, out=a_c)
+                else:  # a small temporary costs less than fetching the scratch
+                    a -= lr * d
+                p._version += 1
+                continue
+            st = state[p]
+            buf = st.get("momentum_buffer")
+            first = buf is None
+            if first:
+                b = xp.array(d, copy=True)  # an array even for a 0-d parameter
+                st["momentum_buffer"] = _wrap(b)
+            else:
+                b = buf._data
+            for a_c, d_c, b_c, u in self._chunks((a, d, b)):
+                if not first:  # b ← μ·b + (1 − dampening)·g
+                    xp.multiply(b_c, momentum, out=b_c)
                     if dampening != 0:
-                        u = self._scratch(a, 1)
-                        xp.multiply(d, 1 - dampening, out=u)
-                        xp.add(b, u, out=b)
+                        xp.multiply(d_c, 1 - dampening, out=u)
+                        xp.add(b_c, u, out=b_c)
                     else:
-                        xp.add(b, d, out=b)
-                if nesterov:
-                    u = self._scratch(a, 1)
-                    xp.multiply(b, momentum, out=u)
-                    xp.add(d, u, out=u)
-                    d = u
+                        xp.add(b_c, d_c, out=b_c)
+                if nesterov:  # v = g + μ·b
+                    xp.multiply(b_c, momentum, out=u)
+                    xp.add(d_c, u, out=u)
+                    xp.multiply(u, lr, out=u)
                 else:
-                    d = b
-            if a.size > 4096:  # θ ← θ − lr·v
-                subtract_scaled(xp, a, lr, d, self._scratch(a, 1))
-            else:  # a small temporary costs less than fetching the scratch
-                a -= lr * d
+                    xp.multiply(b_c, lr, out=u)
+                xp.subtract(a_c, u, out=a_c)  # θ ← θ − lr·v
             p._version += 1

@@ -22,8 +22,9 @@ class Relu(Op):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved
-        keep = ctx.xp.less_equal(y, 0)
-        return backend.select(ctx.xp, ctx.xp.logical_not(keep, out=keep), grad)
+        # y >= 0 or NaN: y != 0 passes the gradient where y > 0 and at NaN, as PyTorch's
+        # threshold_backward (which zeroes it only where y <= 0)
+        return backend.select(ctx.xp, y != 0, grad)
 
 
 class LeakyRelu(Op):

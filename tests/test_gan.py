@@ -253,3 +253,31 @@ def test_goodfellow_mnist_pair_matches_the_paper_code():
     assert tuple(d(out).shape) == (5,)
     with pytest.raises(ValueError, match="784"):
         GoodfellowMNISTGenerator(output_bias=np.zeros(10))
+
+
+def test_packed_discriminator_sees_groups_of_samples_and_learns():
+    """PacGAN: D takes pack samples concatenated along the features, all real or all fake."""
+    fg.manual_seed(3)
+    g = nn.Sequential(nn.Linear(4, 1))
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
+
+        def forward(self, x):
+            seen.append(tuple(x.shape))
+            return self.net(x)
+
+    trainer = _trainer(g, Probe(), pack=2)
+    trainer.fit(_gaussian_loader(), epochs=40, progress=False)
+    assert seen[0] == (2, 2) and all(s[1] == 2 for s in seen)
+    after = trainer.sample(4000).numpy()
+    assert abs(after.mean() - 3.0) < 0.3, after.mean()
+    with pytest.raises(ShapeError, match="cannot be packed in groups of pack=2"):
+        trainer.discriminator_step(fg.zeros(5, 1))
+    with pytest.raises(ValueError, match="pack"):
+        _trainer(*_pair(), pack=0)
+    with pytest.raises(ValueError, match="not supported for conditional"):
+        _trainer(*_pair(), pack=2, conditional=True)

@@ -187,6 +187,11 @@ class GANTrainer:
         callbacks: objects with optional ``on_batch_end(trainer)`` and
             ``on_epoch_end(trainer, record)`` (learning-rate and momentum schedules).
         patience: epochs a failure sign must persist before it is reported.
+        pack: the discriminator judges ``pack`` samples at once, concatenated along the
+            feature (channel) axis, all real or all generated (PacGAN, Lin, Khetan, Fanti & Oh
+            2018: a packed discriminator sees a collapsed generator's lack of diversity);
+            the discriminator then takes (N / pack, pack * features, ...) and every batch
+            size must be a multiple of ``pack``.
     """
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, latent_dim: int,
@@ -194,22 +199,27 @@ class GANTrainer:
                  num_classes: int | None = None, noise="gaussian", d_loss_weight: float = 1.0,
                  out=None, sample_every: int = 5, n_samples: int = 64, checkpoint=None,
                  mode_centres=None, mode_std: float | None = None,
-                 coverage_samples: int = 10_000, callbacks=(), patience: int = 3) -> None:
+                 coverage_samples: int = 10_000, callbacks=(), patience: int = 3,
+                 pack: int = 1) -> None:
         if loss not in GENERATOR_LOSSES:
             raise ValueError(f"GANTrainer: unknown loss {loss!r}; expected one of "
                              f"{GENERATOR_LOSSES}")
         for name, value in (("latent_dim", latent_dim), ("d_steps", d_steps),
-                            ("sample_every", sample_every), ("patience", patience)):
+                            ("sample_every", sample_every), ("patience", patience),
+                            ("pack", pack)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GANTrainer: {name} must be a positive integer, got {value!r}")
         if not callable(noise) and noise not in NOISES:
             raise ValueError(f"GANTrainer: unknown noise {noise!r}; expected one of {NOISES} "
                              f"or a callable (n, latent_dim) -> Tensor")
+        if pack > 1 and conditional:
+            raise ValueError("GANTrainer: pack > 1 (PacGAN) is not supported for conditional "
+                             "training (the packed samples would need one label each)")
         if (mode_centres is None) != (mode_std is None):
             raise ValueError("GANTrainer: mode_centres and mode_std go together")
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
-        self.latent_dim, self.loss, self.d_steps = latent_dim, loss, d_steps
+        self.latent_dim, self.loss, self.d_steps, self.pack = latent_dim, loss, d_steps, pack
         self.conditional, self.num_classes, self.noise = conditional, num_classes, noise
         self.d_loss_weight = float(d_loss_weight)
         self.out = None if out is None else Path(out)
@@ -247,7 +257,16 @@ class GANTrainer:
         return self.generator(z, labels) if self.conditional else self.generator(z)
 
     def _discriminate(self, x, labels):
-        return self.discriminator(x, labels) if self.conditional else self.discriminator(x)
+        if self.conditional:
+            return self.discriminator(x, labels)
+        if self.pack > 1:
+            n = int(x.shape[0])
+            if n % self.pack:
+                raise ShapeError(f"GANTrainer: a batch of {n} samples cannot be packed in "
+                                 f"groups of pack={self.pack}; use batch sizes that are "
+                                 f"multiples of {self.pack} (drop_last=True in the loader)")
+            x = x.reshape(n // self.pack, self.pack * int(x.shape[1]), *x.shape[2:])
+        return self.discriminator(x)
 
     def sample(self, n: int, labels=None, z=None):
         """n generator samples (eval mode, no graph); ``labels`` (N,) when conditional."""
@@ -310,14 +329,15 @@ class GANTrainer:
         self.discriminator.eval()
         try:
             with fg.no_grad():
-                z = fg.from_numpy(self._draw_numpy(np.random.default_rng(0), 2))
+                z = fg.from_numpy(self._draw_numpy(np.random.default_rng(0), 2 * self.pack))
                 labels = (label.reshape(1).expand(2) if self.conditional else None)
                 fake = self._generate(z, labels)
                 fake_shape = tuple(fake.shape)
                 if fake_shape[1:] != data_shape:
                     raise ShapeError(
-                        f"GANTrainer: the generator's output has shape {fake_shape} for 2 noise "
-                        f"vectors (per sample {fake_shape[1:]}), but each data example has "
+                        f"GANTrainer: the generator's output has shape {fake_shape} for "
+                        f"{fake_shape[0]} noise vectors (per sample {fake_shape[1:]}), but each "
+                        f"data example has "
                         f"shape {data_shape}; the discriminator is trained on both, so they "
                         f"must match")
                 try:

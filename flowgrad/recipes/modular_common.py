@@ -181,6 +181,9 @@ def seed_stream(seed: int, n: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 2**31 - 1, size=n)
 
 
-def mean_std(values) -> str:
-    v = np.asarray(values, dtype=np.float64)
-    return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+def mean_std(values, digits: int = 3, scale: float = 1.0, unit: str = "") -> str:
+    """``values``' mean ± standard deviation over seeds (the mean alone for one seed), times
+    ``scale``, with ``digits`` decimals and an optional unit (" %")."""
+    a = scale * np.asarray(values, dtype=np.float64)
+    mean = f"{a.mean():.{digits}f}"
+    return (f"{mean} ± {a.std():.{digits}f}" if len(a) > 1 else mean) + unit

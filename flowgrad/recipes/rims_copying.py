@@ -32,6 +32,7 @@ from .common import Timer, command_line, resolve_out, write_results
 from .modular_common import (
     SequenceNet,
     matched_lstm_hidden,
+    mean_std,
     official_attention,
     parameter_count,
     predict,
@@ -202,8 +203,7 @@ def _verdict(s) -> dict:
 
 
 def _fmt(values) -> str:
-    v = np.asarray(values, dtype=np.float64)
-    return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+    return mean_std(values, 3)
 
 
 def _rows(s) -> list:

@@ -32,6 +32,7 @@ from .modular_common import (
     EpochBatches,
     SequenceNet,
     matched_lstm_hidden,
+    mean_std,
     official_attention,
     parameter_count,
     predict,
@@ -169,8 +170,7 @@ def run(seeds=3, epochs=10, batch_size=64, lr=7e-4, clip=1.0, n_train=4000, n_va
 
 
 def _fmt(values) -> str:
-    a = 100 * np.asarray(values, dtype=np.float64)
-    return f"{a.mean():.1f} ± {a.std():.1f} %" if len(a) > 1 else f"{a.mean():.1f} %"
+    return mean_std(values, 1, scale=100, unit=" %")
 
 
 def _published(kind: str, r: int) -> str:

@@ -29,6 +29,7 @@ from ..utils.threads import limit_threads as _limit_threads
 from .common import Timer, command_line, resolve_out, write_results
 from .modular_common import (
     SequenceNet,
+    mean_std,
     official_attention,
     parameter_count,
     predict,
@@ -173,8 +174,7 @@ def _verdicts(s) -> dict:
 
 
 def _fmt(values) -> str:
-    a = np.asarray(values, dtype=np.float64)
-    return f"{a.mean():.4f} ± {a.std():.4f}" if len(a) > 1 else f"{a.mean():.4f}"
+    return mean_std(values, 4)
 
 
 def _rows(s) -> list:

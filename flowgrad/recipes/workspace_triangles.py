@@ -39,7 +39,14 @@ from ..nn.module import Module
 from ..plotting import new_figure, save_figure
 from ..utils.threads import limit_threads as _limit_threads
 from .common import Timer, command_line, resolve_out, write_results
-from .modular_common import EpochBatches, parameter_count, predict, seed_stream, train
+from .modular_common import (
+    EpochBatches,
+    mean_std,
+    parameter_count,
+    predict,
+    seed_stream,
+    train,
+)
 
 NAME = "workspace_triangles"
 DEFAULTS = {"seeds": 3, "epochs": 15, "batch_size": 64, "lr": 5e-4, "clip": 1.0,
@@ -197,8 +204,7 @@ def run(seeds=3, epochs=15, batch_size=64, lr=5e-4, clip=1.0, n_train=8000, n_va
 
 
 def _fmt(values) -> str:
-    a = 100 * np.asarray(values, dtype=np.float64)
-    return f"{a.mean():.1f} ± {a.std():.1f} %" if len(a) > 1 else f"{a.mean():.1f} %"
+    return mean_std(values, 1, scale=100, unit=" %")
 
 
 def _rows(s) -> list:

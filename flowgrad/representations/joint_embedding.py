@@ -21,6 +21,7 @@ import flowgrad as fg
 
 from .. import nn
 from ..errors import ShapeError
+from ..nn.functional.loss import _reduce, _reduction
 from ..tensor import Tensor
 from .selection import BestEpoch
 
@@ -171,16 +172,6 @@ def _check_scores(op: str, scores: Tensor, target) -> np.ndarray:
     return t.astype(np.int64)
 
 
-def _reduce(op: str, loss: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{op}: reduction {reduction!r}; expected 'mean', 'sum' or 'none'")
-
-
 def ranking_hinge_loss(scores: Tensor, target, margin: float = 1.0,
                        reduction: str = "mean") -> Tensor:
     """The pairwise ranking hinge, sum over y' != y of max(0, margin - s_y + s_y') per example
@@ -192,7 +183,7 @@ def ranking_hinge_loss(scores: Tensor, target, margin: float = 1.0,
     not_target = np.ones(scores.shape, dtype=bool)
     not_target[np.arange(len(t)), t] = False
     hinge = hinge * fg.tensor(not_target.astype(np.float32), dtype=scores.dtype)
-    return _reduce("ranking_hinge_loss", hinge.sum(1), reduction)
+    return _reduce(hinge.sum(1), _reduction("ranking_hinge_loss", None, None, reduction))
 
 
 def warp_sample(scores: np.ndarray, target: np.ndarray, margin: float,
@@ -234,7 +225,7 @@ def warp_loss(scores: Tensor, target, margin: float = 1.0, rng=None,
     pair = np.stack([t, np.where(found, negative, t)], 1)
     picked = scores.gather(1, fg.tensor(pair))
     hinge = (picked[:, 1] - picked[:, 0] + margin) * fg.tensor(weight, dtype=scores.dtype)
-    return _reduce("warp_loss", hinge, reduction)
+    return _reduce(hinge, _reduction("warp_loss", None, None, reduction))
 
 
 # --- measures -----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ...errors import ShapeError
 from ...tensor import Tensor
 from ._util import _shape, _tensor
 from .activation import log_softmax, logsigmoid
+from .loss import _reduce, _reduction
 
 __all__ = ["unigram_noise", "sample_noise", "nce_loss", "sampled_softmax_loss",
            "full_log_prob"]
@@ -114,16 +115,6 @@ def _hits(target, samples):
     return Tensor._wrap(t == s, None, False)
 
 
-def _reduce(loss: Tensor, reduction: str, name: str) -> Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
 def _corrected_scores(op: str, input, weight, bias, target, num_sampled, noise, generator,
                       samples):
     """The checked target, the samples (B, k) or (k,), and the scores of the target and of the
@@ -166,7 +157,7 @@ def nce_loss(input: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor,
     if remove_accidental_hits:
         noise_terms = noise_terms.masked_fill(_hits(target, samples), 0.0)
     loss = -logsigmoid(delta_t) - noise_terms.sum(-1)
-    return _reduce(loss, reduction, "nce_loss")
+    return _reduce(loss, _reduction("nce_loss", None, None, reduction))
 
 
 def sampled_softmax_loss(input: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor,
@@ -189,7 +180,7 @@ def sampled_softmax_loss(input: Tensor, weight: Tensor, bias: Tensor | None, tar
         logit_n = logit_n.masked_fill(_hits(target, samples), float("-inf"))
     logits = _cat1(logit_t, logit_n)
     loss = logits.logsumexp(-1) - logit_t
-    return _reduce(loss, reduction, "sampled_softmax_loss")
+    return _reduce(loss, _reduction("sampled_softmax_loss", None, None, reduction))
 
 
 def _cat1(first: Tensor, rest: Tensor) -> Tensor:

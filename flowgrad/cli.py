@@ -30,12 +30,13 @@ from .recipes.common import PUBLISHED, run_dir
 
 def _value(text: str):
     """A --set value: a Python literal (1, 0.5, (256, 128), 'x') or else the string itself;
-    a comma-separated list becomes a tuple."""
+    a comma-separated list becomes a tuple, and a trailing comma makes a one-element tuple
+    ("mlp," is ("mlp",), as "0," is (0,))."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         if "," in text:
-            return tuple(_value(t) for t in text.split(","))
+            return tuple(_value(t) for t in text.split(",") if t.strip())
         return text
 
 

@@ -163,6 +163,7 @@ def test_tuple_options_round_trip_through_set():
     line = command_line("curriculum", run, {"switches": (0.25,), "hidden": (64, 32)})
     assert line == "flowgrad train curriculum --set switches=0.25, --set hidden=64,32"
     assert _value("0.25,") == (0.25,) and _value("64,32") == (64, 32)
+    assert _value("mlp,") == ("mlp",) and _value("mlp,dcgan") == ("mlp", "dcgan")
 
 
 def test_command_line_of_a_seed_list_uses_set():

@@ -189,6 +189,53 @@ def test_bad_options_are_rejected():
         _trainer(g, d, loss="hinge")
     with pytest.raises(ValueError, match="d_steps"):
         _trainer(g, d, d_steps=0)
+    with pytest.raises(ValueError, match="unknown update"):
+        _trainer(g, d, update="together")
+    with pytest.raises(ValueError, match="d_steps must be 1"):
+        _trainer(g, d, update="simultaneous", d_steps=2)
+    with pytest.raises(ValueError, match="noise_scale"):
+        _trainer(g, d, noise_scale=0)
+
+
+def test_simultaneous_step_gives_each_network_the_gradient_of_its_own_loss():
+    """One forward pass; D's update follows d_loss alone and G's the generator's loss on the
+    same logits (Goodfellow et al.'s AdversaryCost2), checked against PyTorch's autograd."""
+    g, d = _pair(3)
+    tg, td = torch.nn.Linear(4, 1).double(), torch.nn.Sequential(
+        torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).double()
+    tg.load_state_dict({k.split(".", 1)[1]: torch.from_numpy(v.numpy().astype(np.float64))
+                        for k, v in g.state_dict().items()})
+    td.load_state_dict({f"{int(k[0]) - 1}{k[1:]}": torch.from_numpy(v.numpy().astype(np.float64))
+                        for k, v in d.state_dict().items()})
+    z = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    x = np.random.default_rng(1).normal(3.0, 0.5, (8, 1)).astype(np.float32)
+    trainer = GANTrainer(g, d, fg.optim.SGD(g.parameters(), lr=0.1),
+                         fg.optim.SGD(d.parameters(), lr=0.1), latent_dim=4,
+                         update="simultaneous", d_loss_weight=0.5,
+                         noise=lambda n, k: fg.from_numpy(z[:n]))
+    trainer.simultaneous_step(fg.from_numpy(x))
+    fake = tg(torch.from_numpy(z).double())
+    real_l, fake_l = td(torch.from_numpy(x).double()), td(fake)
+    d_loss = 0.5 * _torch_d_loss(real_l.reshape(-1), fake_l.reshape(-1))
+    g_loss = _torch_g_loss(fake_l.reshape(-1), "nonsaturating")
+    gd = torch.autograd.grad(d_loss, list(td.parameters()), retain_graph=True)
+    gg = torch.autograd.grad(g_loss, list(tg.parameters()))
+    for p, tp, grad in zip(list(g.parameters()) + list(d.parameters()),
+                           list(tg.parameters()) + list(td.parameters()), gg + gd):
+        np.testing.assert_allclose(p.detach().numpy(), (tp - 0.1 * grad).detach().numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_simultaneous_updates_learn_a_gaussian_and_scaled_uniform_noise():
+    g, d = _pair(0)
+    trainer = _trainer(g, d, update="simultaneous", noise="uniform", noise_scale=3 ** 0.5)
+    z = trainer.draw_noise(20_000).numpy()
+    assert abs(z.max() - 3 ** 0.5) < 0.01 and abs(z.min() + 3 ** 0.5) < 0.01
+    assert abs(z.var() - 1.0) < 0.03
+    trainer.fit(_gaussian_loader(), epochs=60, progress=False)
+    after = trainer.sample(4000).numpy()
+    assert abs(after.mean() - 3.0) < 0.25, after.mean()
+    assert trainer.step == trainer.g_steps == 60 * 8
 
 
 def test_a_winning_discriminator_is_reported():

@@ -37,6 +37,7 @@ __all__ = ["discriminator_loss", "generator_loss", "GANTrainer", "save_image_gri
 
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
 NOISES = ("gaussian", "uniform")
+UPDATES = ("alternating", "simultaneous")
 FORMAT = "flowgrad-gan-checkpoint"
 
 
@@ -177,6 +178,8 @@ class GANTrainer:
             loader then yields (x, labels). ``num_classes`` lets labels be checked up front.
         noise: ``"gaussian"`` N(0, I), ``"uniform"`` U(−1, 1), or a callable ``(n, latent_dim)
             -> Tensor``; drawn from flowgrad's random stream (``fg.manual_seed``).
+        noise_scale: s multiplies the named noise: N(0, s²I) or U(−s, s) (Goodfellow et al.'s
+            MNIST code draws U(−√3, √3), unit variance).
         d_loss_weight: factor on the discriminator's loss (Goodfellow et al.'s code uses 1/2).
         out: folder for sample grids, the curves and (by default) the checkpoint.
         sample_every: write a sample grid every this many epochs (and after the last one).
@@ -192,6 +195,9 @@ class GANTrainer:
             2018: a packed discriminator sees a collapsed generator's lack of diversity);
             the discriminator then takes (N / pack, pack * features, ...) and every batch
             size must be a multiple of ``pack``.
+        update: ``"alternating"`` (Algorithm 1: a D step on fresh samples, then a G step on
+            fresh noise) or ``"simultaneous"`` (both networks from one forward pass of one
+            batch of samples, as Goodfellow et al.'s pylearn2 code; needs d_steps = 1).
     """
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, latent_dim: int,
@@ -200,7 +206,7 @@ class GANTrainer:
                  out=None, sample_every: int = 5, n_samples: int = 64, checkpoint=None,
                  mode_centres=None, mode_std: float | None = None,
                  coverage_samples: int = 10_000, callbacks=(), patience: int = 3,
-                 pack: int = 1) -> None:
+                 pack: int = 1, update: str = "alternating", noise_scale: float = 1.0) -> None:
         if loss not in GENERATOR_LOSSES:
             raise ValueError(f"GANTrainer: unknown loss {loss!r}; expected one of "
                              f"{GENERATOR_LOSSES}")
@@ -212,6 +218,14 @@ class GANTrainer:
         if not callable(noise) and noise not in NOISES:
             raise ValueError(f"GANTrainer: unknown noise {noise!r}; expected one of {NOISES} "
                              f"or a callable (n, latent_dim) -> Tensor")
+        if update not in UPDATES:
+            raise ValueError(f"GANTrainer: unknown update {update!r}; expected one of {UPDATES}")
+        if update == "simultaneous" and d_steps != 1:
+            raise ValueError(f"GANTrainer: update='simultaneous' takes both steps from one "
+                             f"forward pass, so d_steps must be 1, got {d_steps}")
+        if not (isinstance(noise_scale, (int, float)) and noise_scale > 0):
+            raise ValueError(f"GANTrainer: noise_scale must be a positive number, "
+                             f"got {noise_scale!r}")
         if pack > 1 and conditional:
             raise ValueError("GANTrainer: pack > 1 (PacGAN) is not supported for conditional "
                              "training (the packed samples would need one label each)")
@@ -220,6 +234,7 @@ class GANTrainer:
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.latent_dim, self.loss, self.d_steps, self.pack = latent_dim, loss, d_steps, pack
+        self.update, self.noise_scale = update, float(noise_scale)
         self.conditional, self.num_classes, self.noise = conditional, num_classes, noise
         self.d_loss_weight = float(d_loss_weight)
         self.out = None if out is None else Path(out)
@@ -242,16 +257,20 @@ class GANTrainer:
     # --- noise and sampling ---------------------------------------------------------------------
     def _draw_numpy(self, rng, n: int) -> np.ndarray:
         if self.noise == "uniform":
-            return rng.uniform(-1.0, 1.0, (n, self.latent_dim)).astype(np.float32)
-        return rng.standard_normal((n, self.latent_dim)).astype(np.float32)
+            z = rng.uniform(-1.0, 1.0, (n, self.latent_dim))
+        else:
+            z = rng.standard_normal((n, self.latent_dim))
+        return (z * self.noise_scale).astype(np.float32)
 
     def draw_noise(self, n: int):
         """n noise vectors z (N, latent_dim) from flowgrad's random stream."""
         if callable(self.noise):
             return self.noise(n, self.latent_dim)
         if self.noise == "uniform":
-            return fg.rand(n, self.latent_dim) * 2.0 - 1.0
-        return fg.randn(n, self.latent_dim)
+            z = fg.rand(n, self.latent_dim) * 2.0 - 1.0
+        else:
+            z = fg.randn(n, self.latent_dim)
+        return z * self.noise_scale if self.noise_scale != 1.0 else z
 
     def _generate(self, z, labels):
         return self.generator(z, labels) if self.conditional else self.generator(z)
@@ -394,6 +413,33 @@ class GANTrainer:
             _set_requires_grad(self.discriminator, True)
         return loss.item()
 
+    def simultaneous_step(self, x, labels=None) -> tuple[dict, float]:
+        """Both networks updated from one forward pass, as Goodfellow et al.'s code does
+        (``AdversaryCost2``): D sees the data and n generator samples once (one dropout mask
+        each); D's gradient is that of its loss alone, G's that of its loss on the same
+        logits of its samples; then both optimizers step."""
+        n = int(x.shape[0])
+        fake = self._generate(self.draw_noise(n), labels)
+        real_logits = _flat_logits(self._discriminate(x, labels), "discriminator")
+        fake_logits = _flat_logits(self._discriminate(fake, labels), "discriminator")
+        d_loss = discriminator_loss(real_logits, fake_logits)
+        if self.d_loss_weight != 1.0:
+            d_loss = d_loss * self.d_loss_weight
+        g_loss = generator_loss(fake_logits, self.loss)
+        d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
+        d_grads = fg.autograd.grad(d_loss, d_params, retain_graph=True, allow_unused=True)
+        self.g_optimizer.zero_grad()
+        self.d_optimizer.zero_grad()
+        g_loss.backward()  # G's gradient; what it leaves on D's parameters is replaced below
+        for p, g in zip(d_params, d_grads):
+            p.grad = g
+        self.d_optimizer.step()
+        self.g_optimizer.step()
+        return ({"d_loss": d_loss.item(),
+                 "d_real_accuracy": float((real_logits.detach().numpy() > 0).mean()),
+                 "d_fake_accuracy": float((fake_logits.detach().numpy() < 0).mean())},
+                g_loss.item())
+
     # --- fit ------------------------------------------------------------------------------------
     def fit(self, loader, epochs: int, resume: bool = False, progress: bool = True) -> History:
         """Train up to ``epochs`` epochs in total (a resumed run continues from its checkpoint);
@@ -427,9 +473,16 @@ class GANTrainer:
         d_logs, g_losses = [], []
         for batch in loader:
             x, labels = self._split_batch(batch)
-            d_logs.append(self.discriminator_step(x, labels))
-            self.step += 1
-            if self.step % self.d_steps == 0:
+            if self.update == "simultaneous":
+                d_log, g_loss = self.simultaneous_step(x, labels)
+                d_logs.append(d_log)
+                g_losses.append(g_loss)
+                self.step += 1
+                self.g_steps += 1
+            else:
+                d_logs.append(self.discriminator_step(x, labels))
+                self.step += 1
+            if self.update == "alternating" and self.step % self.d_steps == 0:
                 g_losses.append(self.generator_step(int(x.shape[0]), labels))
                 self.g_steps += 1
             for cb in self.callbacks:

@@ -3,14 +3,15 @@ log-likelihood of the adversarial net's samples (225 ± 2 nats), with the model,
 evaluation of the paper's code (github.com/goodfeli/adversarial: ``mnist.yaml``,
 ``__init__.py``, ``parzen_ll.py``).
 
-Model (flowgrad.models.gan): generator 100-d Gaussian noise → 1200 ReLU → 1200 ReLU → 784
-sigmoid; discriminator maxout 240 × 5 → maxout 240 × 5 → sigmoid, dropout on each layer's input
-(kept with probability 0.8 at the first, 0.5 at the others). Training: MNIST train[0:50000],
-minibatches of 100, SGD with learning rate 0.1 divided by 1.000004 after every update (not
-below 1e-6) and momentum rising linearly from 0.5 to 0.7 over 250 epochs, the discriminator's
-loss halved as in the code. Evaluation: 10,000 generator samples, a Gaussian Parzen window whose
-width σ is chosen among logspace(−1, 0, 10) on a validation slice of train[50000:60000], the mean
-log-likelihood of the 10,000 test digits ± its standard error (flowgrad.generative.parzen).
+Model (flowgrad.models.gan): generator 100-d uniform noise U(−√3, √3) → 1200 ReLU → 1200 ReLU
+→ 784 sigmoid; discriminator maxout 240 × 5 → maxout 240 × 5 → sigmoid, dropout on each layer's
+input (kept with probability 0.8 at the first, 0.5 at the others). Training: MNIST
+train[0:50000], minibatches of 100, SGD with learning rate 0.1 divided by 1.000004 after every
+update (not below 1e-6) and momentum rising linearly from 0.5 to 0.7 over 250 epochs, the
+discriminator's loss halved and both networks updated at once from one forward pass, as in the
+code. Evaluation: 10,000 generator samples, a Gaussian Parzen window whose width σ is chosen
+among logspace(−1, 0, 10) on a validation slice of train[50000:60000], the mean log-likelihood
+of the 10,000 test digits ± its standard error (flowgrad.generative.parzen).
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def run(epochs=60, batch_size=100, lr=0.1, seed=0, n_samples=10_000, n_valid=100
         g_opt = fg.optim.SGD(g.parameters(), lr=lr, momentum=schedule.momentum_at(1))
         d_opt = fg.optim.SGD(d.parameters(), lr=lr, momentum=schedule.momentum_at(1))
         trainer = GANTrainer(g, d, g_opt, d_opt, latent_dim=100, loss="nonsaturating",
-                             noise="gaussian", d_loss_weight=0.5, out=out,
+                             noise="uniform", noise_scale=3 ** 0.5, update="simultaneous",
+                             d_loss_weight=0.5, out=out,
                              sample_every=max(1, eval_every), n_samples=100,
                              checkpoint=f"{out}/gan_mnist_last.safetensors",
                              callbacks=(schedule, keep))
@@ -185,12 +187,12 @@ def _notes(s) -> str:
             else "MNIST train[0:50000]")
     return (
         f"Protocol: trained on {data}, {s['epochs']} epochs of minibatches of "
-        f"{s['batch_size']}; one discriminator step then one generator step per minibatch "
-        "(Algorithm 1 with k = 1; the paper's code computes both gradients from one forward "
-        "pass and updates the two networks at once, a difference of one half step). The "
-        "generator's loss is the non-saturating -log D(G(z)) (the code's AdversaryCost2), the "
-        "discriminator's the cross-entropy of data against samples, halved. Noise: 100-d "
-        "N(0, I), the default of the code's Generator (mnist.yaml sets no other). The "
+        f"{s['batch_size']}; as in the paper's code (AdversaryCost2), each minibatch and one "
+        "batch of samples pass through the discriminator once (one dropout mask), and both "
+        "networks are updated at once from that pass (Algorithm 1 with k = 1, without its "
+        "alternation). The generator's loss is the non-saturating -log D(G(z)) on those "
+        "logits, the discriminator's the cross-entropy of data against samples, halved. "
+        "Noise: 100-d uniform on (-sqrt 3, sqrt 3), as mnist.yaml sets (noise: 'uniform'). The "
         f"validation slice is the first {s['n_valid']:,} images of train[50000:60000] (the "
         "code's parzen_ll.py uses train[50000:60000][:1000]); every "
         f"{s['eval_every']} epochs the validation Parzen log-likelihood of "

@@ -182,3 +182,26 @@ def test_refit_trains_on_train_and_validation_and_tests_once(tmp_path, monkeypat
     lrs = [float(r.split(",")[history[0].split(",").index("lr")]) for r in history[1:]]
     assert np.allclose(lrs, [0.1 * (1 + np.cos(np.pi * k / 5)) / 2 for k in range(3)],
                        rtol=1e-4)
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="the MNIST files were not found")
+def test_dcgan_datasets_are_cells_that_a_rerun_reuses(tmp_path, monkeypatch):
+    """Each dataset's result is a cell in dcgan_cells/; a rerun into the same --out trains
+    nothing and reports the same numbers, and a cell of other settings is refused."""
+    from flowgrad.recipes import dcgan
+
+    first = dcgan.run(out=str(tmp_path), quick=True, progress=False)
+    assert (tmp_path / "dcgan_cells" / "mnist.json").exists()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(dcgan, "train_gan", no_training)
+    again = dcgan.run(out=str(tmp_path), quick=True, progress=False)
+    assert again["mnist_dcgan_fd"] == first["mnist_dcgan_fd"]
+    assert again["datasets"] == ["mnist"]
+    text = (tmp_path / "dcgan.md").read_text()
+    assert "dcgan_cells/" in text and "`flowgrad train dcgan --quick`" in text
+    assert "![dcgan_mnist_dcgan_samples](dcgan_mnist_dcgan_samples.png)" in text
+    with pytest.raises(ValueError, match="other settings"):
+        dcgan.run(out=str(tmp_path), quick=True, progress=False, seed=1)

@@ -14,6 +14,7 @@ latent vectors averaged over samples the classifier labels as a class (section 6
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +146,12 @@ def run(datasets=("mnist", "fashion_mnist"), epochs=5, batch_size=128, latent_di
         progress=True, write: bool = True) -> dict:
     """For each dataset: the feature classifier (trained once), a DCGAN and an MLP GAN trained
     with the same budget on train[0:50000], ``n_samples`` samples of each, their Fréchet
-    distances to the training images beside the test images' (the floor), and the figures."""
+    distances to the training images beside the test images' (the floor), and the figures.
+
+    Each dataset is a cell, ``dcgan_cells/<dataset>.json`` in ``out``, written when it ends;
+    the results file covers every cell found there, so the datasets can run as separate
+    processes into one ``--out`` (each draws from its own seeded stream), and a rerun skips the
+    finished ones."""
     from ..generative.metrics import classifier_score, frechet_distance
 
     command = command_line(NAME, run, locals())
@@ -158,7 +164,10 @@ def run(datasets=("mnist", "fashion_mnist"), epochs=5, batch_size=128, latent_di
         n_samples, classifier_epochs = QUICK["n_samples"], QUICK["classifier_epochs"]
         sizes, lr = (QUICK["n_train"], QUICK["n_valid"], QUICK["n_test"]), QUICK["lr"]
     mlp_hidden, mlp_units = (QUICK["mlp_hidden"], QUICK["mlp_units"]) if quick else (1200, 240)
-    rng = np.random.default_rng(seed)
+    cells = Path(out) / "dcgan_cells"
+    setup = {"epochs": epochs, "batch_size": batch_size, "latent_dim": latent_dim,
+             "base_width": base_width, "lr": lr, "beta1": beta1, "n_samples": n_samples,
+             "seed": seed, "quick": bool(quick)}
     summary = {"title": "DCGAN vs an MLP GAN on MNIST and Fashion-MNIST (classifier-feature "
                         "Fréchet distance)", "datasets": list(datasets), "epochs": epochs,
                "batch_size": batch_size, "latent_dim": latent_dim, "base_width": base_width,
@@ -168,6 +177,11 @@ def run(datasets=("mnist", "fashion_mnist"), epochs=5, batch_size=128, latent_di
     figures = []
     with limit_threads(threads), Timer() as total:
         for dataset in datasets:
+            cell = _read_cell(cells, dataset, setup)
+            if cell is not None:
+                continue
+            rng = np.random.default_rng([seed, list(LABELS).index(dataset)])
+            dataset_figures = []
             splits = mnist_splits(dataset, quick=sizes)
             (xtr, ytr), _, (xte, _) = splits
             clf = _classifier(dataset, splits, classifier_epochs, classifier_dir, threads,
@@ -205,23 +219,57 @@ def run(datasets=("mnist", "fashion_mnist"), epochs=5, batch_size=128, latent_di
                 summary[f"{dataset}_{kind}_fd"] = result[kind]["fd"]
                 summary[f"{dataset}_{kind}_untrained_fd"] = untrained
                 if write:
-                    figures.append(_plot_samples(samples[:100], f"{LABELS[dataset]}: {kind} "
-                                                 "samples", out, f"{dataset}_{kind}_samples"))
+                    dataset_figures.append(_plot_samples(
+                        samples[:100], f"{LABELS[dataset]}: {kind} samples", out,
+                        f"{dataset}_{kind}_samples"))
                 if kind == "dcgan":
                     dcgan_g, dcgan_probs = g, probs
             arithmetic = latent_arithmetic(dcgan_g, clf, z_eval, dcgan_probs)
             result["arithmetic"] = arithmetic["scores"]
-            summary[f"{dataset}_floor_fd"] = floor
-            summary["results"][dataset] = result
             if write:
-                figures.append(_plot_interpolation(dcgan_g, latent_dim, rng, out, dataset))
-                figures.append(_plot_arithmetic(arithmetic, out, dataset))
+                dataset_figures.append(_plot_interpolation(dcgan_g, latent_dim, rng, out,
+                                                           dataset))
+                dataset_figures.append(_plot_arithmetic(arithmetic, out, dataset))
+            result.update(setup=setup, command=command,
+                          figures=[Path(f).name for f in dataset_figures])
+            cells.mkdir(parents=True, exist_ok=True)
+            _atomic_json(cells / f"{dataset}.json", result)
+    for dataset in LABELS:  # every finished cell in out, this run's or another's
+        result = _read_cell(cells, dataset, setup)
+        if result is None:
+            continue
+        summary["results"][dataset] = result
+        figures += [str(Path(out) / f) for f in result.get("figures", [])]
+        summary[f"{dataset}_floor_fd"] = result["floor_fd"]
+        for kind in ("dcgan", "mlp"):
+            summary[f"{dataset}_{kind}_fd"] = result[kind]["fd"]
+            summary[f"{dataset}_{kind}_untrained_fd"] = result[kind]["untrained_fd"]
+    summary["datasets"] = list(summary["results"])
+    summary["runs"] = sorted({r["command"] for r in summary["results"].values()})
     summary["seconds"] = total.seconds
     if write:
         with limit_threads(threads):
             write_results(NAME, out, summary, _rows(summary), notes=_notes(summary),
                           figures=tuple(figures))
     return summary
+
+
+def _read_cell(cells: Path, dataset: str, setup: dict) -> dict | None:
+    """A finished dataset's cell, or None; a cell written with other settings is an error."""
+    path = cells / f"{dataset}.json"
+    if not path.exists():
+        return None
+    cell = json.loads(path.read_text())
+    if cell.get("setup") != setup:
+        raise ValueError(f"dcgan: {path} was written with other settings ({cell.get('setup')});"
+                         f" this run has {setup}. Choose another --out")
+    return cell
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=float) + "\n")
+    tmp.replace(path)
 
 
 def latent_arithmetic(generator, clf, z: np.ndarray, probs: np.ndarray, confident: float = 0.9,
@@ -384,4 +432,7 @@ def _notes(s) -> str:
         lines.append(f"- {LABELS[dataset]}: DCGAN {d:.2f}, MLP GAN {m:.2f}, floor {f:.2f}: the "
                      f"DCGAN is {'closer to' if d < m else 'not closer to'} the real images "
                      "than the MLP GAN.")
-    return "\n\n".join(lines[:8]) + "\n\n" + "\n".join(lines[8:])
+    runs = "\n".join(f"- `{c}`" for c in s.get("runs", []))
+    return ("\n\n".join(lines[:8]) + "\n\n" + "\n".join(lines[8:]) + "\n\nThe runs behind "
+            "this table (each writes its datasets' cells in dcgan_cells/; a run skips the cells "
+            "its output directory holds already):\n\n" + runs)

@@ -205,3 +205,23 @@ def test_dcgan_datasets_are_cells_that_a_rerun_reuses(tmp_path, monkeypatch):
     assert "![dcgan_mnist_dcgan_samples](dcgan_mnist_dcgan_samples.png)" in text
     with pytest.raises(ValueError, match="other settings"):
         dcgan.run(out=str(tmp_path), quick=True, progress=False, seed=1)
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="the MNIST files were not found")
+def test_conditional_gan_models_run_apart_into_one_table(tmp_path, monkeypatch):
+    from flowgrad.recipes import conditional_gan
+
+    conditional_gan.run(models="mlp", out=str(tmp_path), quick=True, progress=False)
+    both = conditional_gan.run(models="dcgan", out=str(tmp_path), quick=True, progress=False)
+    assert both["models"] == ["mlp", "dcgan"]
+    assert len(both["runs"]) == 2
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(conditional_gan, "train_gan", no_training)
+    again = conditional_gan.run(out=str(tmp_path), quick=True, progress=False)
+    assert again["mlp_conditional_accuracy"] == both["mlp_conditional_accuracy"]
+    text = (tmp_path / "conditional_gan.md").read_text()
+    assert "--set models='mlp'" in text or "models=mlp" in text, text[-600:]
+    assert "conditional_gan_mlp_classes.png" in text and "conditional_gan_dcgan_classes" in text

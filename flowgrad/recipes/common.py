@@ -152,6 +152,30 @@ def write_results(name: str, out: str | os.PathLike, summary: dict, table: list[
     return path
 
 
+def read_cell(cells: str | os.PathLike, key: str, setup: dict, recipe: str) -> dict | None:
+    """A finished cell ``cells/<key>.json`` of a recipe whose grid runs as separate processes
+    into one output directory, or None when it is not there; a cell written with other
+    settings than ``setup`` is an error (its numbers would not be comparable)."""
+    path = Path(cells) / f"{key}.json"
+    if not path.exists():
+        return None
+    cell = json.loads(path.read_text())
+    if cell.get("setup") != json.loads(json.dumps(setup, default=float)):
+        raise ValueError(f"{recipe}: {path} was written with other settings "
+                         f"({cell.get('setup')}); this run has {setup}. Choose another --out")
+    return cell
+
+
+def write_cell(cells: str | os.PathLike, key: str, data: dict) -> Path:
+    """Write ``cells/<key>.json`` atomically (a temporary file, then a rename)."""
+    path = Path(cells) / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=float) + "\n")
+    tmp.replace(path)
+    return path
+
+
 def mnist_arrays(dataset: str = "mnist", flatten: bool = False, limit: int | None = None):
     """(x_train, y_train), (x_test, y_test) as float32 in [0, 1] and int64, from the IDX files
     (found and checksum-verified by flowgrad.datasets). ``limit`` keeps the first examples."""

@@ -24,7 +24,15 @@ from ..models.dcgan import (
     DCGANGenerator,
 )
 from ..plotting import new_figure, save_figure
-from .common import Timer, command_line, mnist_splits, resolve_out, write_results
+from .common import (
+    Timer,
+    command_line,
+    mnist_splits,
+    read_cell,
+    resolve_out,
+    write_cell,
+    write_results,
+)
 from .dcgan import (
     _classifier,
     _grid,
@@ -73,7 +81,11 @@ def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_
         progress=True, write: bool = True) -> dict:
     """Train each conditional model on MNIST train[0:50000] with the same budget, draw
     ``n_samples`` samples (equally many per class), and measure how many the independent
-    classifier labels as their class."""
+    classifier labels as their class.
+
+    Each model is a cell, ``conditional_gan_cells/<model>.json`` in ``out``, written when it
+    ends; the results file covers every cell found there, so the models can run as separate
+    processes into one ``--out``, and a rerun skips the finished ones."""
     from ..generative.metrics import classifier_score, conditional_accuracy, frechet_distance
 
     command = command_line(NAME, run, locals())
@@ -87,6 +99,10 @@ def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_
         n_samples, classifier_epochs = QUICK["n_samples"], QUICK["classifier_epochs"]
         sizes, lr = (QUICK["n_train"], QUICK["n_valid"], QUICK["n_test"]), QUICK["lr"]
     rng = np.random.default_rng(seed)
+    cells = Path(out) / f"{NAME}_cells"
+    setup = {"epochs": epochs, "batch_size": batch_size, "latent_dim": latent_dim,
+             "base_width": base_width, "lr": lr, "beta1": beta1, "n_samples": n_samples,
+             "seed": seed, "quick": bool(quick)}
     summary = {"title": "Conditional GANs on MNIST: are samples of class k classified as k?",
                "models": list(models), "epochs": epochs, "batch_size": batch_size,
                "latent_dim": latent_dim, "base_width": base_width, "lr": lr, "beta1": beta1,
@@ -105,6 +121,8 @@ def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_
         labels = np.arange(n_samples) % CLASSES
         z = latent(n_samples, latent_dim, rng)
         for kind in models:
+            if read_cell(cells, kind, setup, NAME) is not None:
+                continue
             g, d = _models(kind, latent_dim, base_width, quick)
             untrained = conditional_accuracy(clf.predict_proba(generate(g, z, labels)), labels)
             trained = train_gan(g, d, xtr, ytr, epochs, batch_size, lr, beta1, latent_dim,
@@ -120,12 +138,24 @@ def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_
                       "seconds": trained["seconds"],
                       "seconds_per_epoch": trained["seconds_per_epoch"],
                       "history": _history_rows(trained["history"]),
-                      "published": PUBLISHED[kind]}
-            summary["results"][kind] = result
-            summary[f"{kind}_conditional_accuracy"] = result["conditional_accuracy"]
-            summary[f"{kind}_untrained_conditional_accuracy"] = untrained
+                      "published": PUBLISHED[kind], "setup": setup, "command": command,
+                      "figures": []}
             if write:
-                figures.append(_plot_class_grid(g, latent_dim, rng, out, kind))
+                grid_rng = np.random.default_rng([seed, list(LABELS).index(kind)])
+                result["figures"].append(
+                    Path(_plot_class_grid(g, latent_dim, grid_rng, out, kind)).name)
+            write_cell(cells, kind, result)
+    for kind in LABELS:  # every finished cell in out, this run's or another's
+        result = read_cell(cells, kind, setup, NAME)
+        if result is None:
+            continue
+        summary["results"][kind] = result
+        summary[f"{kind}_conditional_accuracy"] = result["conditional_accuracy"]
+        summary[f"{kind}_untrained_conditional_accuracy"] = result[
+            "untrained_conditional_accuracy"]
+        figures += [str(Path(out) / f) for f in result["figures"]]
+    summary["models"] = list(summary["results"])
+    summary["runs"] = sorted({r["command"] for r in summary["results"].values()})
     summary["seconds"] = total.seconds
     if write:
         with limit_threads(threads):
@@ -193,4 +223,7 @@ def _notes(s) -> str:
         lines.append(f"- {LABELS[kind]}: {acc:.2%} of the samples are classified as their "
                      f"class: the {s['target']:.0%} target is "
                      f"{'met' if acc >= s['target'] else 'not met'}.")
-    return "\n\n".join(lines[:5]) + "\n\n" + "\n".join(lines[5:])
+    runs = "\n".join(f"- `{c}`" for c in s.get("runs", []))
+    return ("\n\n".join(lines[:5]) + "\n\n" + "\n".join(lines[5:]) + "\n\nThe runs behind "
+            "this table (each writes its models' cells in conditional_gan_cells/; a run skips "
+            "the cells its output directory holds already):\n\n" + runs)

@@ -14,7 +14,6 @@ latent vectors averaged over samples the classifier labels as a class (section 6
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,15 @@ from .. import nn
 from ..models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_optimizers
 from ..plotting import new_figure, save_figure
 from ..utils.threads import limit_threads
-from .common import Timer, command_line, mnist_splits, resolve_out, write_results
+from .common import (
+    Timer,
+    command_line,
+    mnist_splits,
+    read_cell,
+    resolve_out,
+    write_cell,
+    write_results,
+)
 
 NAME = "dcgan"
 DEFAULTS = {"datasets": ("mnist", "fashion_mnist"), "epochs": 5, "batch_size": 128,
@@ -177,7 +184,7 @@ def run(datasets=("mnist", "fashion_mnist"), epochs=5, batch_size=128, latent_di
     figures = []
     with limit_threads(threads), Timer() as total:
         for dataset in datasets:
-            cell = _read_cell(cells, dataset, setup)
+            cell = read_cell(cells, dataset, setup, NAME)
             if cell is not None:
                 continue
             rng = np.random.default_rng([seed, list(LABELS).index(dataset)])
@@ -232,10 +239,9 @@ def run(datasets=("mnist", "fashion_mnist"), epochs=5, batch_size=128, latent_di
                 dataset_figures.append(_plot_arithmetic(arithmetic, out, dataset))
             result.update(setup=setup, command=command,
                           figures=[Path(f).name for f in dataset_figures])
-            cells.mkdir(parents=True, exist_ok=True)
-            _atomic_json(cells / f"{dataset}.json", result)
+            write_cell(cells, dataset, result)
     for dataset in LABELS:  # every finished cell in out, this run's or another's
-        result = _read_cell(cells, dataset, setup)
+        result = read_cell(cells, dataset, setup, NAME)
         if result is None:
             continue
         summary["results"][dataset] = result
@@ -252,24 +258,6 @@ def run(datasets=("mnist", "fashion_mnist"), epochs=5, batch_size=128, latent_di
             write_results(NAME, out, summary, _rows(summary), notes=_notes(summary),
                           figures=tuple(figures))
     return summary
-
-
-def _read_cell(cells: Path, dataset: str, setup: dict) -> dict | None:
-    """A finished dataset's cell, or None; a cell written with other settings is an error."""
-    path = cells / f"{dataset}.json"
-    if not path.exists():
-        return None
-    cell = json.loads(path.read_text())
-    if cell.get("setup") != setup:
-        raise ValueError(f"dcgan: {path} was written with other settings ({cell.get('setup')});"
-                         f" this run has {setup}. Choose another --out")
-    return cell
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=float) + "\n")
-    tmp.replace(path)
 
 
 def latent_arithmetic(generator, clf, z: np.ndarray, probs: np.ndarray, confident: float = 0.9,

@@ -1,5 +1,6 @@
-"""The 2x2 max-pool fast path (separable, masks instead of an argmax array) and the large-array
-ReLU against PyTorch: values, indices and gradients, with ties, NaN and infinite gradients."""
+"""The 2x2 max-pool fast path (separable, masks instead of an argmax array), the large-array
+ReLU and LeakyReLU's max paths against PyTorch: values, indices and gradients, with ties, NaN
+and infinite gradients."""
 
 import numpy as np
 import pytest
@@ -66,3 +67,22 @@ def test_relu_on_large_arrays_matches_torch(dtype, size):
     np.testing.assert_array_equal(fx.grad.numpy(), tx.grad.numpy())
     strided = fg.tensor(a.reshape(-1, 1)[::2])
     np.testing.assert_array_equal(F.relu(strided).numpy(), np.maximum(a.reshape(-1, 1)[::2], 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("slope", [0.2, 0.01, 1.0, 0.0, -0.3, 1.7])
+def test_leaky_relu_matches_torch_bit_for_bit_with_inf_and_nan(dtype, slope):
+    """The max(x, slope x) forward and max(1[x > 0], slope) backward paths (0 < slope < 1) and
+    the general where path give PyTorch's values and gradients, infinities and NaN included."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(5000).astype(dtype)
+    a[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-30]
+    g = rng.standard_normal(5000).astype(dtype)
+    g[6:9] = [np.inf, -np.inf, np.nan]
+    fx, tx = fg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    fy = F.leaky_relu(fx, slope)
+    ty = torch.nn.functional.leaky_relu(tx, slope)
+    np.testing.assert_array_equal(fy.detach().numpy(), ty.detach().numpy())
+    fy.backward(fg.tensor(g))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(fx.grad.numpy(), tx.grad.numpy())

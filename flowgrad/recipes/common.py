@@ -176,6 +176,23 @@ def write_cell(cells: str | os.PathLike, key: str, data: dict) -> Path:
     return path
 
 
+def collect_cells(cells: str | os.PathLike, keys, setup: dict, recipe: str) -> dict:
+    """Every finished cell among ``keys`` (in that order), this run's or another's."""
+    found = {}
+    for key in keys:
+        cell = read_cell(cells, key, setup, recipe)
+        if cell is not None:
+            found[key] = cell
+    return found
+
+
+def runs_behind(commands, cells_name: str) -> str:
+    """The paragraph naming the runs whose cells a results file summarises."""
+    listed = "\n".join(f"- `{c}`" for c in sorted(set(commands)))
+    return (f"The runs behind this table (each writes its cells in {cells_name}/; a run skips "
+            f"the cells its output directory holds already):\n\n{listed}")
+
+
 def mnist_arrays(dataset: str = "mnist", flatten: bool = False, limit: int | None = None):
     """(x_train, y_train), (x_test, y_test) as float32 in [0, 1] and int64, from the IDX files
     (found and checksum-verified by flowgrad.datasets). ``limit`` keeps the first examples."""

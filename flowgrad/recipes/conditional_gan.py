@@ -26,10 +26,12 @@ from ..models.dcgan import (
 from ..plotting import new_figure, save_figure
 from .common import (
     Timer,
+    collect_cells,
     command_line,
     mnist_splits,
     read_cell,
     resolve_out,
+    runs_behind,
     write_cell,
     write_results,
 )
@@ -145,11 +147,8 @@ def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_
                 result["figures"].append(
                     Path(_plot_class_grid(g, latent_dim, grid_rng, out, kind)).name)
             write_cell(cells, kind, result)
-    for kind in LABELS:  # every finished cell in out, this run's or another's
-        result = read_cell(cells, kind, setup, NAME)
-        if result is None:
-            continue
-        summary["results"][kind] = result
+    summary["results"] = collect_cells(cells, LABELS, setup, NAME)
+    for kind, result in summary["results"].items():
         summary[f"{kind}_conditional_accuracy"] = result["conditional_accuracy"]
         summary[f"{kind}_untrained_conditional_accuracy"] = result[
             "untrained_conditional_accuracy"]
@@ -223,7 +222,5 @@ def _notes(s) -> str:
         lines.append(f"- {LABELS[kind]}: {acc:.2%} of the samples are classified as their "
                      f"class: the {s['target']:.0%} target is "
                      f"{'met' if acc >= s['target'] else 'not met'}.")
-    runs = "\n".join(f"- `{c}`" for c in s.get("runs", []))
-    return ("\n\n".join(lines[:5]) + "\n\n" + "\n".join(lines[5:]) + "\n\nThe runs behind "
-            "this table (each writes its models' cells in conditional_gan_cells/; a run skips "
-            "the cells its output directory holds already):\n\n" + runs)
+    return ("\n\n".join(lines[:5]) + "\n\n" + "\n".join(lines[5:]) + "\n\n"
+            + runs_behind(s.get("runs", []), "conditional_gan_cells"))

@@ -26,10 +26,12 @@ from ..plotting import new_figure, save_figure
 from ..utils.threads import limit_threads
 from .common import (
     Timer,
+    collect_cells,
     command_line,
     mnist_splits,
     read_cell,
     resolve_out,
+    runs_behind,
     write_cell,
     write_results,
 )
@@ -240,11 +242,8 @@ def run(datasets=("mnist", "fashion_mnist"), epochs=5, batch_size=128, latent_di
             result.update(setup=setup, command=command,
                           figures=[Path(f).name for f in dataset_figures])
             write_cell(cells, dataset, result)
-    for dataset in LABELS:  # every finished cell in out, this run's or another's
-        result = read_cell(cells, dataset, setup, NAME)
-        if result is None:
-            continue
-        summary["results"][dataset] = result
+    summary["results"] = collect_cells(cells, LABELS, setup, NAME)
+    for dataset, result in summary["results"].items():
         figures += [str(Path(out) / f) for f in result.get("figures", [])]
         summary[f"{dataset}_floor_fd"] = result["floor_fd"]
         for kind in ("dcgan", "mlp"):
@@ -420,7 +419,5 @@ def _notes(s) -> str:
         lines.append(f"- {LABELS[dataset]}: DCGAN {d:.2f}, MLP GAN {m:.2f}, floor {f:.2f}: the "
                      f"DCGAN is {'closer to' if d < m else 'not closer to'} the real images "
                      "than the MLP GAN.")
-    runs = "\n".join(f"- `{c}`" for c in s.get("runs", []))
-    return ("\n\n".join(lines[:8]) + "\n\n" + "\n".join(lines[8:]) + "\n\nThe runs behind "
-            "this table (each writes its datasets' cells in dcgan_cells/; a run skips the cells "
-            "its output directory holds already):\n\n" + runs)
+    return ("\n\n".join(lines[:8]) + "\n\n" + "\n".join(lines[8:]) + "\n\n"
+            + runs_behind(s.get("runs", []), "dcgan_cells"))

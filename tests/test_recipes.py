@@ -225,3 +225,28 @@ def test_conditional_gan_models_run_apart_into_one_table(tmp_path, monkeypatch):
     text = (tmp_path / "conditional_gan.md").read_text()
     assert "--set models='mlp'" in text or "models=mlp" in text, text[-600:]
     assert "conditional_gan_mlp_classes.png" in text and "conditional_gan_dcgan_classes" in text
+
+
+def test_conditional_mlp_gan_paper_protocol_sets_sgd_schedule_and_init():
+    import numpy as np
+
+    from flowgrad.models.dcgan import ConditionalMLPDiscriminator, ConditionalMLPGenerator
+    from flowgrad.recipes import conditional_gan
+
+    g, d = ConditionalMLPGenerator(), ConditionalMLPDiscriminator()
+    images = np.random.default_rng(0).uniform(0.0, 1.0, (50, 1, 28, 28)).astype(np.float32)
+    options = conditional_gan._paper_training(g, d, images)
+    opt_g, opt_d = options["optimizers"]
+    assert options["update"] == "simultaneous" and options["d_loss_weight"] == 0.5
+    for opt in (opt_g, opt_d):
+        assert opt.param_groups[0]["lr"] == 0.1 and opt.param_groups[0]["momentum"] == 0.5
+    assert np.abs(d.x_map.weight.detach().numpy()).max() <= 0.005
+    assert not d.out.bias.detach().numpy().any()
+    assert np.abs(g.z_map.weight.detach().numpy()).max() <= 0.05
+    mean = images.reshape(50, -1).mean(0).astype(np.float64)
+    np.testing.assert_allclose(g.out.bias.detach().numpy(), np.log(mean / (1 - mean)),
+                               atol=1e-5)
+    schedule = options["callbacks"][0]
+    assert schedule.decay == 1.00004 and schedule.momentum_at(250) == 0.7
+    with pytest.raises(ValueError, match="mlp_protocol"):
+        conditional_gan.run(mlp_protocol="rmsprop", quick=True, progress=False)

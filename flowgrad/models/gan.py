@@ -21,10 +21,13 @@ import flowgrad as fg
 
 from .. import nn
 
-__all__ = ["GoodfellowMNISTGenerator", "GoodfellowMNISTDiscriminator", "marginal_logits"]
+__all__ = ["GoodfellowMNISTGenerator", "GoodfellowMNISTDiscriminator", "marginal_logits",
+           "uniform_init"]
 
 
-def _uniform_init(module, irange: float) -> None:
+def uniform_init(module, irange: float) -> None:
+    """pylearn2's ``irange`` initialisation of every Linear and Maxout in ``module``: weights
+    U(−irange, irange), biases 0."""
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Maxout)):
             nn.init.uniform_(m.weight, -irange, irange)
@@ -47,7 +50,7 @@ class GoodfellowMNISTGenerator(nn.Module):
         self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(),
                                  nn.Linear(hidden, hidden), nn.ReLU(),
                                  nn.Linear(hidden, out_features), nn.Sigmoid())
-        _uniform_init(self, irange)
+        uniform_init(self, irange)
         if output_bias is not None:
             bias = np.asarray(output_bias, dtype=np.float32).reshape(-1)
             if bias.shape != (out_features,):
@@ -70,7 +73,7 @@ class GoodfellowMNISTDiscriminator(nn.Module):
         self.net = nn.Sequential(nn.Dropout(1 - input_keep), nn.Maxout(in_features, units, pieces),
                                  nn.Dropout(1 - hidden_keep), nn.Maxout(units, units, pieces),
                                  nn.Dropout(1 - hidden_keep), nn.Linear(units, 1))
-        _uniform_init(self, irange)
+        uniform_init(self, irange)
 
     def forward(self, x):
         return self.net(x).reshape(-1)

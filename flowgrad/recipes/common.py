@@ -176,11 +176,13 @@ def write_cell(cells: str | os.PathLike, key: str, data: dict) -> Path:
     return path
 
 
-def collect_cells(cells: str | os.PathLike, keys, setup: dict, recipe: str) -> dict:
-    """Every finished cell among ``keys`` (in that order), this run's or another's."""
+def collect_cells(cells: str | os.PathLike, keys, setup, recipe: str) -> dict:
+    """Every finished cell among ``keys`` (in that order), this run's or another's; ``setup``
+    is the settings dict every cell must have been written with, or a function of the key
+    giving it."""
     found = {}
     for key in keys:
-        cell = read_cell(cells, key, setup, recipe)
+        cell = read_cell(cells, key, setup(key) if callable(setup) else setup, recipe)
         if cell is not None:
             found[key] = cell
     return found

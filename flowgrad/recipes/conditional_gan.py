@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+import flowgrad as fg
+
 from ..models.dcgan import (
     ConditionalMLPDiscriminator,
     ConditionalMLPGenerator,
@@ -44,12 +46,14 @@ from .dcgan import (
     limit_threads,
     train_gan,
 )
+from .gan_mnist import PaperSchedule
 
 NAME = "conditional_gan"
 DEFAULTS = {"models": ("mlp", "dcgan"), "epochs": 5, "batch_size": 100, "latent_dim": 100,
             "base_width": 64, "lr": 2e-4, "beta1": 0.5, "n_samples": 10_000,
             "classifier_epochs": 5, "classifier_dir": "runs/classifiers", "seed": 0,
-            "threads": 1}
+            "threads": 1, "mlp_protocol": "paper"}
+PROTOCOLS = ("paper", "adam")
 LABELS = {"mlp": "conditional MLP GAN (Mirza & Osindero 2014)",
           "dcgan": "conditional DCGAN (Radford et al. 2016 layout)"}
 CLASSES = 10
@@ -79,15 +83,18 @@ def _models(kind: str, latent_dim: int, base_width: int, quick: bool):
 
 def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_width=64,
         lr=2e-4, beta1=0.5, n_samples=10_000, classifier_epochs=5,
-        classifier_dir="runs/classifiers", seed=0, threads=1, out=None, quick=False,
-        progress=True, write: bool = True) -> dict:
+        classifier_dir="runs/classifiers", seed=0, threads=1, mlp_protocol="paper", out=None,
+        quick=False, progress=True, write: bool = True) -> dict:
     """Train each conditional model on MNIST train[0:50000] with the same budget, draw
     ``n_samples`` samples (equally many per class), and measure how many the independent
     classifier labels as their class.
 
     Each model is a cell, ``conditional_gan_cells/<model>.json`` in ``out``, written when it
     ends; the results file covers every cell found there, so the models can run as separate
-    processes into one ``--out``, and a rerun skips the finished ones."""
+    processes into one ``--out``, and a rerun skips the finished ones.
+
+    ``mlp_protocol``: ``"paper"`` trains the MLP pair as Mirza & Osindero's section 4.1 (below,
+    ``_paper_training``); ``"adam"`` with the conditional DCGAN's Adam(lr, beta1)."""
     from ..generative.metrics import classifier_score, conditional_accuracy, frechet_distance
 
     command = command_line(NAME, run, locals())
@@ -95,6 +102,9 @@ def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_
     models = (models,) if isinstance(models, str) else tuple(models)
     for kind in models:
         _models(kind, 2, 2, True)  # an unknown name fails here, before any training
+    if mlp_protocol not in PROTOCOLS:
+        raise ValueError(f"conditional_gan: unknown mlp_protocol {mlp_protocol!r}; expected one "
+                         f"of {PROTOCOLS}")
     sizes = None
     if quick:
         epochs, base_width, batch_size = QUICK["epochs"], QUICK["base_width"], QUICK["batch_size"]
@@ -105,10 +115,15 @@ def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_
     setup = {"epochs": epochs, "batch_size": batch_size, "latent_dim": latent_dim,
              "base_width": base_width, "lr": lr, "beta1": beta1, "n_samples": n_samples,
              "seed": seed, "quick": bool(quick)}
+
+    def setup_of(kind: str) -> dict:
+        return {**setup, "mlp_protocol": mlp_protocol} if kind == "mlp" else setup
+
     summary = {"title": "Conditional GANs on MNIST: are samples of class k classified as k?",
                "models": list(models), "epochs": epochs, "batch_size": batch_size,
                "latent_dim": latent_dim, "base_width": base_width, "lr": lr, "beta1": beta1,
                "n_samples": n_samples, "seed": seed, "threads": threads, "target": TARGET,
+               "mlp_protocol": mlp_protocol,
                "command": command, "results": {}}
     figures = []
     with limit_threads(threads), Timer() as total:
@@ -123,12 +138,16 @@ def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_
         labels = np.arange(n_samples) % CLASSES
         z = latent(n_samples, latent_dim, rng)
         for kind in models:
-            if read_cell(cells, kind, setup, NAME) is not None:
+            if read_cell(cells, kind, setup_of(kind), NAME) is not None:
                 continue
             g, d = _models(kind, latent_dim, base_width, quick)
+            options = {}
+            if kind == "mlp" and mlp_protocol == "paper":
+                options = _paper_training(g, d, xtr)
             untrained = conditional_accuracy(clf.predict_proba(generate(g, z, labels)), labels)
             trained = train_gan(g, d, xtr, ytr, epochs, batch_size, lr, beta1, latent_dim,
-                                Path(out) / kind, progress, conditional=True, seed=seed)
+                                Path(out) / kind, progress, conditional=True, seed=seed,
+                                **options)
             samples = generate(g, z, labels)
             probs = clf.predict_proba(samples)
             per_class = [float((probs[labels == k].argmax(1) == k).mean())
@@ -140,14 +159,15 @@ def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_
                       "seconds": trained["seconds"],
                       "seconds_per_epoch": trained["seconds_per_epoch"],
                       "history": _history_rows(trained["history"]),
-                      "published": PUBLISHED[kind], "setup": setup, "command": command,
+                      "published": PUBLISHED[kind], "setup": setup_of(kind),
+                      "command": command,
                       "figures": []}
             if write:
                 grid_rng = np.random.default_rng([seed, list(LABELS).index(kind)])
                 result["figures"].append(
                     Path(_plot_class_grid(g, latent_dim, grid_rng, out, kind)).name)
             write_cell(cells, kind, result)
-    summary["results"] = collect_cells(cells, LABELS, setup, NAME)
+    summary["results"] = collect_cells(cells, LABELS, setup_of, NAME)
     for kind, result in summary["results"].items():
         summary[f"{kind}_conditional_accuracy"] = result["conditional_accuracy"]
         summary[f"{kind}_untrained_conditional_accuracy"] = result[
@@ -161,6 +181,29 @@ def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_
             write_results(NAME, out, summary, _rows(summary), notes=_notes(summary),
                           figures=tuple(figures))
     return summary
+
+
+def _paper_training(generator, discriminator, images: np.ndarray) -> dict:
+    """Mirza & Osindero (2014), section 4.1: SGD on minibatches of 100, learning rate 0.1
+    divided by 1.00004 after every update down to 1e-6, momentum rising from 0.5 to 0.7 (the
+    epoch where it saturates is not given: 250, as Goodfellow et al.'s code), dropout 0.5 in both
+    networks. What the paper leaves to its framework follows Goodfellow et al.'s adversarial
+    code (pylearn2), which the same group used: weights U(-0.05, 0.05) in G and U(-0.005,
+    0.005) in D with zero biases, G's output bias set from the training pixels' marginals, both
+    networks updated at once from one forward pass, D's loss halved. Initialises the pair in
+    place; returns GANTrainer options for ``train_gan``."""
+    from ..models.gan import marginal_logits, uniform_init
+
+    uniform_init(generator, 0.05)
+    uniform_init(discriminator, 0.005)
+    with fg.no_grad():
+        generator.out.bias.copy_(fg.from_numpy(marginal_logits(images.reshape(len(images), -1))))
+    schedule = PaperSchedule(lr=0.1, decay=1.00004)
+    optimizers = (fg.optim.SGD(generator.parameters(), lr=0.1, momentum=schedule.momentum_at(1)),
+                  fg.optim.SGD(discriminator.parameters(), lr=0.1,
+                               momentum=schedule.momentum_at(1)))
+    return {"optimizers": optimizers, "update": "simultaneous", "d_loss_weight": 0.5,
+            "callbacks": (schedule,)}
 
 
 def _plot_class_grid(generator, latent_dim, rng, out, kind, columns: int = 10):
@@ -199,17 +242,28 @@ def _notes(s) -> str:
         "ReLU and the one-hot class -> 1000 ReLU, joined into 1200 ReLU (dropout 0.5) -> 784 "
         "sigmoid; the discriminator maps the image to maxout 240 units x 5 pieces and the class "
         "to maxout 50 x 5, joined (dropout 0.5) into maxout 240 x 4 (dropout 0.5) -> one logit. "
-        "The paper trained with SGD (lr 0.1 decayed by 1.00004 per step, momentum 0.5 -> 0.7) "
-        "and stopped on a validation Parzen estimate; here both models share one budget and "
-        "optimizer instead (below).",
+        + ("Training as the paper (section 4.1): SGD on minibatches of 100, lr 0.1 divided by "
+           "1.00004 per update (down to 1e-6), momentum 0.5 rising linearly to 0.7 by epoch "
+           "250 (the paper does not say when; Goodfellow et al.'s code's value), dropout 0.5 in "
+           "both networks; what the paper leaves to its framework as Goodfellow et al.'s "
+           "adversarial code: weights U(-0.05, 0.05) in G and U(-0.005, 0.005) in D, zero "
+           "biases, G's output bias from the pixels' marginals, both networks updated at once "
+           "from one forward pass, D's loss halved. The paper stopped on a validation Parzen "
+           "estimate; here the budget below is fixed."
+           if s.get("mlp_protocol") == "paper" else
+           "The paper trained with SGD (lr 0.1 decayed by 1.00004 per step, momentum 0.5 -> "
+           "0.7) and stopped on a validation Parzen estimate; here it shares the conditional "
+           "DCGAN's Adam optimizer and budget instead (below)."),
         f"Conditional DCGAN: the DCGAN of the dcgan recipe (base width {s['base_width']}) with "
         "the one-hot class concatenated to z, to the input of each (transposed) convolution as "
         "constant feature maps and to the discriminator's flattened features (as the DCGAN "
         "authors' conditional MNIST model).",
         f"Training (both): {s['epochs']} epochs, batch {s['batch_size']}, the non-saturating "
-        f"generator loss, one discriminator step per generator step, Adam(lr {s['lr']}, beta1 "
-        f"{s['beta1']}) per network, the real labels of each batch given to both networks. "
-        f"BLAS threads: {s['threads']}.",
+        "generator loss, one discriminator step per generator step, the real labels of each "
+        f"batch given to both networks; Adam(lr {s['lr']}, beta1 {s['beta1']}) per network for "
+        "the conditional DCGAN"
+        + (" (the MLP pair: the paper's SGD above)" if s.get("mlp_protocol") == "paper"
+           else " and the MLP pair") + f". BLAS threads: {s['threads']}.",
         f"Measure: {s['n_samples']:,} samples, equally many of each class, drawn in eval mode; "
         "the independent classifier (a small CNN trained with flowgrad on the real training "
         "images, trained once and checksummed) labels each; the conditional accuracy is the "

@@ -110,10 +110,13 @@ def generate(generator, z: np.ndarray, labels=None, batch_size: int = 500) -> np
 
 def train_gan(generator, discriminator, x: np.ndarray, y: np.ndarray, epochs: int,
               batch_size: int, lr: float, beta1: float, latent_dim: int, out, progress: bool,
-              conditional: bool = False, seed: int = 0, optimizers=None) -> dict:
+              conditional: bool = False, seed: int = 0, optimizers=None,
+              **trainer_options) -> dict:
     """GANTrainer (non-saturating loss, one D step per G step, z ~ U(-1, 1), Adam(lr, beta1)
-    for each network unless ``optimizers`` = (G's, D's)) on ``x`` scaled to the generator's
-    output range; a sample grid every epoch, the curves and a checkpoint under ``out``."""
+    for each network unless ``optimizers`` = (G's, D's); ``trainer_options`` such as
+    ``update``, ``d_loss_weight`` and ``callbacks`` go to GANTrainer) on ``x`` scaled to the
+    generator's output range; a sample grid every epoch, the curves and a checkpoint under
+    ``out``."""
     from ..generative import GANTrainer
     from ..utils.data import DataLoader, TensorDataset
 
@@ -126,7 +129,7 @@ def train_gan(generator, discriminator, x: np.ndarray, y: np.ndarray, epochs: in
     trainer = GANTrainer(generator, discriminator, opt_g, opt_d, latent_dim,
                          loss="nonsaturating", d_steps=1, conditional=conditional,
                          num_classes=10 if conditional else None, noise="uniform",
-                         out=str(out), sample_every=1)
+                         out=str(out), sample_every=1, **trainer_options)
     with Timer() as t:
         history = trainer.fit(loader, epochs, progress=progress)
     return {"history": history, "seconds": t.seconds, "trainer": trainer,

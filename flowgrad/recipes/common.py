@@ -152,15 +152,19 @@ def write_results(name: str, out: str | os.PathLike, summary: dict, table: list[
     return path
 
 
-def read_cell(cells: str | os.PathLike, key: str, setup: dict, recipe: str) -> dict | None:
+def read_cell(cells: str | os.PathLike, key: str, setup: dict, recipe: str,
+              own: tuple = ()) -> dict | None:
     """A finished cell ``cells/<key>.json`` of a recipe whose grid runs as separate processes
     into one output directory, or None when it is not there; a cell written with other
-    settings than ``setup`` is an error (its numbers would not be comparable)."""
+    settings than ``setup`` is an error (its numbers would not be comparable), except in the
+    settings named in ``own``, which each cell may have its own of (a per-model budget)."""
     path = Path(cells) / f"{key}.json"
     if not path.exists():
         return None
     cell = json.loads(path.read_text())
-    if cell.get("setup") != json.loads(json.dumps(setup, default=float)):
+    theirs = {k: v for k, v in (cell.get("setup") or {}).items() if k not in own}
+    ours = {k: v for k, v in json.loads(json.dumps(setup, default=float)).items() if k not in own}
+    if theirs != ours:
         raise ValueError(f"{recipe}: {path} was written with other settings "
                          f"({cell.get('setup')}); this run has {setup}. Choose another --out")
     return cell
@@ -176,13 +180,13 @@ def write_cell(cells: str | os.PathLike, key: str, data: dict) -> Path:
     return path
 
 
-def collect_cells(cells: str | os.PathLike, keys, setup, recipe: str) -> dict:
+def collect_cells(cells: str | os.PathLike, keys, setup, recipe: str, own: tuple = ()) -> dict:
     """Every finished cell among ``keys`` (in that order), this run's or another's; ``setup``
-    is the settings dict every cell must have been written with, or a function of the key
-    giving it."""
+    is the settings dict every cell must have been written with (but for the settings in
+    ``own``), or a function of the key giving it."""
     found = {}
     for key in keys:
-        cell = read_cell(cells, key, setup(key) if callable(setup) else setup, recipe)
+        cell = read_cell(cells, key, setup(key) if callable(setup) else setup, recipe, own)
         if cell is not None:
             found[key] = cell
     return found

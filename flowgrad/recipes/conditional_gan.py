@@ -167,7 +167,8 @@ def run(models=("mlp", "dcgan"), epochs=5, batch_size=100, latent_dim=100, base_
                 result["figures"].append(
                     Path(_plot_class_grid(g, latent_dim, grid_rng, out, kind)).name)
             write_cell(cells, kind, result)
-    summary["results"] = collect_cells(cells, LABELS, setup_of, NAME)
+    # each model may have its own number of epochs (its row says which)
+    summary["results"] = collect_cells(cells, LABELS, setup_of, NAME, own=("epochs",))
     for kind, result in summary["results"].items():
         summary[f"{kind}_conditional_accuracy"] = result["conditional_accuracy"]
         summary[f"{kind}_untrained_conditional_accuracy"] = result[
@@ -222,8 +223,12 @@ def _rows(s) -> list:
              f"{s['classifier']['test_accuracy']:.2%}", "—")]
     for kind, r in s["results"].items():
         worst = int(np.argmin(r["per_class"]))
-        rows.append((f"{LABELS[kind]}: samples classified as their class ({s['n_samples']:,} "
-                     f"samples; untrained {r['untrained_conditional_accuracy']:.1%})",
+        training = f"{r['setup']['epochs']} epochs"
+        if kind == "mlp":
+            training += f", {r['setup'].get('mlp_protocol', 'adam')} protocol"
+        rows.append((f"{LABELS[kind]} ({training}): samples classified as their class "
+                     f"({s['n_samples']:,} samples; untrained "
+                     f"{r['untrained_conditional_accuracy']:.1%})",
                      f"{r['conditional_accuracy']:.2%} (worst class {worst}: "
                      f"{r['per_class'][worst]:.1%})", r["published"]))
         rows.append((f"{LABELS[kind]}: Fréchet distance to real training images / classifier "
@@ -258,7 +263,8 @@ def _notes(s) -> str:
         "the one-hot class concatenated to z, to the input of each (transposed) convolution as "
         "constant feature maps and to the discriminator's flattened features (as the DCGAN "
         "authors' conditional MNIST model).",
-        f"Training (both): {s['epochs']} epochs, batch {s['batch_size']}, the non-saturating "
+        "Training (both): the epochs given in each model's rows, batch "
+        f"{s['batch_size']}, the non-saturating "
         "generator loss, one discriminator step per generator step, the real labels of each "
         f"batch given to both networks; Adam(lr {s['lr']}, beta1 {s['beta1']}) per network for "
         "the conditional DCGAN"

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "compat"))
 from harness import Spec, first_error, run_script
 
-# First error of each script that does not run unchanged today (the to-do list).
+# First error of each script that does not run unchanged today (the to-do list).
 XFAIL: dict = {}
 # Scripts that torch 2.13 itself cannot run as published (kept vendored, not run).
 SKIP = {

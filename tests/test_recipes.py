@@ -250,3 +250,17 @@ def test_conditional_mlp_gan_paper_protocol_sets_sgd_schedule_and_init():
     assert schedule.decay == 1.00004 and schedule.momentum_at(250) == 0.7
     with pytest.raises(ValueError, match="mlp_protocol"):
         conditional_gan.run(mlp_protocol="rmsprop", quick=True, progress=False)
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="the MNIST files were not found")
+def test_gan_mnist_rewrite_renders_the_same_file_from_its_json(tmp_path):
+    from flowgrad.recipes import gan_mnist
+
+    gan_mnist.run(out=str(tmp_path), quick=True, progress=False, threads=1)
+    before = (tmp_path / "gan_mnist.md").read_text()
+    (tmp_path / "gan_mnist.md").unlink()
+    summary = gan_mnist.run(out=str(tmp_path), rewrite=True)
+    assert (tmp_path / "gan_mnist.md").read_text() == before
+    assert summary["command"] == "flowgrad train gan_mnist --set threads=1 --quick"
+    with pytest.raises(ValueError, match="rewrite needs --out"):
+        gan_mnist.run(out=str(tmp_path / "nothing"), rewrite=True)

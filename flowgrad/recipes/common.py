@@ -136,7 +136,7 @@ def write_results(name: str, out: str | os.PathLike, summary: dict, table: list[
     """results/<name>.json (machine-readable) and results/<name>.md (ours beside published)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    summary = {**summary, "machine": machine()}
+    summary = {"machine": machine(), **summary}  # a rewritten run keeps the machine it ran on
     (out / f"{name}.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     lines = [f"# {summary.get('title', name)}", "",
              "| measure | flowgrad (this run) | published |", "|---|---|---|"]

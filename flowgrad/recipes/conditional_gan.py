@@ -59,7 +59,7 @@ LABELS = {"mlp": "conditional MLP GAN (Mirza & Osindero 2014)",
 CLASSES = 10
 TARGET = 0.95
 PUBLISHED = {"mlp": "Parzen-window log-likelihood 132 ± 1.8 on MNIST test (Mirza & Osindero "
-                    "2014, Table 1; no classifier accuracy published); the issue's target: "
+                    "2014, Table 1; no classifier accuracy published); the target here: "
                     ">= 95% of samples classified as their class",
              "dcgan": "no published number (Radford et al. show conditional MNIST samples in "
                       "their code's repository only); target >= 95%"}

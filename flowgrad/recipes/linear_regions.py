@@ -464,7 +464,6 @@ def render(out) -> None:
     from pathlib import Path
 
     summary = json.loads((Path(out) / f"{NAME}.json").read_text())
-    summary.pop("machine", None)
     with _limit_threads(summary["threads"]):
         figures = (_plot_counts(summary, out),
                    _plot_regions(summary["units_2d"], summary["depths_2d"], summary["seed"],

@@ -60,7 +60,7 @@ N_TRAIN, N_VALID = 800_000, 200_000  # Bengio, Ducharme, Vincent & Jauvin 2003, 
 PUBLISHED = ("the tagger gains from the language model trained on unlabelled text through the "
              "shared word representation (Collobert & Weston, ICML 2008; Collobert et al., JMLR "
              "2011, sections 4 and 5, with the window network on the WSJ and its 45 tags); the "
-             "direction tested, as the lecture and the issue put it: the gain is largest when "
+             "direction tested, as the lecture puts it: the gain is largest when "
              "labels are scarce. Their language models trained for weeks on far larger corpora, so "
              "only the direction is compared")
 PAD, UNK = "<pad>", "<unk>"

@@ -40,7 +40,7 @@ DEFAULTS = {"dim": 5, "n_data": 20_000, "nus": (1, 5, 10, 25), "seeds": 5, "nois
             "mixture_train": 8000, "mixture_valid": 2000, "mixture_test": 10_000,
             "mixture_nu": 10, "hidden": (64, 64), "steps": 3000, "batch_size": 256, "lr": 3e-3,
             "eval_every": 250, "grid": 241, "seed": 0, "threads": 1}
-THRESHOLDS = {"c": 0.05, "mean": 0.05, "precision": 0.05}  # the issue's acceptance, at ν = 10
+THRESHOLDS = {"c": 0.05, "mean": 0.05, "precision": 0.05}  # the acceptance bounds, at ν = 10
 TRUTH_SEED = 12345
 PUBLISHED = {
     "consistency": "NCE \"leads to a consistent (convergent) estimator of the parameters\", the "

@@ -148,7 +148,7 @@ def run(seeds=3, steps=2000, batch_size=64, lr=1e-3, clip=1.0, train_length=50,
 
 
 def _verdicts(s) -> dict:
-    """The issue's three claims, from the mean test MSE over seeds (None where a model or a
+    """The three claims tested here, from the mean test MSE over seeds (None where a model or a
     count they need is missing)."""
     ks = s["test_ks"]
     have = set(s["models"])

@@ -83,6 +83,9 @@ LEARNS = {
     "rims_seq_mnist": lambda s: s["rims_valid_accuracy_mean"] > 0.18,  # chance 0.1
     "workspace_triangles": lambda s: max(s[k]["final_train_loss"][0] for k in s["models"]) < 0.3,
     "bouncing_balls": lambda s: s["worst_valid_tf_bce"] < 0.85 * s["valid_mean_frame_bce"],
+    # Empty-5x5: a random policy returns about 0.5, the shortest path 0.955
+    "fourroom": lambda s: all(s[f"{m}_return_mean"] > s["random_return_mean"] + 0.15
+                              for m in ("lstm", "rims", "rims_workspace")),
 }
 
 

@@ -63,6 +63,8 @@ RECIPES = {
     "rims_seq_mnist": "Sequential MNIST at 16/19/24 after 14x14 (RIMs Table 2): RIMs vs LSTM",
     "workspace_triangles": "Equilateral triangles: transformer with/without a shared workspace",
     "bouncing_balls": "Bouncing balls (SCOFF Fig. 5): LSTM/RIMs/SCOFF rollouts, 4 and 6-8 balls",
+    "fourroom": "MiniGrid FourRooms (shared workspace paper's table): PPO agents with LSTM, "
+                "RIMs and RIMs + shared workspace memory, final success rates",
 }
 
 

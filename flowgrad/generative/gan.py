@@ -383,16 +383,21 @@ class GANTrainer:
             self._last_labels = labels
         return x, labels
 
-    def discriminator_step(self, x, labels=None) -> dict:
-        """One step of D on data x against as many generator samples."""
-        n = int(x.shape[0])
-        with fg.no_grad():
-            fake = self._generate(self.draw_noise(n), labels)
+    def _judge(self, x, fake, labels):
+        """D's (weighted) loss on data x against samples ``fake``, and its logits on both."""
         real_logits = _flat_logits(self._discriminate(x, labels), "discriminator")
         fake_logits = _flat_logits(self._discriminate(fake, labels), "discriminator")
         loss = discriminator_loss(real_logits, fake_logits)
         if self.d_loss_weight != 1.0:
             loss = loss * self.d_loss_weight
+        return loss, real_logits, fake_logits
+
+    def discriminator_step(self, x, labels=None) -> dict:
+        """One step of D on data x against as many generator samples."""
+        n = int(x.shape[0])
+        with fg.no_grad():
+            fake = self._generate(self.draw_noise(n), labels)
+        loss, real_logits, fake_logits = self._judge(x, fake, labels)
         self.d_optimizer.zero_grad()
         loss.backward()
         self.d_optimizer.step()
@@ -420,11 +425,7 @@ class GANTrainer:
         logits of its samples; then both optimizers step."""
         n = int(x.shape[0])
         fake = self._generate(self.draw_noise(n), labels)
-        real_logits = _flat_logits(self._discriminate(x, labels), "discriminator")
-        fake_logits = _flat_logits(self._discriminate(fake, labels), "discriminator")
-        d_loss = discriminator_loss(real_logits, fake_logits)
-        if self.d_loss_weight != 1.0:
-            d_loss = d_loss * self.d_loss_weight
+        d_loss, real_logits, fake_logits = self._judge(x, fake, labels)
         g_loss = generator_loss(fake_logits, self.loss)
         d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
         d_grads = fg.autograd.grad(d_loss, d_params, retain_graph=True, allow_unused=True)

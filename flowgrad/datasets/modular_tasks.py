@@ -27,10 +27,12 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["COPYING_CLASSES", "EQUILATERAL_TOLERANCE", "SORT_OF_CLEVR_ANSWERS",
-           "SORT_OF_CLEVR_COLORS", "BouncingBalls", "SortOfClevr", "Triangles", "adding_k",
+           "SORT_OF_CLEVR_ANSWER_WORDS", "SORT_OF_CLEVR_COLORS", "SORT_OF_CLEVR_QUESTION_TYPES",
+           "BouncingBalls", "SortOfClevr", "Triangles", "adding_k",
            "adding_two_markers", "bouncing_balls", "copying", "render_balls",
            "resample_nearest", "seq_mnist", "seq_mnist_from_images", "simulate_balls",
-           "sort_of_clevr", "triangles"]
+           "describe_sort_of_clevr_question", "sort_of_clevr", "sort_of_clevr_answer_words",
+           "sort_of_clevr_question_type", "sort_of_clevr_rows", "triangles"]
 
 COPYING_CLASSES = 20  # the official train_copying.py's output size (ntokens = 20)
 
@@ -542,3 +544,75 @@ def sort_of_clevr(n: int, questions_per_kind: int = 10, kinds=_KINDS, size: int 
             questions[k][i, :, 12 + kind_index] = 1
             questions[k][i, np.arange(q), 15 + subtype] = 1
     return SortOfClevr(images.transpose(0, 3, 1, 2).copy(), questions, answers, centers, shapes)
+
+
+SORT_OF_CLEVR_ANSWER_WORDS = ("yes", "no", "square", "circle", "0", "1", "2", "3", "4", "5")
+SORT_OF_CLEVR_QUESTION_TYPES = {
+    "norel": ("shape", "left", "top"),
+    "binary": ("nearest shape", "farthest shape", "count same shape"),
+    "ternary": ("count between", "any near the line", "count obtuse")}
+
+
+def sort_of_clevr_rows(data: SortOfClevr):
+    """One row per (image, question), image by image and, within an image, kind by kind in the
+    order generated: ``(image_index (M,) int64, questions (M, 18) float32, answers (M,) int64,
+    kind (M,) int64)``, ``kind`` indexing ``("norel", "binary", "ternary")``."""
+    kinds = list(data.questions)
+    n, q = data.answers[kinds[0]].shape
+    questions = np.stack([data.questions[k] for k in kinds], axis=1).reshape(n * len(kinds) * q,
+                                                                             -1)
+    answers = np.stack([data.answers[k] for k in kinds], axis=1).reshape(-1)
+    kind = np.broadcast_to(np.array([_KINDS.index(k) for k in kinds])[None, :, None],
+                           (n, len(kinds), q)).reshape(-1).astype(np.int64)
+    return np.repeat(np.arange(n), len(kinds) * q), questions, answers, kind
+
+
+def _decode_sort_of_clevr(question):
+    v = np.asarray(question).reshape(-1)
+    if v.shape != (18,):
+        raise ValueError(f"sort_of_clevr: a question is a vector of 18 numbers, got shape "
+                         f"{np.asarray(question).shape}")
+    parts = {"colour": v[:6], "kind": v[12:15], "subtype": v[15:18]}
+    for name, part in parts.items():
+        if not ((part == 0) | (part == 1)).all() or part.sum() != 1:
+            raise ValueError(f"sort_of_clevr: the question's {name} part is not one-hot: "
+                             f"{part.tolist()} in {v.tolist()}")
+    kind = int(parts["kind"].argmax())
+    second = v[6:12]
+    if kind == 2 and not (((second == 0) | (second == 1)).all() and second.sum() == 1):
+        raise ValueError(f"sort_of_clevr: a ternary question needs a one-hot second colour at "
+                         f"[6:12], got {second.tolist()}")
+    if kind != 2 and second.any():
+        raise ValueError(f"sort_of_clevr: only ternary questions have a second colour, got "
+                         f"{v.tolist()}")
+    return int(parts["colour"].argmax()), int(second.argmax()), kind, int(parts["subtype"].argmax())
+
+
+def sort_of_clevr_question_type(question) -> str:
+    """The type of an 18-d question vector: one of ``SORT_OF_CLEVR_QUESTION_TYPES``' names."""
+    _, _, kind, subtype = _decode_sort_of_clevr(question)
+    return SORT_OF_CLEVR_QUESTION_TYPES[_KINDS[kind]][subtype]
+
+
+def describe_sort_of_clevr_question(question) -> str:
+    """An 18-d question vector in words, for figures and reports."""
+    a, b, kind, subtype = _decode_sort_of_clevr(question)
+    names = list(SORT_OF_CLEVR_COLORS)
+    obj, other = f"the {names[a]} object", f"the {names[b]} object"
+    return ([f"What is the shape of {obj}?", f"Is {obj} on the left?", f"Is {obj} at the top?"],
+            [f"What is the shape of the object nearest to {obj}?",
+             f"What is the shape of the object farthest from {obj}?",
+             f"How many other objects have the shape of {obj}?"],
+            [f"How many other objects lie in the box spanned by {obj} and {other}?",
+             f"Does any other object lie within 12 pixels of the line through {obj} and "
+             f"{other}?",
+             f"How many other objects make an obtuse triangle with {obj} and {other}?"]
+            )[kind][subtype]
+
+
+def sort_of_clevr_answer_words(answer: int) -> str:
+    """An answer index in words: yes, no, square, circle or a count "0".."5" (the official
+    generator's labels are ``SORT_OF_CLEVR_ANSWERS``; a count c is the class 4 + c)."""
+    if isinstance(answer, bool) or int(answer) != answer or not 0 <= answer < 10:
+        raise ValueError(f"sort_of_clevr: an answer is an index in 0..9, got {answer!r}")
+    return SORT_OF_CLEVR_ANSWER_WORDS[int(answer)]

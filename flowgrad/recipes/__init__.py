@@ -65,6 +65,8 @@ RECIPES = {
     "bouncing_balls": "Bouncing balls (SCOFF Fig. 5): LSTM/RIMs/SCOFF rollouts, 4 and 6-8 balls",
     "fourroom": "MiniGrid FourRooms (shared workspace paper's table): PPO agents with LSTM, "
                 "RIMs and RIMs + shared workspace memory, final success rates",
+    "sort_of_clevr": "Sort-of-CLEVR: transformer with/without a shared workspace (TR, TR+HSW, "
+                     "TR+SSW), relational and non-relational questions",
 }
 
 

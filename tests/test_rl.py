@@ -141,11 +141,11 @@ def test_policy_shapes_for_every_memory(memory):
     fg.manual_seed(0)
     policy = ActorCritic(memory=memory)
     state = policy.initial_state(4)
-    assert len(state) == (3 if memory == "rims_workspace" else 2)
+    assert len(state) == {"rims_workspace": 3, "rmc": 1}.get(memory, 2)
     logits, value, state = policy.step(_obs((4,)), state, np.ones(4))
     assert tuple(logits.shape) == (4, 3) and tuple(value.shape) == (4,)
     assert all(tuple(s.shape)[0] == 4 for s in state)
-    assert tuple(state[0].shape) == (4, policy.hidden_size)
+    assert int(np.prod(state[0].shape[1:])) == policy.hidden_size  # the RMC's (4, 4 slots, 32)
     logits, values, final = policy(_obs((4, 5)), policy.initial_state(4), np.ones((4, 5)))
     assert tuple(logits.shape) == (4, 5, 3) and tuple(values.shape) == (4, 5)
     assert [tuple(s.shape) for s in final] == [tuple(s.shape) for s in state]

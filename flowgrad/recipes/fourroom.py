@@ -1,8 +1,9 @@
 """MiniGrid FourRooms with a recurrent PPO agent whose memory is an LSTM, Recurrent Independent
-Mechanisms (Goyal et al. 2019, arXiv 1909.10893) or RIMs communicating through a shared global
-workspace (Goyal et al. 2021, "Coordination Among Neural Modules Through a Shared Global
-Workspace", arXiv 2103.01197, the FourRoom table; lecture: the System-2 slide "Modules + Global
-Workspace"), trained by PPO (Schulman et al. 2017) with GAE (Schulman et al. 2016).
+Mechanisms (Goyal et al. 2019, arXiv 1909.10893), a relational memory core (Santoro et al.
+2018, arXiv 1806.01822) or RIMs communicating through a shared global workspace (Goyal et al.
+2021, "Coordination Among Neural Modules Through a Shared Global Workspace", arXiv 2103.01197,
+the FourRoom table; lecture: the System-2 slide "Modules + Global Workspace"), trained by PPO
+(Schulman et al. 2017) with GAE (Schulman et al. 2016).
 
 The published table gives only success rates (RIMs 0.72 ± 0.02, RMC 0.67 ± 0.05, LSTM 0.62 ±
 0.02, RIMs + shared workspace 0.96 ± 0.02); its protocol (environment version, agent, frames,
@@ -14,10 +15,11 @@ policy.
 
 Budget (measured here, one BLAS thread, while two other single-thread jobs shared the 2 cores):
 LSTM about 1,150 frames/s, RIMs about 760, RIMs + workspace about 550 (collection and update
-together; MiniGrid's own step is about 0.4 ms of each frame). An LSTM agent (without advantage
-normalisation) reached a success rate of 0.41 after 3 x 10^5 frames, still rising, so the
-default is 10^6 frames per run: about 15 / 22 / 30 minutes per run, 5.5 h for 3 memories x 5
-seeds in one process. That is 10 times
+together; MiniGrid's own step is about 0.4 ms of each frame); the RMC ran at 0.64 times the
+LSTM's rate side by side (473 against 740 frames/s on a busier machine), so about 730. An LSTM
+agent (without advantage normalisation) reached a success rate of 0.41 after 3 x 10^5 frames,
+still rising, so the default is 10^6 frames per run: about 15 / 22 / 30 / 23 minutes per run,
+7.5 h for 4 memories x 5 seeds in one process. That is 10 times
 below rl-starter-files' default of 10^7 frames per run, and likely far below the paper's regime.
 Each (memory, seed) is a cell of ``fourroom_cells/`` in ``--out`` with its own checkpoint: a
 rerun resumes unfinished cells and skips finished ones, and the memories can run as separate
@@ -47,15 +49,17 @@ from .common import Timer, command_line, read_cell, resolve_out, write_cell, wri
 from .modular_common import mean_std
 
 NAME = "fourroom"
-MEMORIES = ("lstm", "rims", "rims_workspace")
+MEMORIES = ("lstm", "rims", "rims_workspace", "rmc")
 DEFAULTS = {"memories": MEMORIES, "seeds": 5, "frames": 1_000_000,
             "env_id": "MiniGrid-FourRooms-v0", "num_envs": 16, "rollout": 128,
             "recurrence": 16, "batch_size": 512, "epochs": 4, "lr": 1e-3,
             "eval_episodes": 200, "checkpoint_every": 10, "threads": 1}
 QUICK = {"env_id": "MiniGrid-Empty-5x5-v0", "seeds": 1, "frames": 5120, "num_envs": 16,
          "rollout": 8, "recurrence": 4, "batch_size": 128, "eval_episodes": 40}
-LABELS = {"lstm": "LSTM", "rims": "RIMs", "rims_workspace": "RIMs + shared workspace"}
-COLORS = {"lstm": "tab:orange", "rims": "tab:blue", "rims_workspace": "tab:green"}
+LABELS = {"lstm": "LSTM", "rims": "RIMs", "rims_workspace": "RIMs + shared workspace",
+          "rmc": "relational memory core (RMC)"}
+COLORS = {"lstm": "tab:orange", "rims": "tab:blue", "rims_workspace": "tab:green",
+          "rmc": "tab:purple"}
 # Goyal et al. 2021 (arXiv 2103.01197), the FourRoom table: success rate, mean ± std
 PUBLISHED = {"rims": (0.72, 0.02), "rmc": (0.67, 0.05), "lstm": (0.62, 0.02),
              "rims_workspace": (0.96, 0.02)}
@@ -178,9 +182,9 @@ def _comparisons(s) -> dict:
         from scipy import stats
     except ImportError:  # pragma: no cover - scipy comes with the extras
         return v
-    for m in ("rims", "rims_workspace"):
-        if m in have and "lstm" in have and min(len(s[m]["success_rate"]),
-                                                len(s["lstm"]["success_rate"])) > 1:
+    for m in ("rims", "rims_workspace", "rmc"):
+        if m in s["memories"] and "lstm" in have and min(len(s[m]["success_rate"]),
+                                                         len(s["lstm"]["success_rate"])) > 1:
             a, b = s[m]["success_rate"], s["lstm"]["success_rate"]
             p = stats.ttest_ind(a, b, equal_var=False).pvalue
             v["welch_p"][m] = None if not np.isfinite(p) else float(p)
@@ -196,15 +200,13 @@ def _published(s, memory: str) -> str:
 def _rows(s) -> list:
     n_eval = s["eval_episodes"]
     rows = []
-    for memory in ("lstm", "rims", "rims_workspace"):
+    for memory in ("lstm", "rims", "rims_workspace", "rmc"):
         ours = "not run"
         if memory in s["memories"]:
             n = len(s[memory]["seeds"])
             ours = mean_std(s[memory]["success_rate"], 2) + f" ({n} seed{'s' * (n > 1)})"
         rows.append((f"final success rate, {LABELS[memory]} ({n_eval} fresh episodes per seed)",
                      ours, _published(s, memory)))
-    rows.append(("final success rate, relational memory core (RMC)", "not run",
-                 _published(s, "rmc")))
     rows.append(("success rate / return of a uniformly random policy (same episodes as seed 0)",
                  f"{s['random_success_rate']:.2f} / {s['random_return_mean']:.3f}", "—"))
     for memory in s["memories"]:
@@ -236,6 +238,7 @@ def _notes(s) -> str:
     ppo = PPOConfig(**s["ppo"])
     lstm_h = PolicyConfig(memory="lstm").resolved_hidden()
     rims_h = PolicyConfig(memory="rims").resolved_hidden()
+    rmc_h = PolicyConfig(memory="rmc").resolved_hidden()
     unit = rims_h // pc.num_units
     lines = [
         f"Environment: {s['env_id']} (the minigrid package, gymnasium API). Observation: the "
@@ -255,8 +258,13 @@ def _notes(s) -> str:
         f"communication is replaced by a shared workspace of {pc.num_slots} slots of {unit} "
         f"units ({workspace_heads(unit)} heads; the top {pc.write_topk} "
         "active modules by attention may write into each slot; every active module reads the "
-        "broadcast). The state is reset where an episode ended (multiplied by 1 - done; the "
-        "workspace memory goes back to its learned initial value). Sizes are this recipe's "
+        f"broadcast). RMC: Sonnet's RelationalMemory with {pc.num_slots} slots of "
+        f"{rmc_h // pc.num_slots} units ({workspace_heads(rmc_h // pc.num_slots)} heads, one "
+        "attention block, a 2-layer MLP, a gate per unit), its flattened memory "
+        f"({rmc_h} values) the policy's state. The state is reset where an episode ended "
+        "(multiplied by 1 - done; the "
+        "workspace memory goes back to its learned initial value, the RMC's to its initial "
+        "identity matrix). Sizes are this recipe's "
         "choice (the paper does not state its agent's), with comparable parameter counts.",
         f"PPO (Schulman et al. 2017) with GAE (Schulman et al. 2016), rl-starter-files' "
         f"defaults: {ppo.num_envs} environments x {ppo.rollout} steps per update, discount "
@@ -349,7 +357,7 @@ def _plot_curves(s, out):
 
 def _plot_final(s, out):
     fig, ax = new_figure(1, 1, figsize=(7, 4))
-    order = ("lstm", "rims", "rims_workspace")
+    order = ("lstm", "rmc", "rims", "rims_workspace")  # the published success rates' order
     x = np.arange(len(order))
     for i, memory in enumerate(order):
         pub = PUBLISHED[memory]

@@ -8,12 +8,16 @@ The memory is one of:
 * ``rims``: Recurrent Independent Mechanisms (Goyal et al. 2019, arXiv 1909.10893):
   ``RIMCell`` with LSTM modules, k_A of them active per step, input attention and pairwise
   communication among the modules.
+* ``rmc``: the relational memory core (Santoro et al. 2018, arXiv 1806.01822; the table's RMC
+  baseline): ``RelationalMemory`` with ``num_slots`` slots of ``hidden_size / num_slots`` units
+  (4 heads where they divide it), its flattened memory the policy's state.
 * ``rims_workspace``: RIMs whose modules communicate only through a shared workspace (Goyal et
   al. 2021, arXiv 2103.01197): the pairwise communication is replaced by ``SharedWorkspace``
   (the active modules compete to write into a few memory slots, the slots are broadcast back).
 
 The recurrent state is reset where an episode ended: every part is multiplied by the mask
-1 - done; the workspace's memory goes back to its learned initial value instead of zero.
+1 - done; the workspace's memory goes back to its learned initial value instead of zero, and
+the RMC's memory to its initial identity matrix.
 
     >>> policy = ActorCritic(PolicyConfig(memory="rims"))
     >>> state = policy.initial_state(4)
@@ -28,6 +32,7 @@ import numpy as np
 
 import flowgrad as fg
 
+from ..modular.relational_memory import RelationalMemory
 from ..modular.rims import RIMCell, check_modules
 from ..modular.workspace import SharedWorkspace
 from ..nn.module import Module
@@ -35,25 +40,26 @@ from ..nn.module import Module
 __all__ = ["MEMORIES", "PolicyConfig", "ActorCritic", "parameter_count", "sample_actions",
            "workspace_heads"]
 
-MEMORIES = ("lstm", "rims", "rims_workspace")
+MEMORIES = ("lstm", "rims", "rims_workspace", "rmc")
 
 
 @dataclass
 class PolicyConfig:
-    memory: str = "lstm"       # "lstm", "rims" or "rims_workspace"
+    memory: str = "lstm"       # "lstm", "rims", "rims_workspace" or "rmc"
     num_actions: int = 3       # MiniGrid's left, right, forward: all FourRooms can use
     embedding: int = 64        # the conv encoder's output (rl-starter-files' image embedding)
-    hidden_size: int = 0       # memory state size; 0: 128 for the LSTM, 6 x 20 = 120 for RIMs
+    hidden_size: int = 0       # memory state size; 0: 128 for the LSTM and the RMC, 6 x 20 = 120
+    #                            for RIMs
     num_units: int = 6         # RIM modules (k_T)
     k_active: int = 4          # modules active per step (k_A)
-    num_slots: int = 4         # workspace memory slots
+    num_slots: int = 4         # workspace (and RMC) memory slots
     write_topk: int | None = 2  # modules that may write into each slot (None: all, soft)
     head_hidden: int = 64      # the actor's and the critic's hidden layer (tanh)
 
     def resolved_hidden(self) -> int:
         if self.hidden_size:
             return int(self.hidden_size)
-        return 128 if self.memory == "lstm" else 20 * self.num_units
+        return 128 if self.memory in ("lstm", "rmc") else 20 * self.num_units
 
 
 def parameter_count(module: Module) -> int:
@@ -101,6 +107,14 @@ class ActorCritic(Module):
             fg.nn.Conv2d(32, config.embedding, 2), fg.nn.ReLU(), fg.nn.Flatten())
         if config.memory == "lstm":
             self.memory = fg.nn.LSTMCell(config.embedding, h)
+        elif config.memory == "rmc":
+            if h % config.num_slots:
+                raise ValueError(f"ActorCritic: the RMC's hidden_size {h} must be a multiple "
+                                 f"of num_slots={config.num_slots}")
+            width = h // config.num_slots
+            heads = workspace_heads(width)
+            self.memory = RelationalMemory(config.embedding, config.num_slots, width // heads,
+                                           num_heads=heads)
         else:
             check_modules("ActorCritic", h, config.num_units, config.k_active)
             unit = h // config.num_units
@@ -137,6 +151,8 @@ class ActorCritic(Module):
     def initial_state(self, batch: int) -> tuple:
         """The state at an episode's start for ``batch`` environments: zeros, and the
         workspace's learned initial memory."""
+        if self.config.memory == "rmc":
+            return (self.memory.initial_state(batch),)
         zeros = fg.zeros(batch, self.hidden_size)
         if self._workspace is None:
             return (zeros, zeros.clone())
@@ -150,6 +166,10 @@ class ActorCritic(Module):
         to memory_init (with its gradient) instead of zero."""
         m = mask if isinstance(mask, fg.Tensor) else fg.from_numpy(
             np.asarray(mask, dtype=np.float32))
+        if self.config.memory == "rmc":
+            m3 = m.reshape(-1, 1, 1)
+            init = self.memory.initial_state(1)
+            return (state[0] * m3 + init * (1.0 - m3),)
         m2 = m.reshape(-1, 1)
         h, c = state[0] * m2, state[1] * m2
         if len(state) == 2:
@@ -178,6 +198,9 @@ class ActorCritic(Module):
         if self.config.memory == "lstm":
             h, c = self.memory(x, state)
             return h, (h, c)
+        if self.config.memory == "rmc":
+            h, memory = self.memory(x, state[0])
+            return h, (memory,)
         h, new_state = self.memory(x, state)
         return h, tuple(new_state)
 

@@ -259,6 +259,24 @@ def test_conditional_mlp_gan_paper_protocol_sets_sgd_schedule_and_init():
 
 
 @pytest.mark.skipif(not HAVE_MNIST, reason="the MNIST files were not found")
+@pytest.mark.skipif(not HAVE_MNIST, reason="the MNIST files were not found")
+def test_gan_mnist_resumed_run_continues_as_one_run(tmp_path):
+    """Stopped after epoch 1 and resumed to 2: the same validation curve, kept generator and
+    test estimate as an uninterrupted 2-epoch run (evaluating every epoch)."""
+    from flowgrad.recipes import gan_mnist
+
+    kw = dict(quick=True, progress=False, threads=1, epochs=2, eval_every=1, write=False)
+    whole = gan_mnist.run(out=str(tmp_path / "whole"), **kw)
+    gan_mnist.run(out=str(tmp_path / "parts"), **{**kw, "epochs": 1})
+    resumed = gan_mnist.run(out=str(tmp_path / "parts"), resume=True, **kw)
+    assert resumed["resumed_from_epoch"] == 1 and len(resumed["epoch_seconds"]) == 2
+    for key in ("valid_parzen_curve", "chosen_epoch", "initial_valid_parzen", "sigma"):
+        assert resumed[key] == whole[key], key
+    assert resumed["test_parzen_mean"] == pytest.approx(whole["test_parzen_mean"], abs=1e-9)
+    with pytest.raises(ValueError, match="resume found no checkpoint"):
+        gan_mnist.run(out=str(tmp_path / "none"), resume=True, **kw)
+
+
 def test_gan_mnist_rewrite_renders_the_same_file_from_its_json(tmp_path):
     from flowgrad.recipes import gan_mnist
 

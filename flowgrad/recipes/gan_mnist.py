@@ -73,11 +73,44 @@ class PaperSchedule:
 
 class KeepBestParzen:
     """Every ``every`` epochs (and at the last), the validation Parzen log-likelihood of
-    ``n_samples`` samples (σ chosen on the same slice); keeps the generator's best weights."""
+    ``n_samples`` samples (σ chosen on the same slice); keeps the generator's best weights.
 
-    def __init__(self, valid: np.ndarray, n_samples: int, every: int, epochs: int) -> None:
+    With ``record`` (a file), the curve, the best weights and the untrained generator's score
+    are written there after every evaluation, so that a resumed run keeps them."""
+
+    def __init__(self, valid: np.ndarray, n_samples: int, every: int, epochs: int,
+                 record=None) -> None:
         self.valid, self.n_samples, self.every, self.epochs = valid, n_samples, every, epochs
         self.best, self.epoch, self.state, self.curve = -np.inf, None, None, []
+        self.initial, self.record = None, None if record is None else Path(record)
+
+    def save(self) -> None:
+        if self.record is not None:
+            fg.save({"best": float(self.best), "epoch": self.epoch, "initial": self.initial,
+                     "curve": [list(c) for c in self.curve], "generator": self.state},
+                    str(self.record))
+
+    def restore(self, trainer, summary_file: Path) -> None:
+        """Take back what ``save`` wrote; for a run written before ``record`` existed, the
+        curve from its results JSON and, when the best epoch is the checkpoint's, the
+        checkpoint's generator."""
+        if self.record is not None and self.record.exists():
+            r = fg.load(str(self.record))
+            self.best, self.epoch, self.initial = float(r["best"]), r["epoch"], r["initial"]
+            self.curve = [tuple(c) for c in r["curve"]]
+            self.state = r["generator"]
+            return
+        if not summary_file.exists():
+            raise ValueError(f"{NAME}: resume found neither {self.record} nor {summary_file}")
+        old = json.loads(summary_file.read_text())
+        if old["chosen_epoch"] != trainer.epoch:
+            raise ValueError(f"{NAME}: resume: the best generator of the earlier run (epoch "
+                             f"{old['chosen_epoch']}) is not its checkpoint's (epoch "
+                             f"{trainer.epoch}) and was not recorded")
+        self.best, self.epoch = float(old["valid_parzen_best"]), int(old["chosen_epoch"])
+        self.initial = float(old["initial_valid_parzen"])
+        self.curve = [tuple(c) for c in old["valid_parzen_curve"]]
+        self.state = {k: v.detach().clone() for k, v in trainer.generator.state_dict().items()}
 
     def on_epoch_end(self, trainer, record) -> None:
         if trainer.epoch % self.every and trainer.epoch != self.epochs:
@@ -90,24 +123,31 @@ class KeepBestParzen:
             self.best, self.epoch = result["mean"], trainer.epoch
             self.state = {k: v.detach().clone()
                           for k, v in trainer.generator.state_dict().items()}
+        self.save()
 
 
 def run(epochs=60, batch_size=100, lr=0.1, seed=0, n_samples=10_000, n_valid=1000,
         eval_every=5, threads=2, out=None, quick=False, progress=True,
-        write: bool = True, rewrite: bool = False) -> dict:
+        write: bool = True, rewrite: bool = False, resume: bool = False) -> dict:
     """Train the paper's adversarial pair on MNIST train[0:50000]; keep the generator of the
     epoch with the best validation Parzen log-likelihood (validation: the first ``n_valid`` of
     train[50000:60000]); evaluate the test set once with the paper's Parzen protocol.
 
     ``rewrite``: train nothing; write the results file of the earlier run in ``out`` again
-    from its gan_mnist.json and figures, with this version's wording."""
+    from its gan_mnist.json and figures, with this version's wording.
+
+    ``resume``: continue the run in ``out`` from its checkpoint (exactly: both networks, both
+    optimizers, the schedule and every random stream) up to ``epochs`` epochs in all, keeping
+    its validation curve and best generator."""
     if rewrite:
         return _rewrite(out)
     command = command_line(NAME, run, locals())
     out = resolve_out(NAME, out)
     n_train, n_test = 50_000, 10_000
-    if quick:
-        epochs, n_train, n_samples, n_valid, n_test, eval_every = 3, 2000, 1000, 200, 1000, 3
+    if quick:  # epochs and eval_every stay as given when they differ from the defaults
+        n_train, n_samples, n_valid, n_test = 2000, 1000, 200, 1000
+        epochs = 3 if epochs == DEFAULTS["epochs"] else epochs
+        eval_every = 3 if eval_every == DEFAULTS["eval_every"] else eval_every
     (xtr, _), (xte, _) = mnist_arrays("mnist", flatten=True)
     train, valid, test = xtr[:n_train], xtr[50_000:50_000 + n_valid], xte[:n_test]
     with _limit_threads(threads), Timer() as total:
@@ -115,7 +155,8 @@ def run(epochs=60, batch_size=100, lr=0.1, seed=0, n_samples=10_000, n_valid=100
         g = GoodfellowMNISTGenerator(output_bias=marginal_logits(xtr[:50_000]))
         d = GoodfellowMNISTDiscriminator()
         schedule = PaperSchedule(lr=lr)
-        keep = KeepBestParzen(valid, n_samples, eval_every, epochs)
+        keep = KeepBestParzen(valid, n_samples, eval_every, epochs,
+                              record=f"{out}/gan_mnist_best.safetensors")
         g_opt = fg.optim.SGD(g.parameters(), lr=lr, momentum=schedule.momentum_at(1))
         d_opt = fg.optim.SGD(d.parameters(), lr=lr, momentum=schedule.momentum_at(1))
         trainer = GANTrainer(g, d, g_opt, d_opt, latent_dim=100, loss="nonsaturating",
@@ -126,18 +167,25 @@ def run(epochs=60, batch_size=100, lr=0.1, seed=0, n_samples=10_000, n_valid=100
                              callbacks=(schedule, keep))
         loader = DataLoader(TensorDataset(fg.from_numpy(train)), batch_size=batch_size,
                             shuffle=True)
-        initial = parzen_evaluate(trainer.sample(n_samples).numpy(), valid, valid)
+        start_epoch = 0
+        if resume:
+            if not trainer.load(loader=loader):
+                raise ValueError(f"{NAME}: resume found no checkpoint {trainer.checkpoint}")
+            start_epoch = trainer.epoch
+            keep.restore(trainer, Path(out) / f"{NAME}.json")
+        else:
+            keep.initial = parzen_evaluate(trainer.sample(n_samples).numpy(), valid,
+                                           valid)["mean"]
         cpu = time.process_time()
-        with Timer() as t_train:
-            history = trainer.fit(loader, epochs, progress=progress)
+        history = trainer.fit(loader, epochs, progress=progress)
         cpu = time.process_time() - cpu
         if keep.state is not None:
             g.load_state_dict(keep.state)
         with Timer() as t_eval:
             samples = trainer.sample(n_samples).numpy()
             result = parzen_evaluate(samples, valid, test)
-    epoch_seconds = [r["seconds"] for r in history.epochs]
-    batches = epochs * len(loader)
+    epoch_seconds = [r["seconds"] for r in history.epochs]  # every epoch, resumed runs' too
+    batches = max(epochs - start_epoch, 1) * len(loader)
     # CPU seconds of this process (all its threads) per minibatch, times 500 minibatches: the
     # time of one full epoch on one otherwise idle core, an upper bound for two cores that
     # holds even when other jobs share the machine (wall time then does not).
@@ -149,11 +197,12 @@ def run(epochs=60, batch_size=100, lr=0.1, seed=0, n_samples=10_000, n_valid=100
         "test_parzen_mean": result["mean"], "test_parzen_stderr": result["stderr"],
         "sigma": result["sigma"], "per_sigma": result["per_sigma"],
         "chosen_epoch": keep.epoch, "valid_parzen_best": keep.best,
-        "valid_parzen_curve": keep.curve, "initial_valid_parzen": initial["mean"],
+        "valid_parzen_curve": keep.curve, "initial_valid_parzen": keep.initial,
+        "resumed_from_epoch": start_epoch,
         "final_d_real_accuracy": history.last["d_real_accuracy"],
         "final_d_fake_accuracy": history.last["d_fake_accuracy"],
         "failure_signs": [[e, s] for e, s in trainer.failure_signs],
-        "epoch_seconds": epoch_seconds, "train_seconds": t_train.seconds,
+        "epoch_seconds": epoch_seconds, "train_seconds": float(np.sum(epoch_seconds)),
         "train_cpu_seconds": cpu, "cpu_seconds_per_batch": cpu / batches,
         "eval_seconds": t_eval.seconds,
         "estimated_full_epoch_seconds": per_epoch_full,
@@ -205,12 +254,17 @@ def _notes(s) -> str:
     quick = s["n_train"] < 50_000
     data = (f"the first {s['n_train']:,} of MNIST train[0:50000] (short variant)" if quick
             else "MNIST train[0:50000]")
+    resumed = s.get("resumed_from_epoch", 0)
+    resumed = (f" The run was stopped after epoch {resumed} and resumed from its checkpoint "
+               "(both networks, both optimizers with the schedule's learning rate and momentum, "
+               "every random stream, the validation curve and the best generator so far)."
+               if resumed else "")
     return (
         f"Protocol: trained on {data}, {s['epochs']} epochs of minibatches of "
         f"{s['batch_size']}; as in the paper's code (AdversaryCost2), each minibatch and one "
         "batch of samples pass through the discriminator once (one dropout mask), and both "
         "networks are updated at once from that pass (Algorithm 1 with k = 1, without its "
-        "alternation). The generator's loss is the non-saturating -log D(G(z)) on those "
+        f"alternation).{resumed} The generator's loss is the non-saturating -log D(G(z)) on those "
         "logits, the discriminator's the cross-entropy of data against samples, halved. "
         "Noise: 100-d uniform on (-sqrt 3, sqrt 3), as mnist.yaml sets (noise: 'uniform'). The "
         f"validation slice is the first {s['n_valid']:,} images of train[50000:60000] (the "

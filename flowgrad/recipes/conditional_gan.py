@@ -285,8 +285,16 @@ def _notes(s) -> str:
         "", "Outcome:"]
     for kind, r in s["results"].items():
         acc = r["conditional_accuracy"]
+        last = r["history"][-1] if r.get("history") else None
+        signs = [f"epoch {e['epoch']}: {e['failure_signs']}" for e in r.get("history", [])
+                 if e.get("failure_signs")]
         lines.append(f"- {LABELS[kind]}: {acc:.2%} of the samples are classified as their "
                      f"class: the {s['target']:.0%} target is "
-                     f"{'met' if acc >= s['target'] else 'not met'}.")
+                     f"{'met' if acc >= s['target'] else 'not met'}."
+                     + (f" Discriminator accuracy in the last epoch: "
+                        f"{last['d_real_accuracy']:.1%} on data, {last['d_fake_accuracy']:.1%} "
+                        f"on samples (generator loss {last['g_loss']:.2f})." if last else "")
+                     + (f" Failure signs: {len(signs)} epoch(s), the last {signs[-1]}."
+                        if signs else " No failure sign was reported."))
     return ("\n\n".join(lines[:5]) + "\n\n" + "\n".join(lines[5:]) + "\n\n"
             + runs_behind(s.get("runs", []), "conditional_gan_cells"))

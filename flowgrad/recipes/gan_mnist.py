@@ -97,7 +97,8 @@ class KeepBestParzen:
         if self.record is not None and self.record.exists():
             r = fg.load(str(self.record))
             self.best, self.epoch, self.initial = float(r["best"]), r["epoch"], r["initial"]
-            self.curve = [tuple(c) for c in r["curve"]]
+            # an evaluation recorded after the checkpoint's epoch is redone by the resumed run
+            self.curve = [tuple(c) for c in r["curve"] if c[0] <= trainer.epoch]
             self.state = r["generator"]
             return
         if not summary_file.exists():

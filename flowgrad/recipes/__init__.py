@@ -64,9 +64,9 @@ RECIPES = {
     "workspace_triangles": "Equilateral triangles: transformer with/without a shared workspace",
     "bouncing_balls": "Bouncing balls (SCOFF Fig. 5): LSTM/RIMs/SCOFF rollouts, 4 and 6-8 balls",
     "fourroom": "MiniGrid FourRooms (shared workspace paper's table): PPO agents with LSTM, "
-                "RIMs and RIMs + shared workspace memory, final success rates",
+                "RIMs, RIMs + shared workspace and RMC memory, final success rates",
     "sort_of_clevr": "Sort-of-CLEVR: transformer with/without a shared workspace (TR, TR+HSW, "
-                     "TR+SSW), relational and non-relational questions",
+                     "TR+SSW), non-relational, binary and ternary questions",
 }
 
 

@@ -253,7 +253,9 @@ def run(table="both", small_graphs=DEFAULTS["small_graphs"],
                                                      kinds, out, plot_graph_comparison)
     summary.update({"title": "SDI: structure discovery from interventions (Ke et al. 2019)",
                     "command": command, "seed": ",".join(map(str, seed_list)),
-                    "seconds": timer.seconds, "setup": setup, "epochs": epochs,
+                    "seconds": timer.seconds if train else sum(
+                        c.get("seconds", 0.0) for c in small_cells + large_cells),
+                    "setup": setup, "epochs": epochs,
                     "large_epochs": large_epochs, "quick": bool(quick)})
     commands = _cell_commands(small_cells, large_cells)
     notes += ("\n\nThe runs behind these tables (each writes its cells in sdi_cells/; a run skips "

@@ -212,3 +212,31 @@ def test_recipe_cells_of_several_budgets_share_a_directory():
     assert st["steps"] == [8000] and st["schedules"] == ["cosine"] and st["mean"] == 97.0
     assert [(o["steps"], o["schedules"]) for o in st["others"]] == [([8000], ["constant"]),
                                                                     ([3000], ["constant"])]
+
+
+def test_recipe_teacher_forcing_cells_are_their_own_budget():
+    from flowgrad.recipes.scan import _cell_commands, _summarise, cell_name, run, train_cell
+
+    half = {"steps": 8000, "batch_size": 32, "schedule": "cosine", "teacher_forcing": 0.5}
+    assert cell_name("attention", "simple", 0, half) == "attention_simple_seed0_8000x32_cosine_tf0.5"
+
+    def cell(forcing, valid, test):
+        setup = {"steps": 8000, "batch_size": 32, "schedule": "cosine"}
+        if forcing != 1.0:
+            setup["teacher_forcing"] = forcing
+        return {"model": "attention", "split": "simple", "seed": 0, "steps": 8000,
+                "batch_size": 32, "schedule": "cosine", "valid_exact_match": valid,
+                "test_exact_match": test, "train_seconds": 1.0, "test_seconds": 1.0,
+                "best_step": 8000, "errors": [], "setup": setup}
+
+    cells = [cell(1.0, 0.99, 0.5), cell(0.5, 0.995, 0.9)]
+    st = _summarise(cells, "flowgrad train scan", False)["stats"]["attention"]["simple"]
+    # same size: validation picks the head, and each budget keeps its feeding
+    assert st["teacher_forcing"] == 0.5 and st["mean"] == 90.0
+    assert st["others"][0]["teacher_forcing"] == 1.0
+    commands = _cell_commands(cells, False)
+    assert sum("teacher_forcing=0.5" in c for c in commands) == 1
+    with pytest.raises(ValueError, match="teacher_forcing=1.5"):
+        run(teacher_forcing=1.5, train=False, progress=False)
+    with pytest.raises(ValueError, match="needs a recurrent decoder"):
+        train_cell("transformer", "simple", 0, 1, 2, 1, 0.1, True, False, teacher_forcing=0.5)

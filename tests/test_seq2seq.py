@@ -229,6 +229,36 @@ def test_teacher_forcing_equals_stepwise(cls, cell):
         np.testing.assert_allclose(lp.detach().numpy(), logits[:, t], atol=1e-12)
 
 
+@pytest.mark.parametrize("cls,cell", MODELS)
+def test_feed_own_reads_back_the_greedy_tokens(cls, cell):
+    """Rows marked feed_own read their own argmax from step 2 on, as a step-by-step decode
+    does; the other rows are teacher-forced; no row marked: the teacher-forced logits."""
+    model = _model(cls, cell, dtype=fg.float64).eval()
+    src, lengths, targets = _reversal(3, np.random.default_rng(2))
+    tgt_in, tgt_out = _pad_targets(targets, 1, 2)
+    own = np.array([True, False, True])
+    mixed = model(src, lengths, tgt_in, feed_own=own).log_softmax(-1).detach().numpy()
+    state = model.start(src, lengths)
+    prev = tgt_in[:, 0]
+    for t in range(tgt_in.shape[1]):
+        lp, state, _ = model.step(state, prev)
+        lp = lp.detach().numpy()
+        np.testing.assert_allclose(lp, mixed[:, t], atol=1e-12)
+        if t + 1 < tgt_in.shape[1]:
+            prev = np.where(own, lp.argmax(-1), tgt_in[:, t + 1])
+    forced = model(src, lengths, tgt_in).detach().numpy()
+    none = model(src, lengths, tgt_in, feed_own=np.zeros(3, dtype=bool)).detach().numpy()
+    np.testing.assert_array_equal(none, forced)
+    model.train()
+    loss = sequence_loss(model(src, lengths, tgt_in, feed_own=own), tgt_out)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ValueError, match=r"feed_own must be a bool array of shape \(3,\)"):
+        model(src, lengths, tgt_in, feed_own=np.ones(2, dtype=bool))
+    with pytest.raises(ValueError, match="feed_own must be a bool array"):
+        model(src, lengths, tgt_in, feed_own=np.ones(3))
+
+
 @pytest.mark.parametrize("cls,cell", MODELS + [(RNNEncoderDecoder, "rnn")])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_padding_invariance(cls, cell, bidirectional):

@@ -177,18 +177,39 @@ class _Seq2SeqBase(nn.Module):
     def _decode(self, state: Seq2SeqState, emb: Tensor):
         raise NotImplementedError
 
-    def forward(self, src, src_lengths, tgt_in) -> Tensor:
-        """Teacher forcing: logits (B, T, V) for the targets after each tgt_in token."""
+    def forward(self, src, src_lengths, tgt_in, feed_own=None) -> Tensor:
+        """Teacher forcing: logits (B, T, V) for the targets after each tgt_in token.
+
+        ``feed_own`` (optional bool (B,)): the rows that read back their own most probable
+        previous token instead of tgt_in's from the second step on (Lake & Baroni 2018
+        trained half of the sequences this way); no gradient flows through that choice."""
         state = self.start(src, src_lengths)
-        tgt_in = _tokens(tgt_in, self.embedding.weight.device)
-        if tgt_in.ndim != 2 or tgt_in.shape[0] != state.hidden[0].shape[0]:
+        device = self.embedding.weight.device
+        tgt_in = _tokens(tgt_in, device)
+        batch = state.hidden[0].shape[0]
+        if tgt_in.ndim != 2 or tgt_in.shape[0] != batch:
             raise ValueError(f"{type(self).__name__}: expected tgt_in of shape "
-                             f"({state.hidden[0].shape[0]}, target length), got "
-                             f"{tuple(tgt_in.shape)}")
+                             f"({batch}, target length), got {tuple(tgt_in.shape)}")
+        own = None
+        if feed_own is not None:
+            own = np.asarray(feed_own.detach().cpu().numpy() if isinstance(feed_own, Tensor)
+                             else feed_own)
+            if own.dtype != bool or own.shape != (batch,):
+                raise ValueError(f"{type(self).__name__}: feed_own must be a bool array of "
+                                 f"shape ({batch},), got {own.dtype} {own.shape}")
+            if not own.any():
+                own = None
         emb = self.drop(self.embedding(tgt_in))
+        given = tgt_in.detach().cpu().numpy() if own is not None else None
         logits = []
         for t in range(tgt_in.shape[1]):
-            out, state, _ = self._decode(state, emb[:, t])
+            if own is None or t == 0:
+                x = emb[:, t]
+            else:
+                mine = logits[-1].detach().cpu().numpy().argmax(-1)
+                x = self.drop(self.embedding(as_tensor(np.where(own, mine, given[:, t]),
+                                                       device=device)))
+            out, state, _ = self._decode(state, x)
             logits.append(out)
         return stack(logits, dim=1)
 

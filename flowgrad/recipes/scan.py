@@ -4,7 +4,8 @@ to recombine them — and the syntactic-attention model of Russin, Jo, O'Reilly 
 which separates *where* to attend (syntax) from *what* to output (semantics).
 
 Models (``flowgrad.models``), all trained the same way (Adam, gradient norm clipped at 5,
-teacher forcing, the mean token cross-entropy, <eos> included):
+teacher forcing, the mean token cross-entropy, <eos> included; ``--set teacher_forcing=0.5``
+feeds half of the sequences the recurrent decoder's own outputs instead, as Lake & Baroni did):
 
 - ``rnn``: an RNN encoder-decoder without attention, Lake & Baroni's overall-best architecture
   (2-layer LSTM, 200 units, dropout 0.5);
@@ -136,11 +137,14 @@ def learning_rate(base: float, step: int, steps: int, warmup: int, schedule: str
 
 def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
                eval_every: int, valid_fraction: float, quick: bool, progress: bool,
-               out: Path | None = None, schedule: str = "constant") -> dict:
+               out: Path | None = None, schedule: str = "constant",
+               teacher_forcing: float = 1.0) -> dict:
     """One run: train ``kind`` on ``split`` with ``seed``, keep the best validation weights,
-    test once. Returns the cell's record; with ``out``, the kept weights go to the run's
-    checkpoint directory and, for seed 0 of a model with attention, a heatmap of its
-    attention on a test command to ``out``."""
+    test once. ``teacher_forcing`` < 1 (recurrent models only) feeds each training sequence,
+    with probability 1 - teacher_forcing, its own previous outputs instead of the targets
+    (Lake & Baroni 2018 used 0.5). Returns the cell's record; with ``out``, the kept weights
+    go to the run's checkpoint directory and, for seed 0 of a model with attention, a heatmap
+    of its attention on a test command to ``out``."""
     from tqdm.auto import tqdm
 
     from ..datasets.scan import SCAN, batch_pairs, encode_pairs
@@ -152,8 +156,12 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
         rng = np.random.default_rng(seed)
         train = [train[i] for i in rng.permutation(len(train))[:QUICK["train"]]]
         valid, test = valid[:QUICK["valid"]], test[:QUICK["test"]]
+    if teacher_forcing < 1.0 and kind not in ("rnn", "attention"):
+        raise ValueError(f"scan: teacher_forcing={teacher_forcing} needs a recurrent decoder "
+                         f"('rnn' or 'attention'), not {kind!r}")
     fg.manual_seed(seed)
     model, lr, warmup = build_model(kind, len(data.src_vocab), len(data.tgt_vocab))
+    coin = np.random.default_rng([seed, 7])  # which sequences read back their own outputs
     optimizer = fg.optim.Adam(model.parameters(), lr=lr)
     enc = {name: encode_pairs(part, data.src_vocab, data.tgt_vocab)
            for name, part in (("valid", valid), ("test", test))}
@@ -178,7 +186,11 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(lr, step, steps, warmup, schedule)
         model.train()
-        logits = model(fg.from_numpy(b.src), b.src_lengths, fg.from_numpy(b.tgt_in))
+        extra_args = {}
+        if teacher_forcing < 1.0:
+            extra_args["feed_own"] = coin.random(len(b.src)) >= teacher_forcing
+        logits = model(fg.from_numpy(b.src), b.src_lengths, fg.from_numpy(b.tgt_in),
+                       **extra_args)
         loss = sequence_loss(logits, b.tgt_out)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -207,7 +219,7 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
     return {"model": kind, "split": split, "seed": seed, "test_exact_match": test_acc,
             "valid_exact_match": best[0], "best_step": best[1], "steps": steps,
             "batch_size": batch_size, "lr": lr, "warmup": warmup, "schedule": schedule,
-            "curve": curve,
+            "teacher_forcing": teacher_forcing, "curve": curve,
             "train_seconds": train_seconds, "test_seconds": tt.seconds,
             "num_parameters": sum(p.numel() for p in model.parameters()),
             "sizes": {"train": len(train), "valid": len(valid), "test": len(test)},
@@ -244,14 +256,18 @@ def _keep(model, kind: str, split: str, seed: int, test: list, data, out: Path) 
 
 
 def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=3000,
-        batch_size=32, eval_every=500, valid_fraction=0.1, schedule="constant", train=True,
-        threads=None, out=None, quick=False, progress=True) -> dict:
+        batch_size=32, eval_every=500, valid_fraction=0.1, schedule="constant",
+        teacher_forcing=1.0, train=True, threads=None, out=None, quick=False,
+        progress=True) -> dict:
     """Train every (model, split, seed) not finished yet in ``out``, then summarise all the
     cells found there. ``models`` and ``splits`` are comma-separated names; ``seeds`` a count
-    (seeds 0..n-1) or a comma-separated list. ``train=False`` only rewrites the summary of the
-    cells already in ``out``."""
+    (seeds 0..n-1) or a comma-separated list. ``teacher_forcing`` < 1 (recurrent models): the
+    share of training sequences fed the targets, the others reading back their own outputs.
+    ``train=False`` only rewrites the summary of the cells already in ``out``."""
     from .ptb_lstm import _limit_threads
 
+    if not 0.0 <= float(teacher_forcing) <= 1.0:
+        raise ValueError(f"scan: teacher_forcing={teacher_forcing}; expected a share in [0, 1]")
     command = command_line("scan", run, locals())
     out = Path(resolve_out("scan", out))
     kinds = _names(models, MODELS, "model")
@@ -269,6 +285,8 @@ def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=300
     learning_rate(1.0, 1, 1, 0, schedule)  # an unknown schedule fails before any training
     setup = {"steps": steps, "batch_size": batch_size, "eval_every": eval_every,
              "valid_fraction": valid_fraction, "quick": quick, "schedule": schedule}
+    if float(teacher_forcing) != 1.0:  # full teacher forcing stays out of the key
+        setup["teacher_forcing"] = float(teacher_forcing)
     with _limit_threads(threads), Timer() as t:
         for split in parts if train else ():
             for kind in kinds:
@@ -282,7 +300,8 @@ def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=300
                                              "Choose another --out")
                         continue
                     cell = train_cell(kind, split, seed, steps, batch_size, eval_every,
-                                      valid_fraction, quick, progress, out, schedule)
+                                      valid_fraction, quick, progress, out, schedule,
+                                      float(teacher_forcing))
                     cell["setup"] = setup
                     _write_atomic(path, cell)
                     if progress:
@@ -331,13 +350,15 @@ def cell_name(kind: str, split: str, seed: int, setup: dict) -> str:
     budget = (setup["steps"], setup["batch_size"], setup.get("schedule", "constant"))
     if budget != (DEFAULTS["steps"], DEFAULTS["batch_size"], "constant"):
         name += "_{}x{}_{}".format(*budget)
+    if setup.get("teacher_forcing", 1.0) != 1.0:
+        name += f"_tf{setup['teacher_forcing']:g}"
     return name
 
 
 def _budget(c: dict) -> tuple:
     s = c.get("setup", {})
     return (s.get("steps", c["steps"]), s.get("batch_size", c["batch_size"]),
-            c.get("schedule", "constant"))
+            c.get("schedule", "constant"), s.get("teacher_forcing", 1.0))
 
 
 def _write_atomic(path: Path, record: dict) -> None:
@@ -356,6 +377,7 @@ def _group_stats(cs: list) -> dict:
             "steps": sorted({c["steps"] for c in cs}),
             "schedules": sorted({c.get("schedule", "constant") for c in cs}),
             "batch_size": cs[0]["batch_size"],
+            "teacher_forcing": cs[0].get("setup", {}).get("teacher_forcing", 1.0),
             "best_steps": [c["best_step"] for c in cs],
             "per_seed": [100 * c["test_exact_match"] for c in cs]}
 
@@ -396,18 +418,30 @@ def _cell_commands(cells: list, quick: bool) -> list[str]:
         s = c.get("setup", {})
         key = (c["model"], c["split"], s.get("steps", c["steps"]),
                s.get("batch_size", c["batch_size"]), s.get("eval_every"),
-               s.get("valid_fraction"), s.get("schedule", "constant"))
+               s.get("valid_fraction"), s.get("schedule", "constant"),
+               s.get("teacher_forcing", 1.0))
         groups.setdefault(key, []).append(c["seed"])
     commands = []
-    for (model, split, steps, batch, every, fraction, schedule), seeds in sorted(groups.items()):
+    for (model, split, steps, batch, every, fraction, schedule, forcing), seeds in sorted(
+            groups.items()):
         values = {"models": model, "splits": split, "seeds": tuple(sorted(seeds)),
-                  "steps": steps, "batch_size": batch, "schedule": schedule, "quick": quick}
+                  "steps": steps, "batch_size": batch, "schedule": schedule,
+                  "teacher_forcing": forcing, "quick": quick}
         if every is not None:
             values["eval_every"] = every
         if fraction is not None:
             values["valid_fraction"] = fraction
         commands.append(command_line("scan", run, values))
     return commands
+
+
+def _forcing_words(share: float) -> str:
+    """How a budget's decoder inputs were fed, for its table row ("" for full teacher
+    forcing)."""
+    if share == 1.0:
+        return ""
+    return (f"; teacher forcing on {100 * share:g}% of the sequences, the decoder's own "
+            "outputs fed back on the rest")
 
 
 def _plot(stats: dict, path: Path) -> Path:
@@ -460,7 +494,8 @@ def _write(s: dict, out: Path) -> None:
                              f"validation {g['valid_mean']:.1f}; "
                              f"{'/'.join(str(v) for v in g['steps'])} updates of "
                              f"{g.get('batch_size', s['batch_size'])} "
-                             f"({'/'.join(g.get('schedules', ['constant']))} learning rate), "
+                             f"({'/'.join(g.get('schedules', ['constant']))} learning rate"
+                             + _forcing_words(g.get("teacher_forcing", 1.0)) + "), "
                              f"{g['minutes']:.0f} min each",
                              "; ".join(pub) or "—"))
     short = [f"{SPLIT_NAMES[split]}, {m}, {'/'.join(str(v) for v in g['steps'])} updates "
@@ -493,8 +528,9 @@ def _write(s: dict, out: Path) -> None:
            "training distribution (Lake & Baroni report more than 99.5% training accuracy), "
            "so their test numbers are those of under-trained models.", ""] if short else []),
         "Training here differs from the papers': mini-batches instead of one example per "
-        "update, fewer updates, full teacher forcing (Lake & Baroni fed the model's own "
-        "output back half of the time); see the recipe's docstring for the protocol.",
+        "update, fewer updates, and full teacher forcing unless a row says otherwise (Lake & "
+        "Baroni fed the model's own output back half of the time); see the recipe's "
+        "docstring for the protocol.",
     ]
     if s["quick"]:
         notes += ["", "This is the short variant (a subset of each split, a few hundred "

@@ -463,7 +463,7 @@ def _plot(stats: dict, path: Path) -> Path:
     ax.set_xticks(range(len(SPLITS)), [SPLIT_NAMES[s] for s in SPLITS], fontsize=8)
     ax.set(ylabel="test exact match (%)", ylim=(0, 105),
            title="SCAN: mean over seeds (bars: standard deviation)")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper right")
     return save_figure(fig, path, dpi=100)
 
 

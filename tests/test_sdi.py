@@ -202,3 +202,10 @@ def test_sdi_runs_on_fixed_datasets_with_unknown_targets():
     assert 0.0 <= res.intervention_accuracy <= 1.0
     assert res.history[0]["shd"] == res.history[0]["shd"]  # the truth is known: SHD recorded
     assert res.adjacency.dtype == np.int64
+
+
+def test_recipe_empty_graph_reference_counts_the_true_edges():
+    from flowgrad.recipes.sdi import true_edge_count
+
+    assert [true_edge_count(g) for g in ("asia", "sachs", "collider8", "chain13", "jungle13",
+                                         "collider13", "full13")] == [8, 17, 7, 12, 22, 12, 78]

@@ -14,8 +14,9 @@ MNIST training images (4,000 trained on, the last 1,000 of them held out for val
 120 (6 modules of 20), 10 epochs of batches of 64, 2,000 test images per resolution, 3 seeds.
 A RIM step on 64 sequences of 196 tokens takes about 1.9 s here on one thread, so an epoch
 takes about 2 min, a seed about 25 min (1,516 s measured, the LSTM and the tests at 576 tokens
-included) and the default run about 1.3 h. ``--quick`` trains at 7 x 7 and tests at 8, 10 and 12 (about the same
-ratios), hidden 60, 1,000 images, 80 steps at lr 3e-3 (about a minute of CPU time).
+included) and the default run about 1.3 h. ``--quick`` trains at 7 x 7 and tests at 8, 10
+and 12 (about the same ratios), hidden 60, 1,000 images, 80 steps at lr 3e-3 (about a minute
+of CPU time).
 """
 
 from __future__ import annotations

@@ -97,6 +97,14 @@ def ground_truth(graph: str, seed: int, categories: int):
     return CategoricalSCM(graph_family(graph), categories, seed=seed)
 
 
+def true_edge_count(graph: str) -> int:
+    """The number of edges of ``graph``'s true DAG: the SHD of a method that outputs no edge."""
+    from ..causal import graph_family, load_bif
+
+    adjacency = load_bif(graph).adjacency if graph in BIF else graph_family(graph)
+    return int(np.asarray(adjacency).sum())
+
+
 def sdi_config(setup: dict, seed: int, epochs: int):
     from ..causal import SDIConfig
 
@@ -363,6 +371,10 @@ def _summarise(small_cells, large_cells, small, large, kinds, out, plot) -> tupl
             row = dict(zip(LARGE, vals))
             lines.append(f"| {name} (published) | " + " | ".join(str(row[g]) for g in large)
                          + " |")
+        empty = {g: true_edge_count(g) for g in large}
+        summary["empty_graph_shd"] = empty
+        lines.append("| the empty graph (reference: SHD = the number of true edges) | "
+                     + " | ".join(str(empty[g]) for g in large) + " |")
         summary["table1"] = {}
         for method in kinds:
             cells = [c for c in large_cells if c["method"] == method]

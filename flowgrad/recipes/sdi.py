@@ -277,21 +277,28 @@ def run(table="both", small_graphs=DEFAULTS["small_graphs"],
 def _cell_commands(small_cells: list, large_cells: list) -> list[str]:
     """One command per group of cells with the same settings that trains exactly those
     cells: Table 2's SDI cells, Table 1's SDI cells, Table 1's baseline cells."""
-    groups = {}
+    per_graph = {}
     for table, cells in (("2", small_cells), ("1", large_cells)):
         for c in cells:
             setup = c.get("setup", {})
             sdi = c["method"] == "sdi"
             key = (table, sdi, tuple(sorted((k, v) for k, v in setup.items()
                                             if k not in ("categories", "quick"))))
-            g = groups.setdefault(key, {"graphs": set(), "methods": set(), "seeds": set(),
-                                        "categories": set()})
-            g["graphs"].add(c["graph"])
+            g = per_graph.setdefault(key + (c["graph"],), {"methods": set(), "seeds": set(),
+                                                           "categories": set()})
             g["methods"].add(c["method"])
             g["seeds"].add(c["seed"])
             g["categories"].add(setup.get("categories"))
+    groups = {}  # graphs with the same settings, methods and seeds share one command
+    for (*key, graph), g in per_graph.items():
+        merged = groups.setdefault(tuple(key) + (tuple(sorted(g["methods"])),
+                                                 tuple(sorted(g["seeds"]))),
+                                   {"graphs": set(), "methods": g["methods"],
+                                    "seeds": g["seeds"], "categories": set()})
+        merged["graphs"].add(graph)
+        merged["categories"] |= g["categories"]
     commands = []
-    for (table, _sdi, setup), g in sorted(groups.items()):
+    for (table, _sdi, setup, _methods, _seeds), g in sorted(groups.items()):
         values = {"table": table, "seeds": ",".join(map(str, sorted(g["seeds"])))}
         setup = dict(setup)
         if table == "2":

@@ -118,6 +118,19 @@ def test_batched_scoring_matches_the_differentiable_forward_and_torch():
     batched = learner.config_log_prob(x, configs)
     single = np.stack([learner.node_log_prob(x, c).detach().numpy().T for c in configs])
     np.testing.assert_allclose(batched, single, atol=1e-5)
+    # stacked batches that repeat a few rows (scored once each): the same values per sample
+    pool = np.stack([rng.integers(0, n, 4) for n in (2, 3, 2)], axis=1)
+    stack = pool[rng.integers(0, 4, (3, 40))]                                  # (T, B, M)
+    stack[1, :7] = x[:7]  # batches with different numbers of distinct rows
+    stacked_configs = learner.sample_configs(3 * 5, rng).reshape(3, 5, 3, 3)
+    scored = learner.config_log_prob(stack, stacked_configs)
+    assert scored.shape == (3, 5, 40, 3)
+    for t in range(3):
+        expect = np.stack([learner.node_log_prob(stack[t], c).detach().numpy().T
+                           for c in stacked_configs[t]])
+        np.testing.assert_allclose(scored[t], expect, atol=1e-5)
+    np.testing.assert_allclose(learner.batch_mean_log_prob(stack, stacked_configs),
+                               scored.mean(axis=2), atol=1e-5)
     # the Phase-1 loss and its gradients against the same computation in torch
     c = configs[0]
     loss = -learner.node_log_prob(x, c).mean()

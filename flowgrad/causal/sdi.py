@@ -27,6 +27,7 @@ the library's convention, ``edge_probs[i, j] = P(i -> j)``.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -185,6 +186,11 @@ class SDILearner:
         x (T, B, M) with their own configurations (T, C, M, M) gives (T, C, B, M)."""
         if x.ndim == 2:
             return self.config_log_prob(x[None], configs[None])[0]
+        distinct = _distinct_rows(x)
+        if distinct is not None:  # score each batch's distinct samples once, then spread
+            rows, inverse = distinct
+            scored = self.config_log_prob(rows, configs)                      # (T, C, U, M)
+            return np.take_along_axis(scored, inverse[:, None, :, None], axis=2)
         step = max(1, int(4e6 // max(1, configs.shape[1] * x.shape[1] * self.num_nodes
                                      * self.hidden)))
         if len(x) > step:
@@ -217,6 +223,19 @@ class SDILearner:
         out = (picked - top - np.log(total)).reshape(t, m, c, b)
         return out.transpose(0, 2, 3, 1)
 
+    def batch_mean_log_prob(self, x: np.ndarray, configs: np.ndarray) -> np.ndarray:
+        """The mean over each batch of ``config_log_prob``: x (T, B, M) and configs
+        (T, C, M, M) give (T, C, M), each batch's distinct samples scored once and weighted by
+        how often they occur."""
+        distinct = _distinct_rows(x)
+        if distinct is None:
+            return self.config_log_prob(x, configs).mean(axis=2)
+        rows, inverse = distinct
+        t, b = inverse.shape
+        counts = np.zeros((t, rows.shape[1]), dtype=np.float32)
+        np.add.at(counts, (np.repeat(np.arange(t), b), inverse.reshape(-1)), 1.0)
+        return np.einsum("tu,tcum->tcm", counts / b, self.config_log_prob(rows, configs))
+
     def log_likelihood(self, x: np.ndarray, num_configs: int = 100, rng=None,
                        graph: np.ndarray | None = None) -> float:
         """Mean per-variable log-likelihood (nats) of samples x under the learner: averaged over
@@ -231,6 +250,31 @@ class SDILearner:
         for s in range(0, len(configs), 10):
             total += float(self.config_log_prob(x, configs[s:s + 10]).mean(axis=(1, 2)).sum())
         return total / len(configs)
+
+
+def _distinct_rows(x: np.ndarray, worth: float = 0.75):
+    """Batches x (T, B, M) drawn with replacement from a few hundred samples repeat rows (a
+    batch of 256 of Asia's holds about 33 distinct ones): each batch's distinct rows, padded
+    with its first row to a common count U, as (T, U, M), and for every sample its row's index,
+    (T, B). None when U > ``worth`` * B (deduplicating would not pay) or when the rows' mixed-
+    radix keys would not fit in 62 bits."""
+    t, b, m = x.shape
+    sizes = [int(v) + 1 for v in x.reshape(-1, m).max(axis=0)]
+    if math.prod(sizes) * t >= 2 ** 62:
+        return None
+    radix = np.cumprod([1] + sizes[:-1]).astype(np.int64)
+    keys = x.reshape(t * b, m).astype(np.int64) @ radix + np.repeat(
+        np.arange(t, dtype=np.int64) * math.prod(sizes), b)              # batch-major keys
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    batch_of = first // b                                                # sorted by batch
+    start = np.searchsorted(batch_of, np.arange(t))
+    count = int(np.bincount(batch_of, minlength=t).max())
+    if count > worth * b:
+        return None
+    slot = np.arange(len(first)) - start[batch_of]
+    rows = np.repeat(x[:, :1], count, axis=1).copy()                     # padded: first row
+    rows[batch_of, slot] = x.reshape(t * b, m)[first]
+    return rows, slot[inverse.reshape(-1)].reshape(t, b)
 
 
 # --- the regularisers and the estimator ----------------------------------------------------
@@ -265,7 +309,7 @@ def predict_target(learner: SDILearner, data: np.ndarray, batches: int, configs:
     x = data[rng.integers(0, len(data), (batches, batch_size))]
     c = learner.sample_configs(batches * configs, rng).reshape(batches, configs,
                                                                *learner.gamma.shape)
-    nll = -learner.config_log_prob(x, c).mean(axis=2).sum(axis=(0, 1))
+    nll = -learner.batch_mean_log_prob(x, c).sum(axis=(0, 1))
     return int(np.argmax(nll))
 
 
@@ -279,7 +323,7 @@ def score_intervention(learner: SDILearner, data: np.ndarray, target: int | None
     t, k = config.batches_per_intervention, config.configs_per_batch
     x = data[rng.integers(0, len(data), (t, config.batch_size))]
     c = learner.sample_configs(t * k, rng).reshape(t, k, m, m)
-    logp = learner.config_log_prob(x, c).mean(axis=2).astype(np.float64)       # (T, C, M)
+    logp = learner.batch_mean_log_prob(x, c).astype(np.float64)              # (T, C, M)
     if target is not None:
         logp[:, :, target] = 0.0
     scores = (s[None, None] - c).sum(axis=1)                                    # (T, M, M)

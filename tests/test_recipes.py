@@ -66,7 +66,8 @@ LEARNS = {
     "sdi": lambda s: s["fork3"]["shd"][0] <= 1 and s["fork3"]["true_edge_belief_min"] > 0.6,
     "gan_ring": lambda s: (s["nonsaturating_final_distance_mean"]
                            < 0.5 * s["nonsaturating_initial_distance_mean"]),
-    "gan_mnist": lambda s: s["final_d_real_accuracy"] > 0.6 and s["valid_parzen_best"] > -1e3,
+    "gan_mnist": lambda s: (s["final_d_real_accuracy"] > 0.6 and s["valid_parzen_best"] > -1e3
+                            and s["real_data_valid_parzen"]["mean"] > s["valid_parzen_best"]),
     "dcgan": lambda s: s["mnist_dcgan_fd"] < 0.75 * s["mnist_dcgan_untrained_fd"],
     "conditional_gan": lambda s: s["dcgan_conditional_accuracy"] > 0.15,  # chance 0.1
     "nce": lambda s: s["within_at_reference_nu"] == s["seeds"] and s["mixture_integral"] > 0.75,

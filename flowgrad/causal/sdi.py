@@ -200,27 +200,24 @@ class SDILearner:
         w1, b1 = self.W1.detach().numpy(), self.B1.detach().numpy()
         m, h = self.num_nodes, self.hidden
         t, b, c = x.shape[0], x.shape[1], configs.shape[1]
-        rows = self.offsets + x                                                 # (T, B, M)
-        emb = w0[:, rows]                                                       # (M,T,B,Mj,H)
-        emb = emb.transpose(1, 0, 3, 2, 4).reshape(t, m, m, b * h)              # (T,M,Mj,B*H)
+        rows = (self.offsets + x).transpose(0, 2, 1)                            # (T, Mj, B)
+        # the embedding rows every child m reads, gathered straight into (T, M, Mj, B, H)
+        emb = w0[np.arange(m)[None, :, None, None], rows[:, None]].reshape(t, m, m, b * h)
         pre = np.matmul(configs.transpose(0, 2, 1, 3).astype(np.float32), emb)  # (T,M,C,B*H)
         act = pre.reshape(t, m, c * b, h)
         act += b0
         np.maximum(act, LEAKY_SLOPE * act, out=act)                             # LeakyReLU
-        # one category at a time: the logits of category n are contiguous (T, M, C*B) arrays
-        logits = [(np.matmul(act, w1[:, :, n:n + 1])[..., 0] + b1[:, :, n]) / self.temperature
-                  + self.category_mask[:, :, n] for n in range(self.max_categories)]
-        top = logits[0].copy()
-        for lg in logits[1:]:
-            np.maximum(top, lg, out=top)
-        total = np.zeros_like(top)
-        picked = np.zeros_like(top)
-        xb = np.broadcast_to(x.transpose(0, 2, 1)[:, :, None, :], (t, m, c, b)).reshape(t, m,
-                                                                                      c * b)
-        for n, lg in enumerate(logits):
-            total += np.exp(lg - top)
-            picked += np.where(xb == n, lg, 0.0)
-        out = (picked - top - np.log(total)).reshape(t, m, c, b)
+        logits = np.matmul(act, w1)                                             # (T,M,CB,N)
+        logits += b1
+        if self.temperature != 1.0:
+            logits /= self.temperature
+        logits += self.category_mask
+        top = logits.max(axis=-1)
+        logits -= top[..., None]
+        xb = np.broadcast_to(rows[:, :, None, :] - self.offsets[None, :, None, None],
+                             (t, m, c, b)).reshape(t, m, c * b, 1)
+        picked = np.take_along_axis(logits, xb, axis=-1)[..., 0]
+        out = (picked - np.log(np.exp(logits).sum(axis=-1))).reshape(t, m, c, b)
         return out.transpose(0, 2, 3, 1)
 
     def batch_mean_log_prob(self, x: np.ndarray, configs: np.ndarray) -> np.ndarray:

@@ -187,14 +187,18 @@ class SDILearner:
         if x.ndim == 2:
             return self.config_log_prob(x[None], configs[None])[0]
         distinct = _distinct_rows(x)
-        if distinct is not None:  # score each batch's distinct samples once, then spread
-            rows, inverse = distinct
-            scored = self.config_log_prob(rows, configs)                      # (T, C, U, M)
-            return np.take_along_axis(scored, inverse[:, None, :, None], axis=2)
+        if distinct is None:
+            return self._score(x, configs)
+        rows, inverse = distinct  # score each batch's distinct samples once, then spread
+        return np.take_along_axis(self._score(rows, configs), inverse[:, None, :, None], axis=2)
+
+    def _score(self, x: np.ndarray, configs: np.ndarray) -> np.ndarray:
+        """``config_log_prob`` of stacked batches x (T, B, M), every row scored, a few batches
+        at a time so that the hidden activations stay small."""
         step = max(1, int(4e6 // max(1, configs.shape[1] * x.shape[1] * self.num_nodes
                                      * self.hidden)))
         if len(x) > step:
-            return np.concatenate([self.config_log_prob(x[s:s + step], configs[s:s + step])
+            return np.concatenate([self._score(x[s:s + step], configs[s:s + step])
                                    for s in range(0, len(x), step)])
         w0, b0 = self.W0.detach().numpy(), self.B0.detach().numpy()
         w1, b1 = self.W1.detach().numpy(), self.B1.detach().numpy()
@@ -226,12 +230,12 @@ class SDILearner:
         how often they occur."""
         distinct = _distinct_rows(x)
         if distinct is None:
-            return self.config_log_prob(x, configs).mean(axis=2)
+            return self._score(x, configs).mean(axis=2)
         rows, inverse = distinct
         t, b = inverse.shape
         counts = np.zeros((t, rows.shape[1]), dtype=np.float32)
         np.add.at(counts, (np.repeat(np.arange(t), b), inverse.reshape(-1)), 1.0)
-        return np.einsum("tu,tcum->tcm", counts / b, self.config_log_prob(rows, configs))
+        return np.einsum("tu,tcum->tcm", counts / b, self._score(rows, configs))
 
     def log_likelihood(self, x: np.ndarray, num_configs: int = 100, rng=None,
                        graph: np.ndarray | None = None) -> float:

@@ -240,3 +240,24 @@ def test_recipe_teacher_forcing_cells_are_their_own_budget():
         run(teacher_forcing=1.5, train=False, progress=False)
     with pytest.raises(ValueError, match="needs a recurrent decoder"):
         train_cell("transformer", "simple", 0, 1, 2, 1, 0.1, True, False, teacher_forcing=0.5)
+
+
+def test_recipe_paper_protocol_heads_its_row():
+    from flowgrad.recipes.scan import PAPER_PROTOCOL, _protocol_words, _summarise
+
+    def cell(steps, batch, forcing, valid, test):
+        setup = {"steps": steps, "batch_size": batch, "schedule": "constant",
+                 "teacher_forcing": forcing}
+        return {"model": "attention", "split": "addprim_turn_left", "seed": 0, "steps": steps,
+                "batch_size": batch, "schedule": "constant", "valid_exact_match": valid,
+                "test_exact_match": test, "train_seconds": 1.0, "test_seconds": 1.0,
+                "best_step": steps, "errors": [], "setup": setup}
+
+    assert PAPER_PROTOCOL["attention"] == (100_000, 1, "constant", 0.5)
+    # 100,000 single commands are fewer examples than 8,000 batches of 32, yet they head the row
+    cells = [cell(8000, 32, 0.5, 0.999, 0.7), cell(100_000, 1, 0.5, 0.99, 0.9)]
+    st = _summarise(cells, "flowgrad train scan", False)["stats"]["attention"]
+    head = st["addprim_turn_left"]
+    assert head["paper_protocol"] and head["batch_size"] == 1 and head["mean"] == 90.0
+    assert not head["others"][0]["paper_protocol"]
+    assert "100,000 updates of 1 command" in _protocol_words()

@@ -261,3 +261,39 @@ def test_recipe_paper_protocol_heads_its_row():
     assert head["paper_protocol"] and head["batch_size"] == 1 and head["mean"] == 90.0
     assert not head["others"][0]["paper_protocol"]
     assert "100,000 updates of 1 command" in _protocol_words()
+
+
+def test_recipe_cell_resumes_from_its_last_evaluation(tmp_path, monkeypatch, data):
+    import flowgrad as fg
+    import flowgrad.train as train_module
+    from flowgrad.recipes.scan import _resume_paths, train_cell
+
+    args = ("attention", "simple", 0, 6, 8, 2, 0.1, True, False)
+    whole = train_cell(*args, out=tmp_path / "whole", name="cell")
+
+    real_save = train_module.save_checkpoint
+
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(path, *a, extra=None, **k):
+        real_save(path, *a, extra=extra, **k)
+        if extra["step"] == 4:
+            raise Stop
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_stop)
+    with pytest.raises(Stop):
+        train_cell(*args, out=tmp_path / "cut", name="cell")
+    resume, best = _resume_paths(tmp_path / "cut", "cell")
+    assert resume.exists() and best.exists()
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    resumed = train_cell(*args, out=tmp_path / "cut", name="cell")
+    # the same batches, dropout masks and evaluations as the run that was never stopped
+    assert resumed["curve"] == whole["curve"]
+    assert resumed["test_exact_match"] == whole["test_exact_match"]
+    assert resumed["best_step"] == whole["best_step"]
+    state = fg.load(resume)
+    state["extra"]["key"]["steps"] = 7
+    fg.save(state, resume)
+    with pytest.raises(ValueError, match="other settings"):
+        train_cell(*args, out=tmp_path / "cut", name="cell")

@@ -23,8 +23,9 @@ training distribution, so they cannot reveal the failure that the test measures:
 selection is honest, not oracle (Csordás, Irie & Schmidhuber 2021 discuss this).
 
 Every (model, split, seed) run writes ``scan_cells/<model>_<split>_seed<k>.json`` in the run
-directory as soon as it ends; rerunning with the same ``--out`` skips the finished ones, so a
-grid can be completed over several sessions. The summary averages over seeds (mean ± standard
+directory as soon as it ends; rerunning with the same ``--out`` skips the finished ones and
+resumes an unfinished one from its last evaluation, so a grid can be completed over several
+sessions. The summary averages over seeds (mean ± standard
 deviation) beside the published numbers.
 """
 
@@ -146,17 +147,22 @@ def learning_rate(base: float, step: int, steps: int, warmup: int, schedule: str
 def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
                eval_every: int, valid_fraction: float, quick: bool, progress: bool,
                out: Path | None = None, schedule: str = "constant",
-               teacher_forcing: float = 1.0) -> dict:
+               teacher_forcing: float = 1.0, name: str | None = None) -> dict:
     """One run: train ``kind`` on ``split`` with ``seed``, keep the best validation weights,
     test once. ``teacher_forcing`` < 1 (recurrent models only) feeds each training sequence,
     with probability 1 - teacher_forcing, its own previous outputs instead of the targets
     (Lake & Baroni 2018 used 0.5). Returns the cell's record; with ``out``, the kept weights
     go to the run's checkpoint directory and, for seed 0 of a model with attention, a heatmap
-    of its attention on a test command to ``out``."""
+    of its attention on a test command to ``out``. With ``out`` and ``name``, every evaluation
+    also checkpoints the whole training state (``<name>.resume.safetensors`` beside the kept
+    weights), and a cell interrupted after one resumes from it, drawing the same batches."""
+    import itertools
+
     from tqdm.auto import tqdm
 
     from ..datasets.scan import SCAN, batch_pairs, encode_pairs
     from ..models.seq2seq import sequence_loss
+    from ..train import load_checkpoint, save_checkpoint
 
     data = SCAN(split, valid_fraction=valid_fraction, seed=0)
     train, valid, test = data.train, data.valid, data.test
@@ -182,12 +188,27 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
                                    shuffle=True, seed=seed * 1000 + epoch, bucket=True)
             epoch += 1
 
-    curve, best = [], (-1.0, 0, None)
+    curve, best, running, done, spent = [], (-1.0, 0, None), [], 0, 0.0
+    resume = best_path = None
+    key = {"model": kind, "split": split, "seed": seed, "steps": steps,
+           "batch_size": batch_size, "eval_every": eval_every, "valid_fraction": valid_fraction,
+           "quick": quick, "schedule": schedule, "teacher_forcing": teacher_forcing}
+    if out is not None and name is not None:
+        resume, best_path = _resume_paths(out, name)
+    if resume is not None and resume.exists():
+        extra = load_checkpoint(resume, model, optimizer)["extra"]
+        if extra["key"] != key:
+            raise ValueError(f"{resume} was written by a run with other settings "
+                             f"({extra['key']}); this run has {key}. Choose another --out")
+        curve, running, done, spent = (extra["curve"], extra["running"], extra["step"],
+                                       extra["seconds"])
+        coin.bit_generator.state = extra["coin"]
+        best = (extra["best_valid"], extra["best_step"],
+                fg.load(best_path) if extra["best_step"] else None)
     start = time.perf_counter()
-    bar = tqdm(total=steps, desc=f"scan {kind} {split} seed {seed}", disable=not progress,
-               leave=False)
-    running = []
-    for step, b in enumerate(batches(), 1):
+    bar = tqdm(total=steps, initial=done, desc=f"scan {kind} {split} seed {seed}",
+               disable=not progress, leave=False)
+    for step, b in enumerate(itertools.islice(batches(), done, None), done + 1):
         if step > steps:
             break
         if warmup or schedule != "constant":
@@ -215,8 +236,17 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
             if acc > best[0]:
                 best = (acc, step, {k: v.detach().clone() for k, v in
                                     model.state_dict().items()})
+                if best_path is not None:
+                    best_path.parent.mkdir(parents=True, exist_ok=True)
+                    fg.save(best[2], best_path)
+            if resume is not None and step < steps:
+                save_checkpoint(resume, model, optimizer, extra={
+                    "key": key, "curve": curve, "running": running, "step": step,
+                    "seconds": spent + time.perf_counter() - start,
+                    "coin": coin.bit_generator.state, "best_valid": best[0],
+                    "best_step": best[1]})
     bar.close()
-    train_seconds = time.perf_counter() - start
+    train_seconds = spent + time.perf_counter() - start
     model.load_state_dict(best[2])
     with Timer() as tt:
         test_acc, predictions = accuracy(model, enc["test"], targets["test"])
@@ -235,6 +265,14 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
             "errors": [{"command": " ".join(test[i][0]),
                         "predicted": " ".join(data.decode_actions(predictions[i])),
                         "target": " ".join(test[i][1])} for i in wrong]}
+
+
+def _resume_paths(out: Path, name: str) -> tuple[Path, Path]:
+    """Where an unfinished cell keeps its training state and its best weights so far."""
+    from .ptb_lstm import checkpoint_dir
+
+    folder = checkpoint_dir(out, "scan")
+    return folder / f"{name}.resume.safetensors", folder / f"{name}.best.safetensors"
 
 
 def _keep(model, kind: str, split: str, seed: int, test: list, data, out: Path) -> dict:
@@ -309,9 +347,11 @@ def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=300
                         continue
                     cell = train_cell(kind, split, seed, steps, batch_size, eval_every,
                                       valid_fraction, quick, progress, out, schedule,
-                                      float(teacher_forcing))
+                                      float(teacher_forcing), name=path.stem)
                     cell["setup"] = setup
                     _write_atomic(path, cell)
+                    for partial in _resume_paths(out, path.stem):
+                        partial.unlink(missing_ok=True)
                     if progress:
                         from tqdm.auto import tqdm
 

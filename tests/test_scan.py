@@ -297,3 +297,26 @@ def test_recipe_cell_resumes_from_its_last_evaluation(tmp_path, monkeypatch, dat
     fg.save(state, resume)
     with pytest.raises(ValueError, match="other settings"):
         train_cell(*args, out=tmp_path / "cut", name="cell")
+
+
+def test_recipe_reads_how_syntactic_attention_answers_the_primitive(data):
+    import flowgrad as fg
+    from flowgrad.models.syntactic_attention import SyntacticAttentionSeq2Seq
+    from flowgrad.recipes.scan import _primitive_words, primitive_reading
+
+    scan = data["addprim_jump"]
+    fg.manual_seed(0)
+    model = SyntacticAttentionSeq2Seq.from_paper(len(scan.src_vocab), len(scan.tgt_vocab))
+    with fg.no_grad():  # make the word's semantic embedding mean I_JUMP through the output layer
+        jump = scan.src_vocab.encode(["jump"])[0]
+        model.out.weight.zero_()
+        model.out.bias.zero_()
+        model.out.weight[scan.tgt_vocab.encode(["I_JUMP"])[0], 0] = 1.0
+        model.semantic_embedding.weight[jump, 0] = 50.0
+    r = primitive_reading(model, scan)
+    assert r["semantic_reads_as"] == "I_JUMP" and r["semantic_p_action"] > 0.99
+    assert set(r["attention"]) == {"start", "word", "end"}
+    assert sum(r["attention"].values()) == pytest.approx(1.0)
+    words = _primitive_words([{"seed": 3, "budget": (3000, 32, "constant", 1.0),
+                               "test_exact_match": 0.5, **r}])
+    assert "seed 3 (3000 updates of 32; test 50.0%)" in words and "reads as I_JUMP" in words

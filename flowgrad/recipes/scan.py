@@ -253,6 +253,8 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
     extra = {}
     if out is not None:
         extra = _keep(model, kind, split, seed, test, data, out)
+    if kind == "syntactic" and split == "addprim_jump" and model.config.add_boundaries:
+        extra["primitive"] = primitive_reading(model, data)
     wrong = [i for i, (p, t) in enumerate(zip(predictions, targets["test"])) if p != t][:5]
     return {"model": kind, "split": split, "seed": seed, "test_exact_match": test_acc,
             "valid_exact_match": best[0], "best_step": best[1], "steps": steps,
@@ -265,6 +267,25 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
             "errors": [{"command": " ".join(test[i][0]),
                         "predicted": " ".join(data.decode_actions(predictions[i])),
                         "target": " ".join(test[i][1])} for i in wrong]}
+
+
+def primitive_reading(model, data, word: str = "jump", action: str = "I_JUMP") -> dict:
+    """How a trained syntactic-attention model answers the primitive alone (e.g. "jump"),
+    from its weights only: the first output step's attention over the start slot, the word and
+    the end slot, and what the word's semantic embedding reads as through the output layer.
+    On add-jump the primitive is seen alone only, so the model can answer it from a boundary
+    slot; then the action is not tied to the word and cannot carry into new commands."""
+    model.eval()
+    src = data.src_vocab.encode([word])[None, :]
+    with fg.no_grad():
+        _, attention = model.forward_with_attention(fg.from_numpy(src), np.array([1]), 1)
+        word_id = int(src[0, 0])
+        probs = model.out(model.semantic_embedding.weight[word_id:word_id + 1]).softmax(-1)
+    probs = probs.numpy()[0]
+    slots = [float(a) for a in attention.numpy()[0, 0]]
+    return {"word": word, "attention": dict(zip(("start", "word", "end"), slots)),
+            "semantic_reads_as": data.tgt_vocab.itos[int(probs.argmax())],
+            "semantic_p_action": float(probs[data.tgt_vocab.encode([action])[0]])}
 
 
 def _resume_paths(out: Path, name: str) -> tuple[Path, Path]:
@@ -462,7 +483,10 @@ def _summarise(cells: list, command: str, quick: bool) -> dict:
             "seed": "see each cell", "published": PUBLISHED, "sources": SOURCES,
             "heatmaps": sorted({c["heatmap"] for c in cells if c.get("heatmap")}),
             "examples": {f"{c['model']}/{c['split']}/{c['seed']}": c["errors"][:2]
-                         for c in cells if c["seed"] == 0}}
+                         for c in cells if c["seed"] == 0},
+            "primitive": [{"seed": c["seed"], "budget": _budget(c),
+                           "test_exact_match": c["test_exact_match"], **c["primitive"]}
+                          for c in cells if c.get("primitive")]}
 
 
 def _cell_commands(cells: list, quick: bool) -> list[str]:
@@ -488,6 +512,24 @@ def _cell_commands(cells: list, quick: bool) -> list[str]:
             values["valid_fraction"] = fraction
         commands.append(command_line("scan", run, values))
     return commands
+
+
+def _primitive_words(readings: list) -> str:
+    """The syntactic-attention runs' reading of "jump" alone (``primitive_reading``), in words."""
+    runs = []
+    for r in sorted(readings, key=lambda r: (tuple(map(str, r["budget"])), r["seed"])):
+        a = r["attention"]
+        steps, batch = r["budget"][:2]
+        runs.append(f"seed {r['seed']} ({steps} updates of {batch}; test "
+                    f"{100 * r['test_exact_match']:.1f}%): attention {a['start']:.2f} / "
+                    f"{a['word']:.2f} / {a['end']:.2f}, the word's embedding reads as "
+                    f"{r['semantic_reads_as']} (p(I_JUMP) = {r['semantic_p_action']:.2f})")
+    return ("How the syntactic-attention runs on add-jump answer \"jump\" alone, read from "
+            "their kept weights (no test data): the first output's attention on the start "
+            "slot / the word / the end slot, and the action the word's semantic embedding "
+            "gives through the output layer. \"jump\" is seen alone only, so a run can answer "
+            "it from a boundary slot; then I_JUMP is not tied to the word and does not carry "
+            "into new commands. " + "; ".join(runs) + ".")
 
 
 def _protocol_words() -> str:
@@ -597,6 +639,8 @@ def _write(s: dict, out: Path) -> None:
         "updates, and full teacher forcing unless the row says otherwise; see the recipe's "
         "docstring for the protocol.",
     ]
+    if s.get("primitive"):
+        notes += ["", _primitive_words(s["primitive"])]
     if s["quick"]:
         notes += ["", "This is the short variant (a subset of each split, a few hundred "
                   "updates): a smoke run, not a result."]

@@ -403,3 +403,53 @@ def test_central_difference_entry_and_direction():
     assert len(calls) == 3
     with pytest.raises(TypeError):
         central_difference(f, [x], 1e-4)
+
+
+def test_outer_sum_equals_the_dense_sum_of_its_terms():
+    from flowgrad.autograd.lowrank import OuterSum, materialize, outer_grad
+
+    rng = np.random.default_rng(0)
+    terms = [(rng.normal(size=(3, n, 7)), rng.normal(size=(3, n, 5))) for n in (1, 2, 1)]
+    dense = rng.normal(size=(3, 7, 5))
+    want = dense + sum(np.swapaxes(a, -1, -2) @ b for a, b in terms)
+    acc = OuterSum(*terms[0]).add(dense)
+    for a, b in terms[1:]:
+        acc = OuterSum(a, b).add(acc)  # the engine adds in either order
+    assert acc.shape == (3, 7, 5) and acc.dtype == np.float64
+    np.testing.assert_allclose(materialize(acc), want, rtol=1e-12)
+    # deferred only where the factors are smaller than the product
+    assert type(outer_grad(np.ones((1, 40)), np.ones((1, 30)))) is OuterSum
+    wide = outer_grad(np.ones((64, 4)), np.ones((64, 3)))
+    assert type(wide) is np.ndarray and wide.shape == (4, 3) and (wide == 64).all()
+
+
+@pytest.mark.parametrize("cell", ["LSTMCell", "GRUCell", "RNNCell"])
+def test_cell_loop_weight_gradients_match_torch(torch, cell):
+    """A cell called once per step at batch size 1 (its weight terms summed as factors), with
+    the weight also on a second path, hooks, autograd.grad and anomaly mode all seeing the sum."""
+    fg.manual_seed(0)
+    m = getattr(fg.nn, cell)(6, 5, dtype=fg.float64)
+    t = getattr(torch.nn, cell)(6, 5).double()
+    t.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in m.state_dict().items()})
+    xs = np.random.default_rng(1).normal(size=(7, 1, 6))
+
+    def run(lib, mod):
+        h = None
+        total = 0
+        for x in xs:
+            out = mod(lib.tensor(x), h)
+            h = out
+            total = total + (out[0] if cell == "LSTMCell" else out).sum()
+        return total + (mod.weight_hh * mod.weight_hh).sum()  # a dense path into the same weight
+
+    seen = []
+    m.weight_ih.register_hook(lambda g: seen.append(type(g.data)))
+    with fg.autograd.detect_anomaly():
+        run(fg, m).backward()
+    run(torch, t).backward()
+    for name, p in m.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), dict(t.named_parameters())[name].grad.numpy(),
+                                   rtol=1e-10, atol=1e-12, err_msg=name)
+    assert seen == [fg.Tensor]
+    g_ih, = fg.autograd.grad(run(fg, m), [m.weight_ih])
+    np.testing.assert_allclose(g_ih.numpy(), t.weight_ih.grad.numpy(), rtol=1e-10, atol=1e-12)

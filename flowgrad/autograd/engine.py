@@ -12,6 +12,7 @@ import weakref
 from ..errors import GraphError
 from . import op
 from .broadcast import sum_to
+from .lowrank import OuterSum
 from .op import _FREED
 
 
@@ -164,6 +165,8 @@ def _ready_roots(roots, counts: dict) -> list:
 def _complete_gradient(t, grads: dict, capture: dict | None):
     """dz/dt, now that every successor has contributed: run t's hooks, and capture it if asked."""
     g = grads.pop(id(t), None)
+    if type(g) is OuterSum:  # a weight's terms kept as factors: one product, now
+        g = g.materialize()
     if g is not None and t._hooks is not None:
         g = _run_hooks(t, g)
     if capture is not None and id(t) in capture:
@@ -181,12 +184,22 @@ def _send_to_inputs(ctx, input_grads: tuple, grads: dict, counts: dict, ready: l
         k = id(p)
         gp = input_grads[i] if i < len(input_grads) else None
         if gp is not None:
+            if type(gp) is OuterSum and (gp.shape != p._data.shape
+                                         or gp.dtype != p._data.dtype):
+                gp = gp.materialize()
             if gp.shape != p._data.shape:
                 gp = sum_to(gp, p._data.shape, ctx.fn.__name__)
             if gp.dtype != p._data.dtype:
                 gp = gp.astype(p._data.dtype)
             old = grads.get(k)
-            grads[k] = gp if old is None else old + gp
+            if old is None:
+                grads[k] = gp
+            elif type(gp) is OuterSum:
+                grads[k] = gp.add(old)
+            elif type(old) is OuterSum:
+                grads[k] = old.add(gp)
+            else:
+                grads[k] = old + gp
         c = counts[k] - 1
         counts[k] = c
         if c == 0:
@@ -215,6 +228,7 @@ def _call_backward(ctx, g) -> tuple:
         raise GraphError(f"{ctx.fn.__name__}.backward returned {len(out)} gradients for "
                          f"{len(ctx.parents)} inputs")
     if op._anomaly_mode:  # flowgrad.debug.detect_anomaly: check every node's gradients
+        out = tuple(o.materialize() if type(o) is OuterSum else o for o in out)
         op._anomaly_checker.backward(ctx, g, out)
     return out
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 from .. import creation
+from ..autograd.lowrank import outer_grad
 from ..autograd.op import Op
 from ..dtypes import FLOATING_SAME
 from ..errors import ShapeError
@@ -54,8 +55,8 @@ def _param_grads(xp, needs, xt, ht, dgx, dgh, w_ih, w_hh, b_ih, b_hh):
     pre-activation gradients dgx, dgh (K, B, G*U); inputs of the (B, K, .) layout."""
     gx = xp.matmul(dgx, w_ih.transpose(0, 2, 1)).transpose(1, 0, 2) if needs[0] else None
     gh = xp.matmul(dgh, w_hh.transpose(0, 2, 1)).transpose(1, 0, 2)
-    gw_ih = xp.matmul(xt.transpose(0, 2, 1), dgx) if needs[3] else None
-    gw_hh = xp.matmul(ht.transpose(0, 2, 1), dgh) if needs[4] else None
+    gw_ih = outer_grad(xt, dgx) if needs[3] else None
+    gw_hh = outer_grad(ht, dgh) if needs[4] else None
     gb_ih = dgx.sum(axis=1) if b_ih is not None and needs[5] else None
     gb_hh = dgh.sum(axis=1) if b_hh is not None and needs[6] else None
     return gx, gh, gw_ih, gw_hh, gb_ih, gb_hh

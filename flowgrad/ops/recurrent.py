@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd.lowrank import outer_grad
 from ..autograd.op import Op
 from ..dtypes import FLOATING_SAME
 
@@ -121,11 +122,13 @@ def _bias_sum(b_ih, b_hh):
 
 def _input_grads(needs, k, dG, x, w_ih, hprev, b_ih, b_hh, dG_hh=None):
     """Gradients of x, W_ih, W_hh and the biases (W_ih at argument ``k``) from the
-    pre-activation gradients of all steps: three GEMMs and a column sum, once per layer."""
+    pre-activation gradients of all steps: three GEMMs and a column sum, once per layer. The
+    weights' GEMMs of a call with few rows (a cell's single step) are left to the engine as
+    factors (``outer_grad``), which it multiplies once over all the steps that share them."""
     dG_hh = dG if dG_hh is None else dG_hh
     gx = dG @ w_ih if needs[0] else None
-    gw_ih = dG.T @ x if needs[k] else None
-    gw_hh = dG_hh.T @ hprev if needs[k + 1] else None
+    gw_ih = outer_grad(dG, x) if needs[k] else None
+    gw_hh = outer_grad(dG_hh, hprev) if needs[k + 1] else None
     gb_ih = dG.sum(axis=0) if b_ih is not None and needs[k + 2] else None
     gb_hh = dG_hh.sum(axis=0) if b_hh is not None and needs[k + 3] else None
     return gx, gw_ih, gw_hh, gb_ih, gb_hh

@@ -25,8 +25,8 @@ selection is honest, not oracle (Csordás, Irie & Schmidhuber 2021 discuss this)
 Every (model, split, seed) run writes ``scan_cells/<model>_<split>_seed<k>.json`` in the run
 directory as soon as it ends; rerunning with the same ``--out`` skips the finished ones and
 resumes an unfinished one from its last evaluation, so a grid can be completed over several
-sessions. The summary averages over seeds (mean ± standard
-deviation) beside the published numbers.
+sessions. The summary averages over seeds (mean ± standard deviation) beside the published
+numbers.
 """
 
 from __future__ import annotations

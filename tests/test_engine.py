@@ -417,6 +417,11 @@ def test_outer_sum_equals_the_dense_sum_of_its_terms():
         acc = OuterSum(a, b).add(acc)  # the engine adds in either order
     assert acc.shape == (3, 7, 5) and acc.dtype == np.float64
     np.testing.assert_allclose(materialize(acc), want, rtol=1e-12)
+    # a long loop's factors are folded into the dense part before they outgrow it 8 times
+    many = OuterSum(np.ones((1, 4)), np.ones((1, 3)))
+    for _ in range(30):
+        many.add(OuterSum(np.ones((1, 4)), np.ones((1, 3))))
+    assert many.rows * 7 <= 8 * 12 and (materialize(many) == 31).all()
     # deferred only where the factors are smaller than the product
     assert type(outer_grad(np.ones((1, 40)), np.ones((1, 30)))) is OuterSum
     wide = outer_grad(np.ones((64, 4)), np.ones((64, 3)))

@@ -23,25 +23,37 @@ class OuterSum:
     """dense + Σ_i swapaxes(left_i) @ right_i over arrays left_i (..., n_i, M) and right_i
     (..., n_i, K) that share their leading dimensions; ``shape`` is (..., M, K)."""
 
-    __slots__ = ("shape", "dtype", "lefts", "rights", "dense")
+    __slots__ = ("shape", "dtype", "lefts", "rights", "dense", "rows")
+
+    # the factors kept may hold at most this many times the numbers of the product; beyond, they
+    # are multiplied into the dense part (a long loop's memory stays bounded)
+    MAX_FACTOR_RATIO = 8
 
     def __init__(self, left, right) -> None:
         self.shape = tuple(left.shape[:-2]) + (left.shape[-1], right.shape[-1])
         self.dtype = left.dtype
         self.lefts, self.rights, self.dense = [left], [right], None
+        self.rows = left.shape[-2]
 
     def add(self, other) -> OuterSum:
         """Add another OuterSum or a dense array (of this shape) into this sum, in place."""
         if type(other) is OuterSum:
             self.lefts += other.lefts
             self.rights += other.rights
+            self.rows += other.rows
             other = other.dense
         if other is not None:
             self.dense = other if self.dense is None else self.dense + other
+        m, k = self.shape[-2:]
+        if self.rows * (m + k) > self.MAX_FACTOR_RATIO * m * k:
+            self.dense = self.materialize()
+            self.lefts, self.rights, self.rows = [], [], 0
         return self
 
     def materialize(self):
-        """The dense array: one matrix product over the stacked factors."""
+        """The dense array: one matrix product over the stacked factors, plus the dense part."""
+        if not self.lefts:
+            return self.dense
         from ..backend import get_array_module
 
         xp = get_array_module(self.lefts[0])

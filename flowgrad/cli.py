@@ -23,6 +23,7 @@ import inspect
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 from . import recipes
 from .recipes.common import PUBLISHED, run_dir
@@ -79,7 +80,8 @@ def _train(args, parser) -> int:
     shown = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and k != "seed"}
     print(f"{args.recipe}: " + ", ".join(
         f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
-    print(f"results written to {out}/" + ("" if args.publish else
+    published = args.publish or Path(out).resolve() == Path(PUBLISHED).resolve()
+    print(f"results written to {out}/" + ("" if published else
                                           " (published results in results/ untouched; "
                                           "--publish replaces them)"))
     return 0

@@ -184,13 +184,13 @@ def _send_to_inputs(ctx, input_grads: tuple, grads: dict, counts: dict, ready: l
         k = id(p)
         gp = input_grads[i] if i < len(input_grads) else None
         if gp is not None:
-            if type(gp) is OuterSum and (gp.shape != p._data.shape
-                                         or gp.dtype != p._data.dtype):
-                gp = gp.materialize()
-            if gp.shape != p._data.shape:
-                gp = sum_to(gp, p._data.shape, ctx.fn.__name__)
-            if gp.dtype != p._data.dtype:
-                gp = gp.astype(p._data.dtype)
+            if gp.shape != p._data.shape or gp.dtype != p._data.dtype:
+                if type(gp) is OuterSum:
+                    gp = gp.materialize()
+                if gp.shape != p._data.shape:
+                    gp = sum_to(gp, p._data.shape, ctx.fn.__name__)
+                if gp.dtype != p._data.dtype:
+                    gp = gp.astype(p._data.dtype)
             old = grads.get(k)
             if old is None:
                 grads[k] = gp

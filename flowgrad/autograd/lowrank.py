@@ -16,6 +16,8 @@ its hooks and ``.grad`` a dense array (``materialize``).
 
 from __future__ import annotations
 
+from ..backend import get_array_module
+
 __all__ = ["OuterSum", "outer_grad", "materialize"]
 
 
@@ -54,8 +56,6 @@ class OuterSum:
         """The dense array: one matrix product over the stacked factors, plus the dense part."""
         if not self.lefts:
             return self.dense
-        from ..backend import get_array_module
-
         xp = get_array_module(self.lefts[0])
         if len(self.lefts) == 1:
             left, right = self.lefts[0], self.rights[0]
@@ -75,8 +75,6 @@ def outer_grad(left, right):
     n, m, k = left.shape[-2], left.shape[-1], right.shape[-1]
     if n * (m + k) < m * k:
         return OuterSum(left, right)
-    from ..backend import get_array_module
-
     xp = get_array_module(left)
     return xp.matmul(xp.swapaxes(left, -1, -2), right)
 

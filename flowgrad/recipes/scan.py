@@ -470,7 +470,7 @@ def _summarise(cells: list, command: str, quick: bool) -> dict:
     for m, splits in table.items():
         for s, budgets in splits.items():
             order = sorted(budgets, key=lambda b: (
-                PAPER_PROTOCOL.get(m) == b, b[0] * b[1], b[0], np.mean(
+                _is_paper_protocol(budgets[b][0]), b[0] * b[1], b[0], np.mean(
                 [c["valid_exact_match"] for c in budgets[b]])), reverse=True)
             head = _group_stats(budgets[order[0]])
             head["others"] = [_group_stats(budgets[b]) for b in order[1:]]

@@ -88,6 +88,38 @@ def test_ptb_lstm_quick_learns_checkpoints_and_resumes(tmp_path):
 
 
 @needs_ptb
+def test_ptb_lstm_quick_with_an_adaptive_softmax_learns_and_scores_exactly(tmp_path):
+    from flowgrad.recipes import ptb_lstm
+
+    s = ptb_lstm.run(out=str(tmp_path), quick=True, progress=False, softmax="adaptive",
+                     cutoffs=(200, 2000))
+    text, saved = _written(tmp_path, "ptb_lstm_adaptive", s)
+    assert "adaptive softmax" in text and saved["config"]["cutoffs"] == [200, 2000]
+    # learns in its 30 updates (slower than the full softmax's this early: on 100,000 tokens
+    # both reach the same validation perplexity after two epochs)
+    assert s["initial_valid_ppl"] > 5000 and s["valid_ppl"] < 0.6 * s["initial_valid_ppl"]
+    assert math.isfinite(s["test_ppl"]) and s["test_ppl"] < 6000
+    # the perplexity is exact: the kept model's full distribution sums to one over the words
+    model = ptb_lstm.WordLSTM(s["vocab_size"], softmax="adaptive", cutoffs=(200, 2000))
+    from flowgrad.train import load_checkpoint
+
+    load_checkpoint(tmp_path / "ptb_lstm_adaptive_best.safetensors", model, restore_rng=False)
+    logp, _ = model(np.array([[1, 2, 3]]).T)
+    np.testing.assert_allclose(np.exp(logp.detach().numpy()).sum(1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="softmax must be one of"):
+        ptb_lstm.run(out=str(tmp_path / "x"), quick=True, progress=False, softmax="sampled")
+
+
+def test_by_frequency_renumbers_by_training_counts_as_a_bijection():
+    from flowgrad.recipes.ptb_lstm import by_frequency
+
+    train, valid, test = np.array([3, 3, 3, 1, 1, 0, 4]), np.array([2, 3]), np.array([4, 0])
+    a, b, c = by_frequency(train, valid, test, 5)
+    assert a.tolist() == [0, 0, 0, 1, 1, 2, 3]  # 3 most frequent, then 1, then 0 and 4 (ties)
+    assert b.tolist() == [4, 0] and c.tolist() == [3, 2]  # 2 never seen in train: last
+
+
+@needs_ptb
 def test_ptb_ngram_quick_chooses_on_validation_and_trains_the_nplm(tmp_path):
     from flowgrad.recipes import ptb_ngram
 

@@ -3,6 +3,7 @@ initialisation, one file per family."""
 
 from .activation import *  # noqa: F403
 from .activation import __all__ as _activation
+from .adaptive import AdaptiveLogSoftmaxWithLoss
 from .additive_attention import AdditiveAttention, DotProductAttention
 from .attention import *  # noqa: F403
 from .attention import __all__ as _attention
@@ -44,3 +45,4 @@ __all__ += _transformer
 __all__ += _positional
 __all__ += ["AdditiveAttention", "DotProductAttention"]
 __all__ += ["Maxout"]
+__all__ += ["AdaptiveLogSoftmaxWithLoss"]

@@ -13,9 +13,10 @@ Attention sizes as the official ``BlocksCore``: input attention d_k 64, d_v = 4 
 communication 4 heads with d_k = d_v = 16.
 
 Budget: the default (4000 steps of 64 sequences = 20 official epochs of 200 batches, 3 seeds,
-4 models) is long on a CPU: a RIM step (batch 64 x 40 steps) takes about 1 s here, an LSTM step
-about 0.1 s, so a seed takes about 3.5 h and the default run about 11 h on 2 cores. ``--quick``
-(one seed, RIMs and the LSTM, T = 5, 150 steps) takes about a minute.
+4 models) is long on a CPU: a RIM step (batch 64 x 40 steps) took 0.24 s on an Intel Xeon whose
+2 cores three other jobs shared, so the default's 36,000 RIM steps and 12,000 LSTM steps take
+about 3 h in one process. ``--quick`` (one seed, RIMs and the LSTM, T = 5, 150 steps) takes about a
+minute.
 """
 
 from __future__ import annotations

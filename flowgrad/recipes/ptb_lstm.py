@@ -56,9 +56,9 @@ SOFTMAXES = ("full", "adaptive")
 # published WikiText-2 LSTMs (larger and regularised; none is the small unregularised model)
 WIKITEXT2_PUBLISHED = (
     ("Merity, Keskar & Socher 2017 (arXiv 1708.02182), Table 2: AWD-LSTM, 3 layers, 33M "
-     "parameters, weight-dropped, tied embeddings", 68.6, 65.8),
+     "parameters, weight-dropped, tied embeddings", 68.6, 65.8, 33e6),
     ("Melis, Dyer & Blunsom 2017 (arXiv 1707.05589), Table 2: LSTM, 2 layers, 24M parameters, "
-     "tuned dropout, tied embeddings", 69.1, 65.9),
+     "tuned dropout, tied embeddings", 69.1, 65.9, 24e6),
 )
 
 
@@ -368,8 +368,8 @@ def _run(epochs, lr, batch_size, seed, corpus, bptt, emsize, nhid, nlayers, init
                        "tensorflow_tutorial": TF_TUTORIAL, "pytorch_run": TORCH_RUN}
                       if corpus == "ptb" else
                       {"source": "no published number for this exact configuration",
-                       "other_models": [{"model": m, "valid": v, "test": t}
-                                        for m, v, t in WIKITEXT2_PUBLISHED]}
+                       "other_models": [{"model": m, "valid": v, "test": t, "parameters": n}
+                                        for m, v, t, n in WIKITEXT2_PUBLISHED]}
                       if corpus == "wikitext2" else
                       {"source": "no published number for this exact configuration"}),
         "command": command, "seed": seed, "resumed_seconds": resumed_seconds}
@@ -427,10 +427,10 @@ def _write(s: dict, out: Path, quick: bool) -> None:
         "(train / validation / test), one <eos> per line"
         + (" (the short variant: the first tokens of each split)" if quick else "") + ".",
         "",
-        f"Model: embedding {c['emsize']}, {c['nlayers']} LSTM layers of {c['nhid']} units, "
-        + (_output_layer(c, s["vocab_size"]) if c.get("softmax") == "adaptive" else
-           "linear decoder")
-        + f", no dropout; {s['num_parameters']:,} parameters, every one drawn "
+        f"Model: embedding {c['emsize']}, {c['nlayers']} LSTM layers of {c['nhid']} units, no "
+        "dropout, " + (_output_layer(c, s["vocab_size"]) if c.get("softmax") == "adaptive" else
+                       "linear decoder")
+        + f"; {s['num_parameters']:,} parameters, every one drawn "
         f"U(-{c['init_range']:g}, {c['init_range']:g}).",
         "",
         f"Training: SGD, learning rate {c['lr']:g} for epochs 1-{c['decay_after']}, then "
@@ -451,7 +451,9 @@ def _write(s: dict, out: Path, quick: bool) -> None:
         f"{c['eval_batch_size']} column(s) with the state carried throughout (the official "
         "code's test pass uses one column); "
         "perplexity = exp(mean negative log-likelihood) over every predicted token. Nothing "
-        "was chosen on the test split; every hyperparameter is the paper's.",
+        "was chosen on the test split; every hyperparameter is the paper's"
+        + ("; the adaptive softmax's cutoffs and divisor are fixed in advance, not chosen on "
+           "any split." if c.get("softmax") == "adaptive" else "."),
         "",
         f"Time: {s['seconds_per_epoch']:.0f} s per epoch (training and validation), test "
         f"{s['test_seconds']:.0f} s; the machine's cores may have been shared with other jobs.",
@@ -461,12 +463,13 @@ def _write(s: dict, out: Path, quick: bool) -> None:
                   "of the same protocol (reproduction notes, section 5.2: PyTorch 2.13, 2-core "
                   f"CPU, seed 0; its test perplexity {TORCH_RUN['test']})."]
     elif corpus == "wikitext2":
+        sizes = [m["parameters"] / s["num_parameters"] for m in s["published"]["other_models"]]
         notes += ["", "WikiText-2 with this exact configuration (Zaremba's small LSTM, no "
                   "dropout, 13 epochs) has no published number that we can cite. The published "
-                  "rows above are LSTMs with ten times the parameters or more and heavy "
-                  "regularisation (dropout of several kinds, weight tying, averaged SGD), "
-                  "trained for hundreds of epochs: they show where the corpus's state of the "
-                  "art for LSTMs stands, not a target for this model."]
+                  f"rows above are LSTMs with {min(sizes):.1f}-{max(sizes):.1f} times this "
+                  "model's parameters, regularised by dropout of several kinds and weight "
+                  "tying: they show where the corpus's state of the art for LSTMs stands, not a "
+                  "target for this model."]
     else:
         notes += ["", "This corpus with this exact configuration has no published number "
                   "that we can cite; the numbers above stand alone."]

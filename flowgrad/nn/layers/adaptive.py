@@ -103,7 +103,7 @@ class AdaptiveLogSoftmaxWithLoss(Module):
         xp = backend.get_array_module(t)
         batch = t.shape[0]
         if batch and (int(t.min()) < 0 or int(t.max()) >= self.n_classes):
-            raise RuntimeError(f"Target values should be in [0, {self.n_classes - 1}], but "
+            raise RuntimeError(f"{name}: Target values should be in [0, {self.n_classes - 1}], but "
                                f"values in range [{int(t.min())}, {int(t.max())}] were found. ")
         head_index = t.astype(xp.int64, copy=True)
         tail_part = None

@@ -101,12 +101,11 @@ class AdaptiveLogSoftmaxWithLoss(Module):
         input = input_ if batched else input_.unsqueeze(0)
         t = (target_ if batched else target_.unsqueeze(0))._data
         xp = backend.get_array_module(t)
-        batch = t.shape[0]
-        if batch and (int(t.min()) < 0 or int(t.max()) >= self.n_classes):
+        if t.size and (int(t.min()) < 0 or int(t.max()) >= self.n_classes):
             raise RuntimeError(f"{name}: Target values should be in [0, {self.n_classes - 1}], but "
                                f"values in range [{int(t.min())}, {int(t.max())}] were found. ")
         head_index = t.astype(xp.int64, copy=True)
-        tail_part = None
+        clusters = []  # (rows, their log-probability within the cluster)
         for i in range(self.n_clusters):
             low, high = self.cutoffs[i], self.cutoffs[i + 1]
             rows = xp.nonzero((t >= low) & (t < high))[0]
@@ -116,12 +115,11 @@ class AdaptiveLogSoftmaxWithLoss(Module):
             rows_t = Tensor._wrap(rows, None, False)
             logp = F.log_softmax(self.tail[i](input.index_select(0, rows_t)), dim=1)
             local = logp.gather(1, Tensor._wrap((t[rows] - low)[:, None], None, False))
-            part = input.new_zeros(batch).index_add(0, rows_t, local.squeeze(1))
-            tail_part = part if tail_part is None else tail_part + part
+            clusters.append((rows_t, local.squeeze(1)))
         head_logprob = F.log_softmax(self.head(input), dim=1)
         output = head_logprob.gather(1, Tensor._wrap(head_index[:, None], None, False)).squeeze(1)
-        if tail_part is not None:
-            output = tail_part + output
+        for rows_t, local in clusters:  # each row is in one cluster: one addition per row
+            output = output.index_add(0, rows_t, local)
         loss = (-output).mean()
         return _ASMoutput(output if batched else output.squeeze(0), loss)
 

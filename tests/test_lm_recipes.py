@@ -110,6 +110,67 @@ def test_ptb_lstm_quick_with_an_adaptive_softmax_learns_and_scores_exactly(tmp_p
         ptb_lstm.run(out=str(tmp_path / "x"), quick=True, progress=False, softmax="sampled")
 
 
+@needs_ptb
+def test_transformer_lm_quick_with_an_adaptive_softmax_learns_and_scores_exactly(tmp_path):
+    from flowgrad.models.gpt import TransformerLanguageModel
+    from flowgrad.recipes import transformer_lm
+    from flowgrad.train import load_checkpoint
+
+    s = transformer_lm.run(out=str(tmp_path), quick=True, progress=False, softmax="adaptive",
+                           cutoffs=(200, 2000))
+    name = "transformer_lm_adaptive"
+    md, js = tmp_path / f"{name}.md", tmp_path / f"{name}.json"
+    assert md.exists() and js.exists(), sorted(p.name for p in tmp_path.iterdir())
+    text, saved = md.read_text(), json.loads(js.read_text())
+    assert f"Command: `{s['command']}`" in text and saved["command"] == s["command"]
+    assert "adaptive softmax" in text and saved["config"]["cutoffs"] == [200, 2000]
+    assert s["config"]["tie_weights"] is False
+    assert s["initial_valid_ppl"] > 5000 and s["valid_ppl"] < 0.6 * s["initial_valid_ppl"]
+    assert math.isfinite(s["test_ppl"]) and s["test_ppl"] < 6000
+    # the prompt is decoded back through the frequency renumbering: the test split's words
+    data = transformer_lm._corpus("ptb")
+    assert s["prompt"] == " ".join(data.vocab.decode(list(data.test[:8])))
+    c = s["config"]
+    model = TransformerLanguageModel(vocab_size=s["vocab_size"], block_size=c["block"],
+                                     d_model=c["d_model"], nhead=c["nhead"],
+                                     num_layers=c["num_layers"],
+                                     dim_feedforward=c["dim_feedforward"], tie_weights=False,
+                                     softmax="adaptive", cutoffs=(200, 2000))
+    load_checkpoint(tmp_path / f"{name}_best.safetensors", model, restore_rng=False)
+    # the perplexity is exact: the kept model's full distribution sums to one over the words
+    logp = model.eval()(np.array([[1, 2, 3]])).detach().numpy()
+    np.testing.assert_allclose(np.exp(logp).sum(-1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="softmax must be one of"):
+        transformer_lm.run(out=str(tmp_path / "x"), quick=True, progress=False,
+                           softmax="sampled")
+
+
+@needs_ptb
+def test_transformer_lm_evaluate_scores_every_token_after_the_first_once():
+    """The sliding-window perplexity equals exp(mean NLL) computed token by token from the
+    model's own log-probabilities with the windows the docstring describes."""
+    import flowgrad as fg
+    from flowgrad.models.gpt import TransformerLanguageModel
+    from flowgrad.recipes.transformer_lm import evaluate
+
+    fg.manual_seed(0)
+    model = TransformerLanguageModel(vocab_size=50, block_size=8, d_model=16, nhead=2,
+                                     num_layers=1, dim_feedforward=32).eval()
+    tokens = np.random.default_rng(0).integers(0, 50, 37)
+    nll, count = 0.0, 0
+    for t in range(1, 37):  # target t, read from the window that scores it
+        if t <= 8:
+            start = 0
+        else:
+            end = min(8 + 4 * -(-(t - 8) // 4), 36)  # the first window end >= t (stride 4)
+            start = end - 8
+        x = tokens[start:start + 8][None]
+        logp = model(fg.tensor(x)).log_softmax(-1).detach().numpy()[0]
+        nll -= logp[t - 1 - start, tokens[t]]
+        count += 1
+    assert evaluate(model, tokens, 8, batch=3) == pytest.approx(math.exp(nll / count), rel=1e-5)
+
+
 def test_by_frequency_renumbers_by_training_counts_as_a_bijection():
     from flowgrad.recipes.ptb_lstm import by_frequency
 

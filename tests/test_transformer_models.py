@@ -64,6 +64,58 @@ def test_lm_bad_input():
         _lm(d_model=30)
 
 
+def test_lm_token_log_prob_is_the_logits_log_softmax():
+    model = _lm().eval()
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 12, (2, 9)), rng.integers(0, 12, (2, 9))
+    logp = model(fg.tensor(x)).log_softmax(-1).detach().numpy()
+    want = np.take_along_axis(logp, y[..., None], -1)[..., 0]
+    got = model.token_log_prob(fg.tensor(x), fg.tensor(y)).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    loss = model.next_token_loss(fg.tensor(x), fg.tensor(y)).item()
+    np.testing.assert_allclose(loss, -want.mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"targets of shape \(2, 8\)"):
+        model.token_log_prob(fg.tensor(x), fg.tensor(y[:, :8]))
+
+
+def test_lm_adaptive_softmax_is_normalised_and_consistent():
+    model = _lm(vocab_size=40, softmax="adaptive", cutoffs=(8, 20), tie_weights=False).eval()
+    assert isinstance(model.head, fg.nn.AdaptiveLogSoftmaxWithLoss)
+    rng = np.random.default_rng(2)
+    x, y = rng.integers(0, 40, (3, 7)), rng.integers(0, 40, (3, 7))
+    logp = model(fg.tensor(x)).detach().numpy()  # (B, T, V) normalised log-probabilities
+    assert logp.shape == (3, 7, 40)
+    np.testing.assert_allclose(np.exp(logp).sum(-1), 1.0, rtol=1e-5)
+    want = np.take_along_axis(logp, y[..., None], -1)[..., 0]
+    got = model.token_log_prob(fg.tensor(x), fg.tensor(y)).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.next_token_loss(fg.tensor(x), fg.tensor(y)).item(),
+                               -want.mean(), rtol=1e-5)
+    assert "head.tail.0.0.weight" in model.state_dict()
+
+
+def test_lm_adaptive_softmax_learns_a_cycle():
+    fg.manual_seed(0)
+    model = _lm(vocab_size=30, softmax="adaptive", cutoffs=(4, 10), div_value=2.0,
+                tie_weights=False)
+    opt = fg.optim.Adam(model.parameters(), lr=3e-3)
+    seq = fg.tensor(np.tile(np.arange(16) * 5 % 23, (8, 1)))  # words in every cluster
+    for _ in range(150):
+        loss = model.loss(seq)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.1
+    assert model.generate([0, 5], 6).tolist() == [i * 5 % 23 for i in range(8)]
+
+
+def test_lm_adaptive_softmax_bad_input():
+    with pytest.raises(ValueError, match="tie_weights=True needs the full softmax"):
+        _lm(vocab_size=40, softmax="adaptive", cutoffs=(8, 20))
+    with pytest.raises(ValueError, match="softmax must be 'full' or 'adaptive', got 'sparse'"):
+        _lm(softmax="sparse")
+
+
 def test_lm_learns_a_cycle_and_generates_it():
     fg.manual_seed(0)
     model = _lm()

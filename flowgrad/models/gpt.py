@@ -7,10 +7,15 @@ self-attention over a window of ``block_size`` tokens instead of a carried state
 
     token embedding + learned position embedding -> dropout
     -> num_layers x nn.TransformerEncoderLayer(norm_first=True, activation="gelu")
-       under a causal mask -> LayerNorm -> linear to the vocabulary (optionally tied).
+       under a causal mask -> LayerNorm -> linear to the vocabulary (optionally tied), or an
+       adaptive softmax (Grave et al. 2017, ``nn.AdaptiveLogSoftmaxWithLoss``) for large
+       vocabularies (``softmax="adaptive"``: the word ids must be sorted by frequency).
 
-forward(tokens (B, T)) -> logits (B, T, V), T <= block_size. ``generate`` runs it free with
-the sampling strategies of ``RNNLanguageModel`` (greedy, temperature, top-k).
+forward(tokens (B, T)) -> logits (B, T, V), T <= block_size (with the adaptive softmax: its
+normalised log-probabilities, which softmax and cross-entropy treat as logits);
+``token_log_prob(tokens, targets)`` -> (B, T) log P(target), without the (B, T, V) scores when
+the softmax is adaptive. ``generate`` runs it free with the sampling strategies of
+``RNNLanguageModel`` (greedy, temperature, top-k).
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ class TransformerLMConfig:
     dim_feedforward: int = 1024
     dropout: float = 0.1        # embeddings, attention weights, residual branches
     tie_weights: bool = True    # head.weight is tok_emb.weight (Press & Wolf 2017)
+    softmax: str = "full"       # or "adaptive" (Grave et al. 2017)
+    cutoffs: tuple = (2000, 10000)  # the adaptive softmax's cluster bounds
+    div_value: float = 4.0      # each tail cluster's projection is this much narrower
 
 
 class TransformerLanguageModel(nn.Module):
@@ -56,7 +64,18 @@ class TransformerLanguageModel(nn.Module):
                                        activation="gelu", batch_first=True, norm_first=True)
             for _ in range(c.num_layers)])
         self.norm = nn.LayerNorm(c.d_model)
-        self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        if c.softmax == "full":
+            self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        elif c.softmax == "adaptive":
+            if c.tie_weights:
+                raise ValueError("TransformerLanguageModel: tie_weights=True needs the full "
+                                 "softmax; the adaptive softmax's clusters have their own "
+                                 "projections (pass tie_weights=False)")
+            self.head = nn.AdaptiveLogSoftmaxWithLoss(c.d_model, c.vocab_size, list(c.cutoffs),
+                                                      div_value=c.div_value)
+        else:
+            raise ValueError(f"TransformerLanguageModel: softmax must be 'full' or 'adaptive', "
+                             f"got {c.softmax!r}")
         self._init_weights()
         if c.tie_weights:
             self.head.weight = self.tok_emb.weight
@@ -76,7 +95,9 @@ class TransformerLanguageModel(nn.Module):
                 else:
                     p.normal_(0.0, std)
 
-    def forward(self, tokens: Tensor) -> Tensor:
+    def features(self, tokens: Tensor) -> Tensor:
+        """(B, T) token ids -> (B, T, d_model): the final LayerNorm's output, which the head
+        reads."""
         if tokens.ndim != 2:
             raise ValueError(f"TransformerLanguageModel: expected token ids of shape "
                              f"(batch, time), got {tuple(tokens.shape)}")
@@ -90,12 +111,39 @@ class TransformerLanguageModel(nn.Module):
                                                                dtype=x.dtype)
         for layer in self.layers:
             x = layer(x, src_mask=mask, is_causal=True)
-        return self.head(self.norm(x))
+        return self.norm(x)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        h = self.features(tokens)
+        if self.config.softmax == "full":
+            return self.head(h)
+        b, t, d = h.shape
+        return self.head.log_prob(h.reshape(b * t, d)).reshape(b, t, -1)
+
+    def token_log_prob(self, tokens: Tensor, targets: Tensor) -> Tensor:
+        """log P(targets[b, t] | tokens[b, :t + 1]) for every position, (B, T)."""
+        if tuple(targets.shape) != tuple(tokens.shape):
+            raise ValueError(f"TransformerLanguageModel.token_log_prob: targets of shape "
+                             f"{tuple(targets.shape)}, expected the tokens' {tuple(tokens.shape)}")
+        h = self.features(tokens)
+        b, t, d = h.shape
+        if self.config.softmax == "adaptive":
+            return self.head(h.reshape(b * t, d), targets.reshape(-1)).output.reshape(b, t)
+        logp = self.head(h).log_softmax(-1)
+        return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
     def loss(self, tokens: Tensor) -> Tensor:
         """Mean next-token NLL of tokens[:, 1:] given tokens[:, :-1] (teacher forcing)."""
-        logits = self(tokens[:, :-1])
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+        return self.next_token_loss(tokens[:, :-1], tokens[:, 1:])
+
+    def next_token_loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """Mean NLL of ``targets`` (B, T) given ``inputs`` (B, T), one position ahead."""
+        h = self.features(inputs)
+        d = h.shape[-1]
+        if self.config.softmax == "adaptive":
+            return self.head(h.reshape(-1, d), targets.reshape(-1)).loss
+        return F.cross_entropy(self.head(h).reshape(-1, self.config.vocab_size),
+                               targets.reshape(-1))
 
     @no_grad()
     def generate(self, prefix, max_new_tokens: int, strategy: str = "greedy",

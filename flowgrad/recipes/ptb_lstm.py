@@ -104,12 +104,18 @@ class WordLSTM(nn.Module):
         return (out.loss if reduction == "mean" else -out.output.sum()), hidden
 
 
+def frequency_order(train: np.ndarray, vocab_size: int) -> np.ndarray:
+    """The word ids by decreasing frequency in ``train`` (ties keep their order): entry k is
+    the vocabulary id of the word renumbered k."""
+    return np.argsort(-np.bincount(train, minlength=vocab_size), kind="stable")
+
+
 def by_frequency(train: np.ndarray, valid: np.ndarray, test: np.ndarray,
                  vocab_size: int) -> tuple:
     """The three streams with the words renumbered by decreasing frequency in ``train`` (ties
     keep their order), as an adaptive softmax's clusters assume. A bijection of the ids, so
     every perplexity is unchanged; only training counts are used."""
-    order = np.argsort(-np.bincount(train, minlength=vocab_size), kind="stable")
+    order = frequency_order(train, vocab_size)
     rank = np.empty(vocab_size, dtype=train.dtype)
     rank[order] = np.arange(vocab_size)
     return rank[train], rank[valid], rank[test]

@@ -13,6 +13,12 @@ The epoch is chosen on the validation split (its weights are checkpointed), and 
 is evaluated once, with those weights, at the end. Every other hyperparameter is fixed in
 advance (the defaults below); none was chosen on the test split. Each epoch ends with an atomic
 checkpoint; rerunning with the same ``--out`` resumes after the last finished epoch.
+
+``--set corpus=wikitext2 --set softmax=adaptive`` trains on WikiText-2 (33,278 words) with an
+adaptive softmax (Grave et al. 2017; cutoffs 2,000 and 10,000, divisor 4, as the LSTM of
+``ptb_lstm`` on the same corpus) in place of the tied full softmax, whose output layer would
+cost about three times the rest of the model per token; its distribution is exactly normalised,
+so the perplexity is exact.
 """
 
 from __future__ import annotations
@@ -24,17 +30,20 @@ from pathlib import Path
 import numpy as np
 
 import flowgrad as fg
-import flowgrad.nn.functional as F
 
 from .. import nn
 from .common import Timer, command_line, resolve_out, write_results
 from .ptb_lstm import (
     CORPUS_NAMES,
+    SOFTMAXES,
     _corpus,
     _limit_threads,
+    _output_layer,
     _plot,
+    by_frequency,
     checkpoint_dir,
     checkpoint_epoch,
+    frequency_order,
     resume_epochs,
 )
 
@@ -70,8 +79,8 @@ def evaluate(model, tokens: np.ndarray, block: int, batch: int = 32) -> float:
     tokens = np.asarray(tokens, dtype=np.int64)
     n, stride = len(tokens), max(1, block // 2)
     first = min(block, n - 1)
-    logits = model(fg.from_numpy(tokens[None, :first]))
-    nll = F.cross_entropy(logits[0], fg.from_numpy(tokens[1:first + 1]), reduction="sum").item()
+    nll = -model.token_log_prob(fg.from_numpy(tokens[None, :first]),
+                                fg.from_numpy(tokens[None, 1:first + 1])).sum().item()
     count = first
     # every later window ends `stride` tokens after the previous and scores its last targets
     ends = list(range(first + stride, n - 1 + stride, stride))
@@ -82,13 +91,12 @@ def evaluate(model, tokens: np.ndarray, block: int, batch: int = 32) -> float:
         starts = [e - block for e in group]
         x = np.stack([tokens[s:s + block] for s in starts])
         y = np.stack([tokens[s + 1:s + 1 + block] for s in starts])
-        out = model(fg.from_numpy(x)).log_softmax(-1).numpy()
+        scores = model.token_log_prob(fg.from_numpy(x), fg.from_numpy(y)).numpy()
         for j, (e, p) in enumerate(zip(group, prev)):
             new = e - p
             if new <= 0:
                 continue
-            rows = out[j, block - new:]
-            nll -= float(rows[np.arange(new), y[j, block - new:]].sum())
+            nll -= float(scores[j, block - new:].sum())
             count += new
     model.train(was)
     return math.exp(nll / count)
@@ -96,17 +104,26 @@ def evaluate(model, tokens: np.ndarray, block: int, batch: int = 32) -> float:
 
 def run(epochs=8, lr=1e-3, batch_size=16, block=128, seed=0, corpus="ptb", d_model=256,
         nhead=4, num_layers=4, dim_feedforward=1024, dropout=0.2, weight_decay=0.1,
-        warmup=200, clip=1.0, tie_weights=True, max_batches=None, threads=None, resume=True,
-        out=None, quick=False, progress=True) -> dict:
+        warmup=200, clip=1.0, tie_weights=True, softmax="full", cutoffs=(2000, 10000),
+        div_value=4.0, max_batches=None, threads=None, resume=True, out=None, quick=False,
+        progress=True) -> dict:
     """Train, select the epoch on validation, test once (``ptb_lstm``'s protocol).
-    ``max_batches`` stops each epoch early (a timing probe); ``threads`` limits BLAS threads."""
+    ``softmax="adaptive"`` replaces the output layer by an adaptive softmax (Grave et al. 2017,
+    with ``cutoffs`` and ``div_value``; the words renumbered by training frequency, the input
+    embedding untied); ``max_batches`` stops each epoch early (a timing probe); ``threads``
+    limits BLAS threads."""
+    if softmax not in SOFTMAXES:
+        raise ValueError(f"transformer_lm: softmax must be one of {SOFTMAXES}, got {softmax!r}")
     command = command_line("transformer_lm", run, locals())
     out = Path(resolve_out("transformer_lm", out))
     config = {"d_model": d_model, "nhead": nhead, "num_layers": num_layers,
               "dim_feedforward": dim_feedforward, "dropout": dropout, "block": block,
               "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-              "warmup": warmup, "clip": clip, "tie_weights": tie_weights,
+              "warmup": warmup, "clip": clip,
+              "tie_weights": bool(tie_weights) and softmax == "full", "softmax": softmax,
               "max_batches": max_batches}
+    if softmax == "adaptive":
+        config.update(cutoffs=[int(x) for x in cutoffs], div_value=float(div_value))
     with _limit_threads(threads), Timer() as t:
         summary = _run(epochs, seed, corpus, config, resume, out, quick, progress, command)
     summary["seconds"] = t.seconds + summary.pop("resumed_seconds")
@@ -129,13 +146,21 @@ def _run(epochs, seed, corpus, c, resume, out, quick, progress, command) -> dict
         epochs = min(epochs, QUICK["epochs"])
         c = {**c, **{k: min(c[k], QUICK[k]) for k in ("block", "warmup", "d_model",
                                                        "num_layers", "dim_feedforward")}}
-    name = "transformer_lm" if corpus == "ptb" else f"transformer_lm_{corpus}"
+    name = ("transformer_lm" if corpus == "ptb" else f"transformer_lm_{corpus}") + \
+        ("_adaptive" if c["softmax"] == "adaptive" else "")
+    order = np.arange(len(data.vocab))  # model id -> vocabulary id
+    output = {"softmax": c["softmax"]}
+    if c["softmax"] == "adaptive":
+        order = frequency_order(train, len(data.vocab))
+        train, valid, test = by_frequency(train, valid, test, len(data.vocab))
+        output.update(cutoffs=tuple(c["cutoffs"]), div_value=c["div_value"])
     fg.manual_seed(seed)
     model = TransformerLanguageModel(vocab_size=len(data.vocab), block_size=c["block"],
                                      d_model=c["d_model"], nhead=c["nhead"],
                                      num_layers=c["num_layers"],
                                      dim_feedforward=c["dim_feedforward"],
-                                     dropout=c["dropout"], tie_weights=c["tie_weights"])
+                                     dropout=c["dropout"], tie_weights=c["tie_weights"],
+                                     **output)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = fg.optim.AdamW([{"params": decay, "weight_decay": c["weight_decay"]},
@@ -167,9 +192,8 @@ def _run(epochs, seed, corpus, c, resume, out, quick, progress, command) -> dict
             step = (epoch - 1) * per_epoch + k
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, total, c["lr"], c["warmup"])
-            logits = model(fg.from_numpy(np.ascontiguousarray(x)))
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                   fg.from_numpy(np.ascontiguousarray(y).reshape(-1)))
+            loss = model.next_token_loss(fg.from_numpy(np.ascontiguousarray(x)),
+                                         fg.from_numpy(np.ascontiguousarray(y)))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), c["clip"])
@@ -208,8 +232,8 @@ def _run(epochs, seed, corpus, c, resume, out, quick, progress, command) -> dict
         "seconds_per_epoch": float(np.mean([r["train_seconds"] + r["valid_seconds"]
                                             for r in trained])) if trained else math.nan,
         "test_seconds": tt.seconds, "checkpoints": str(ckpt),
-        "sample": " ".join(data.vocab.decode(sample.numpy().tolist())),
-        "prompt": " ".join(data.vocab.decode(list(test[:8]))),
+        "sample": " ".join(data.vocab.decode(order[sample.numpy()].tolist())),
+        "prompt": " ".join(data.vocab.decode(order[np.asarray(test[:8])].tolist())),
         "lstm": _lstm_numbers(corpus),
         "command": command, "seed": seed, "resumed_seconds": resumed_seconds}
 
@@ -262,8 +286,11 @@ def _write(s: dict, out: Path, quick: bool) -> None:
         f"Model: GPT-style decoder-only transformer, {c['num_layers']} pre-LayerNorm layers "
         f"(d_model {c['d_model']}, {c['nhead']} heads, feed-forward {c['dim_feedforward']}, "
         f"GELU), learned positions over {c['block']} tokens, dropout {c['dropout']:g}, "
-        f"{'tied' if c['tie_weights'] else 'untied'} input and output embeddings; "
-        f"{s['num_parameters']:,} parameters.",
+        + ("untied input embedding and "
+           f"{_output_layer({**c, 'nhid': c['d_model']}, s['vocab_size'])}; "
+           if c.get("softmax") == "adaptive" else
+           f"{'tied' if c['tie_weights'] else 'untied'} input and output embeddings; ")
+        + f"{s['num_parameters']:,} parameters.",
         "",
         f"Training: AdamW (betas 0.9, 0.95; weight decay {c['weight_decay']:g} on matrices), "
         f"peak learning rate {c['lr']:g} after {c['warmup']} warm-up steps, cosine decay to a "

@@ -15,10 +15,17 @@ def _pair(shape, seed, requires_grad=True):
     return fg.tensor(a, requires_grad=requires_grad), torch.tensor(a, requires_grad=requires_grad)
 
 
+# col2im's two ways (channels-last): a GEMM per kernel offset (0) or one for all (4096)
+ONE_GEMM = pytest.mark.parametrize("one_gemm_columns", [0, 4096])
+
+
+@ONE_GEMM
 @pytest.mark.parametrize("layout", ["nhwc", "nchw"])
 @pytest.mark.parametrize("groups,stride,dilation", [(1, 1, 1), (2, 2, 1), (1, 1, 2)])
-def test_conv_matches_torch_on_both_layouts(monkeypatch, layout, groups, stride, dilation):
+def test_conv_matches_torch_on_both_layouts(monkeypatch, layout, groups, stride, dilation,
+                                            one_gemm_columns):
     monkeypatch.setattr(conv_ops, "LAYOUT", layout)
+    monkeypatch.setattr(conv_ops, "ONE_GEMM_COLUMNS", one_gemm_columns)
     fx, tx = _pair((3, 4, 9, 8), 0)
     fw, tw = _pair((6, 4 // groups, 3, 3), 1)
     fb, tb = _pair((6,), 2)
@@ -33,13 +40,17 @@ def test_conv_matches_torch_on_both_layouts(monkeypatch, layout, groups, stride,
         np.testing.assert_allclose(f.grad.numpy(), t.grad.numpy(), atol=1e-11)
 
 
+@ONE_GEMM
 @pytest.mark.parametrize("layout", ["nhwc", "nchw"])
-def test_conv_transpose_on_both_layouts(monkeypatch, layout):
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv_transpose_on_both_layouts(monkeypatch, layout, groups, one_gemm_columns):
     monkeypatch.setattr(conv_ops, "LAYOUT", layout)
-    fx, tx = _pair((2, 5, 4, 6), 4)
-    fw, tw = _pair((5, 3, 3, 3), 5)
-    fy = F.conv_transpose2d(fx, fw, None, stride=2, padding=1)
-    ty = torch.nn.functional.conv_transpose2d(tx, tw, None, stride=2, padding=1)
+    monkeypatch.setattr(conv_ops, "ONE_GEMM_COLUMNS", one_gemm_columns)
+    fx, tx = _pair((2, 6, 4, 6), 4)
+    fw, tw = _pair((6, 3, 3, 3), 5)
+    kw = dict(stride=2, padding=1, groups=groups, dilation=2 if groups == 2 else 1)
+    fy = F.conv_transpose2d(fx, fw, None, **kw)
+    ty = torch.nn.functional.conv_transpose2d(tx, tw, None, **kw)
     np.testing.assert_allclose(fy.detach().numpy(), ty.detach().numpy(), atol=1e-12)
     fy.sum().backward()
     ty.sum().backward()

@@ -159,18 +159,31 @@ def _im2col_first(xp, a, groups: int, kh: int, kw: int, sh: int, sw: int, dh: in
         N, groups, -1, Ho * Wo)
 
 
+# col2im with at most this many output columns (kernel offsets x channels written) makes one
+# GEMM for all offsets: a GEMM per offset with a few columns runs at matrix-vector speed
+ONE_GEMM_COLUMNS = 256
+
+
 def _col2im_last(g, w_k, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
                  Ho: int, Wo: int):
     """canvas (G, N, Hp, Wp, B) += col2im(g @ w_k): for each kernel offset k one GEMM
     g (G, N*Ho*Wo, A) @ w_k[k] (G, A, B), added at once (still in cache) into the strided slice
-    of the canvas that offset k meets: kh*kw slice-adds, the adjoint of _im2col_last."""
+    of the canvas that offset k meets: kh*kw slice-adds, the adjoint of _im2col_last. With few
+    output columns (kh*kw*B <= ONE_GEMM_COLUMNS) one GEMM computes every offset's product."""
     G, N, _, _, B = canvas.shape
+    every = None
+    if kh * kw * B <= ONE_GEMM_COLUMNS:  # few output channels: one GEMM for every offset
+        w_all = w_k.transpose(1, 2, 0, 3).reshape(G, w_k.shape[2], kh * kw * B)
+        every = (g[0] @ w_all[0] if G == 1 else g @ w_all).reshape(G, N, Ho, Wo, kh * kw, B)
     k = 0
     for i in range(kh):
         rows = _win(i, dh, sh, Ho)
         for j in range(kw):
-            p = g[0] @ w_k[k, 0] if G == 1 else g @ w_k[k]
-            canvas[:, :, rows, _win(j, dw, sw, Wo)] += p.reshape(G, N, Ho, Wo, B)
+            if every is not None:
+                p = every[:, :, :, :, k]
+            else:
+                p = (g[0] @ w_k[k, 0] if G == 1 else g @ w_k[k]).reshape(G, N, Ho, Wo, B)
+            canvas[:, :, rows, _win(j, dw, sw, Wo)] += p
             k += 1
 
 
@@ -178,15 +191,24 @@ def _col2im_first(w_k, g, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, d
                   Ho: int, Wo: int):
     """canvas (N, G*B, Hp, Wp) += col2im(w_k @ g): for each kernel offset k the per-image GEMMs
     w_k[k] (G, B, A) @ g (N, G, A, Ho*Wo), added into the strided slice offset k meets (the
-    adjoint of _im2col_first)."""
+    adjoint of _im2col_first); with few output channels one GEMM computes every offset's
+    product, as in _col2im_last."""
     N, _, Hp, Wp = canvas.shape
     G, B = w_k.shape[1], w_k.shape[2]
     c5 = canvas.reshape(N, G, B, Hp, Wp)
+    every = None
+    if kh * kw * B <= ONE_GEMM_COLUMNS:  # few output channels: one GEMM for every offset
+        w_all = w_k.transpose(1, 0, 2, 3).reshape(G, kh * kw * B, w_k.shape[3])
+        every = (w_all @ g).reshape(N, G, kh * kw, B, Ho, Wo)
     k = 0
     for i in range(kh):
         rows = _win(i, dh, sh, Ho)
         for j in range(kw):
-            c5[:, :, :, rows, _win(j, dw, sw, Wo)] += (w_k[k] @ g).reshape(N, G, B, Ho, Wo)
+            if every is not None:
+                p = every[:, :, k]
+            else:
+                p = (w_k[k] @ g).reshape(N, G, B, Ho, Wo)
+            c5[:, :, :, rows, _win(j, dw, sw, Wo)] += p
             k += 1
 
 

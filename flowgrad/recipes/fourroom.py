@@ -13,14 +13,13 @@ the three navigation actions, ``frames`` frames per run, 5 seeds, and the final 
 each trained agent on fresh episodes (seeds that training never used), actions sampled from the
 policy.
 
-Budget (measured here, one BLAS thread, while two other single-thread jobs shared the 2 cores):
-LSTM about 1,150 frames/s, RIMs about 760, RIMs + workspace about 550 (collection and update
-together; MiniGrid's own step is about 0.4 ms of each frame); the RMC ran at 0.64 times the
-LSTM's rate side by side (473 against 740 frames/s on a busier machine), so about 730. An LSTM
-agent (without advantage normalisation) reached a success rate of 0.41 after 3 x 10^5 frames,
-still rising, so the default is 10^6 frames per run: about 15 / 22 / 30 / 23 minutes per run,
-7.5 h for 4 memories x 5 seeds in one process. That is 10 times
-below rl-starter-files' default of 10^7 frames per run, and likely far below the paper's regime.
+Budget (measured with one BLAS thread per process, 3 to 4 single-thread jobs sharing the 2 cores
+of an Intel Xeon; collection and update together, MiniGrid's own step being about 0.4 ms of each
+frame): LSTM about 1,950 frames/s, RIMs 990, RIMs + workspace 770, RMC 1,360. The default,
+10^6 frames per run, is then about 9 / 17 / 22 / 12 minutes per run, about 5 h for 4 memories x
+5 seeds in one process; that is 10 times below rl-starter-files' default of 10^7 frames per run,
+and likely far below the paper's regime. The published run used 3 x 10^5 frames per run
+(``--set frames=300000``), in two processes of two memories each: 53 minutes.
 Each (memory, seed) is a cell of ``fourroom_cells/`` in ``--out`` with its own checkpoint: a
 rerun resumes unfinished cells and skips finished ones, and the memories can run as separate
 processes into one ``--out`` (``--set memories=lstm`` ...).

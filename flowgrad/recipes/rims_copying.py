@@ -13,9 +13,10 @@ Attention sizes as the official ``BlocksCore``: input attention d_k 64, d_v = 4 
 communication 4 heads with d_k = d_v = 16.
 
 Budget: the default (4000 steps of 64 sequences = 20 official epochs of 200 batches, 3 seeds,
-4 models) is long on a CPU: a RIM step (batch 64 x 40 steps) took 0.24 s on an Intel Xeon whose
-2 cores three other jobs shared, so the default's 36,000 RIM steps and 12,000 LSTM steps take
-about 3 h in one process. ``--quick`` (one seed, RIMs and the LSTM, T = 5, 150 steps) takes about a
+4 models) took 5,421 s (90 min) in one process on an Intel Xeon whose 2 cores 1 to 3 other
+single-thread jobs shared: a RIM step (batch 64 x 40 steps) ran at 4 to 9 steps/s under that
+load and about 14 steps/s on an idle core; per seed, RIMs 656 s, the LSTM 137 s, RIMs without
+communication 375 s, all-active RIMs 636 s. ``--quick`` (one seed, RIMs and the LSTM, T = 5, 150 steps) takes about a
 minute.
 """
 
@@ -290,13 +291,22 @@ def _notes(s) -> str:
                      f"{s['seeds_meeting_claim']} seed(s) ({per}).")
         digits = np.asarray(s["rims"]["test"]["4T"]["ce_digits"])
         if s["claim_held"] and not s["claim_held_copying"]:
-            lines.append(f"- It held without copying: the RIMs' cross-entropy on the copied "
-                         f"digits at {f}T is {_fmt(digits)} (chance log 8 = {np.log(8):.2f}). "
+            acc = {k: np.mean(s[k]["test"]["4T"]["digit_accuracy"]) for k in ("rims", "lstm")}
+            lines.append(f"- It held mostly on the blanks: the RIMs' cross-entropy on the copied "
+                         f"digits at {f}T is {_fmt(digits)} (chance log 8 = {np.log(8):.2f}); "
+                         f"{s['seeds_meeting_claim_copying']} of {s['seeds']} seeds get under "
+                         "the log 8 / 2 that copying would need. "
                          f"Predicting every blank right with the digits at chance gives "
                          f"{s['blank_floor']['4T']:.3f} over all positions at {f}T, under the "
-                         f"{RIMS_MAX} threshold: what separates the models in this run is that "
-                         "the RIMs keep predicting blanks through the longer dormant period "
-                         "while the LSTM's predictions break down there.")
+                         f"{RIMS_MAX} threshold: what separates the models is mainly that the "
+                         "RIMs keep predicting blanks through the longer dormant period while "
+                         "the LSTM's predictions break down there. The RIMs "
+                         + ("do copy part of the digits at "
+                            f"{f}T ({acc['rims']:.1%} right against the LSTM's "
+                            f"{acc['lstm']:.1%}; chance 12.5%)."
+                            if acc["rims"] > 0.2 else
+                            f"copy no more digits at {f}T than chance ({acc['rims']:.1%}; "
+                            "chance 12.5%)."))
         else:
             word = "held" if s["claim_held_copying"] else "did not hold"
             lines.append(f"- With copying required (the RIMs' copied-digit CE at {f}T below "

@@ -16,8 +16,8 @@ Budget: the default (4000 steps of 64 sequences = 20 official epochs of 200 batc
 4 models) took 5,421 s (90 min) in one process on an Intel Xeon whose 2 cores 1 to 3 other
 single-thread jobs shared: a RIM step (batch 64 x 40 steps) ran at 4 to 9 steps/s under that
 load and about 14 steps/s on an idle core; per seed, RIMs 656 s, the LSTM 137 s, RIMs without
-communication 375 s, all-active RIMs 636 s. ``--quick`` (one seed, RIMs and the LSTM, T = 5, 150 steps) takes about a
-minute.
+communication 375 s, all-active RIMs 636 s. ``--quick`` (one seed, RIMs and the LSTM, T = 5,
+150 steps) takes about a minute.
 """
 
 from __future__ import annotations

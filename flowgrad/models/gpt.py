@@ -138,12 +138,10 @@ class TransformerLanguageModel(nn.Module):
 
     def next_token_loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
         """Mean NLL of ``targets`` (B, T) given ``inputs`` (B, T), one position ahead."""
-        h = self.features(inputs)
-        d = h.shape[-1]
         if self.config.softmax == "adaptive":
-            return self.head(h.reshape(-1, d), targets.reshape(-1)).loss
-        return F.cross_entropy(self.head(h).reshape(-1, self.config.vocab_size),
-                               targets.reshape(-1))
+            return -self.token_log_prob(inputs, targets).mean()
+        logits = self(inputs)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
     @no_grad()
     def generate(self, prefix, max_new_tokens: int, strategy: str = "greedy",

@@ -115,10 +115,14 @@ def by_frequency(train: np.ndarray, valid: np.ndarray, test: np.ndarray,
     """The three streams with the words renumbered by decreasing frequency in ``train`` (ties
     keep their order), as an adaptive softmax's clusters assume. A bijection of the ids, so
     every perplexity is unchanged; only training counts are used."""
-    order = frequency_order(train, vocab_size)
-    rank = np.empty(vocab_size, dtype=train.dtype)
-    rank[order] = np.arange(vocab_size)
-    return rank[train], rank[valid], rank[test]
+    return renumber(frequency_order(train, vocab_size), train, valid, test)
+
+
+def renumber(order: np.ndarray, *streams: np.ndarray) -> tuple:
+    """The streams with vocabulary id ``order[k]`` renumbered k (``order`` a permutation)."""
+    rank = np.empty(len(order), dtype=streams[0].dtype)
+    rank[order] = np.arange(len(order))
+    return tuple(rank[x] for x in streams)
 
 
 def _detach(hidden):

@@ -41,10 +41,10 @@ from .ptb_lstm import (
     _limit_threads,
     _output_layer,
     _plot,
-    by_frequency,
     checkpoint_dir,
     checkpoint_epoch,
     frequency_order,
+    renumber,
     resume_epochs,
 )
 
@@ -153,7 +153,7 @@ def _run(epochs, seed, corpus, c, resume, out, quick, progress, command) -> dict
     output = {"softmax": c["softmax"]}
     if c["softmax"] == "adaptive":
         order = frequency_order(train, len(data.vocab))
-        train, valid, test = by_frequency(train, valid, test, len(data.vocab))
+        train, valid, test = renumber(order, train, valid, test)
         output.update(cutoffs=tuple(c["cutoffs"]), div_value=c["div_value"])
     fg.manual_seed(seed)
     model = TransformerLanguageModel(vocab_size=len(data.vocab), block_size=c["block"],

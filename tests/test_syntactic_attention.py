@@ -209,6 +209,26 @@ def test_a_word_meaning_reaches_each_output_in_proportion_to_its_attention():
     assert np.all(change[[0, 2]] == 0) and np.abs(change[[1, 3]]).min() > 0
 
 
+def test_a_word_seen_alone_gives_its_syntactic_embedding_no_gradient():
+    """The first syntactic LSTM's output at a word is replaced by its neighbours' states, and
+    the start and end slots by learned vectors, so a one-word source never reads its word's
+    syntactic embedding: SCAN add-jump's "jump" keeps its initial syntactic vector however
+    long the model trains. The semantic embedding does learn from it; in a longer source the
+    syntactic vector reaches its neighbours and gets a gradient."""
+    def grads(src, lengths):
+        model = _model("float64")
+        model.zero_grad()
+        logits = model(fg.tensor(src), lengths, _targets(len(src), 3))
+        logits.square().sum().backward()
+        return (model.syntactic_embedding.weight.grad.numpy(),
+                model.semantic_embedding.weight.grad.numpy())
+
+    syntactic, semantic = grads(np.array([[5]]), np.array([1]))
+    assert np.all(syntactic[5] == 0) and np.abs(semantic[5]).max() > 0
+    syntactic, _ = grads(np.array([[5, 6]]), np.array([2]))
+    assert np.abs(syntactic[5]).max() > 0 and np.abs(syntactic[6]).max() > 0
+
+
 def test_step_by_step_decoding_matches_forward_and_reorder_state():
     model = _model()
     model.eval()

@@ -41,6 +41,14 @@ there: m_hidden_dim, x_hidden_dim):
 The paper's Table 1 gives the exact-match test accuracy on the SCAN splits simple, length,
 add-primitive turn-left and add-primitive jump (mean and standard deviation over runs).
 
+A consequence of that code's eq. 2 which the paper does not discuss: a one-word source reads
+its word's syntactic embedding nowhere (the word's own slot holds its neighbours' states, which
+are the start and end slots' inputs alone, and those slots are replaced by learned vectors), so
+that embedding gets no gradient from it. On SCAN add-jump, where "jump" is seen alone only, its
+syntactic vector keeps its initial random draw for the whole training; whether the trained
+syntactic stream treats that vector like the other verbs' in a new command is left to the seed,
+which fits the large spread over seeds of the paper's add-jump accuracy.
+
 This implementation differs from that code only where padding is concerned (the code assumes
 batch size 1): the recurrent layers run on packed sequences, the end slot sits at each
 sequence's own length, and attention never reaches padding. So a source gives the same

@@ -47,7 +47,7 @@ are the start and end slots' inputs alone, and those slots are replaced by learn
 that embedding gets no gradient from it. On SCAN add-jump, where "jump" is seen alone only, its
 syntactic vector keeps its initial random draw for the whole training; whether the trained
 syntactic stream treats that vector like the other verbs' in a new command is left to the seed,
-which fits the large spread over seeds of the paper's add-jump accuracy.
+which fits the large spread over seeds of the add-jump accuracy in results/scan.md.
 
 This implementation differs from that code only where padding is concerned (the code assumes
 batch size 1): the recurrent layers run on packed sequences, the end slot sits at each

@@ -90,6 +90,43 @@ def test_sdpa_dropout_is_seeded_and_changes_the_output():
     assert not np.allclose(a, _np(F.scaled_dot_product_attention(q, q, q)))
 
 
+@pytest.mark.parametrize("mask", [None, "causal", "bool", "float"])
+def test_sdpa_one_node_with_dropout_equals_the_recorded_composition(mask):
+    """The one-node attention draws its dropout mask as F.dropout does on the attention
+    weights, so with one seed it gives the composition's output and every input's gradient."""
+    rng = np.random.default_rng(3)
+    q, k, v = (fg.tensor(rng.standard_normal(s), requires_grad=True)
+               for s in ((2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 2)))
+    keep = rng.random((4, 6)) > 0.3
+    keep[1] = False  # a row that may attend nowhere
+    kwargs = {None: {}, "causal": {"is_causal": True}, "bool": {"attn_mask": fg.tensor(keep)},
+              "float": {"attn_mask": fg.tensor(np.where(keep, rng.standard_normal((4, 6)),
+                                                        -np.inf))}}[mask]
+    upstream = rng.standard_normal((2, 3, 4, 2))
+
+    def composed():
+        scores = q @ k.transpose(-2, -1) / np.sqrt(5)
+        allowed = (np.tril(np.ones((4, 6), bool)) if mask == "causal" else keep if mask
+                   else np.ones((4, 6), bool))
+        if mask == "float":
+            scores = scores + kwargs["attn_mask"].masked_fill(fg.tensor(~allowed), 0.0)
+        dead = ~allowed.any(-1, keepdims=True)
+        scores = scores.masked_fill(fg.tensor(~(allowed | dead)), float("-inf"))
+        weights = scores.softmax(-1).masked_fill(fg.tensor(dead), 0.0)
+        return F.dropout(weights, 0.4) @ v
+
+    results = []
+    for fn in (lambda: F.scaled_dot_product_attention(q, k, v, dropout_p=0.4, **kwargs),
+               composed):
+        fg.manual_seed(11)
+        out = fn()
+        grads = fg.autograd.grad((out * fg.tensor(upstream)).sum(), (q, k, v))
+        results.append([_np(out)] + [_np(g) for g in grads])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.all(results[0][0][:, :, 1] == 0) if mask == "bool" else True
+
+
 @pytest.mark.parametrize("p", [-0.1, 1.5])
 def test_dropout_rejects_bad_probability(p):
     with pytest.raises(ValueError, match=r"dropout: dropout probability has to be between 0 "

@@ -123,8 +123,18 @@ class _Block(nn.Module):
 
 def test_layer_norm_gelu_softmax():
     fg.manual_seed(5)
-    for opset in (17, 20):
+    for opset in (13, 17, 20):
         _run(_Block(), fg.randn(2, 4, 8), opset_version=opset)
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+@pytest.mark.parametrize("affine", [{"elementwise_affine": False}, {"bias": False}, {}])
+def test_layer_norm_over_two_dims_with_and_without_its_affine_terms(opset, affine):
+    fg.manual_seed(6)
+    norm = nn.LayerNorm((3, 4), eps=1e-3, **affine)
+    if norm.weight is not None:
+        norm.weight.data[...] = fg.randn(3, 4)
+    _run(norm, fg.randn(2, 5, 3, 4) * 3 + 1, opset_version=opset)
 
 
 class _Odd(nn.Module):

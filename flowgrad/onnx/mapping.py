@@ -9,10 +9,12 @@ import math
 import numpy as np
 
 from ..ops import activation as A
+from ..ops import attention as ATT
 from ..ops import conv as C
 from ..ops import elementwise as E
 from ..ops import indexing as IDX
 from ..ops import linalg as L
+from ..ops import normalization as NORM
 from ..ops import recurrent as RNN
 from ..ops import reduction as R
 from ..ops import shape as S
@@ -79,6 +81,53 @@ def _axis_op(op_type):
     def emit(g, args, out):  # noqa: ARG001
         g.node(op_type, [g.value(args[0])], out=True, axis=int(args[1]))
     return emit
+
+
+def _attention(g, args, out):
+    """The one-node attention as MatMul, Mul, Add, Where, Softmax and MatMul; the masks become
+    constants of the traced shape, and dropout is absent (the model is exported in eval mode)."""
+    q, k, v, scale, keep, bias, dead, drop = args
+    if drop is not None:
+        raise NotImplementedError("onnx.export: attention with dropout while training; call "
+                                  "model.eval() before exporting")
+    rank = len(g.shape(k))
+    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+    kt = g.node("Transpose", [g.value(k)], perm=perm)
+    scores = g.node("Mul", [g.node("MatMul", [g.value(q), kt]),
+                            g.const(np.asarray(scale, out.dtype))])
+    if bias is not None:
+        scores = g.node("Add", [scores, g.value(bias, out.dtype)])
+    if keep is not None:
+        scores = g.node("Where", [g.const(np.asarray(keep)), scores,
+                                  g.const(np.asarray(-np.inf, out.dtype))])
+    weights = g.node("Softmax", [scores], axis=-1)
+    if dead is not None:
+        weights = g.node("Where", [g.const(np.asarray(dead)),
+                                   g.const(np.asarray(0, out.dtype)), weights])
+    g.node("MatMul", [weights, g.value(v)], out=True)
+
+
+def _layer_norm(g, args, out):
+    """LayerNormalization from opset 17; below it, the same from means, a square root and the
+    affine terms (ReduceMean takes its axes as an attribute there)."""
+    x, weight, bias, k, eps = args
+    axes = list(range(-k, 0))
+    if g.opset >= 17:
+        scale = (g.value(weight) if weight is not None
+                 else g.const(np.ones(g.shape(x)[-k:], out.dtype)))
+        inputs = [g.value(x), scale] + ([g.value(bias)] if bias is not None else [])
+        g.node("LayerNormalization", inputs, out=True, axis=-k, epsilon=float(eps))
+        return
+    xv = g.value(x)
+    centred = g.node("Sub", [xv, g.node("ReduceMean", [xv], axes=axes, keepdims=1)])
+    var = g.node("ReduceMean", [g.node("Mul", [centred, centred])], axes=axes, keepdims=1)
+    std = g.node("Sqrt", [g.node("Add", [var, g.const(np.asarray(eps, out.dtype))])])
+    terms = [("Mul", weight), ("Add", bias)]
+    last = max([i for i, (_, t) in enumerate(terms) if t is not None], default=-1)
+    y = g.node("Div", [centred, std], out=last < 0)
+    for i, (op_type, t) in enumerate(terms):
+        if t is not None:
+            y = g.node(op_type, [y, g.value(t)], out=i == last)
 
 
 def _reduce(op_type):
@@ -342,6 +391,7 @@ EMITTERS = {
     A.Relu: _unary("Relu"), A.Sigmoid: _unary("Sigmoid"), A.Tanh: _unary("Tanh"),
     A.LeakyRelu: _leaky_relu, A.Elu: _elu, A.Silu: _silu, A.Gelu: _gelu,
     R.Softmax: _axis_op("Softmax"), R.LogSoftmax: _axis_op("LogSoftmax"),
+    NORM.LayerNorm: _layer_norm, ATT.Attention: _attention,
     R.Sum: _reduce("ReduceSum"), R.Mean: _reduce("ReduceMean"), R.AMax: _amax,
     S.Reshape: _reshape, S.Permute: _permute, S.Expand: _expand, S.Cat: _cat, S.Stack: _stack,
     S.Pad: _pad,

@@ -4,8 +4,10 @@ runs the same lambda with m=flowgrad and m=torch."""
 import numpy as np
 
 from flowgrad.ops.activation import Elu, Gelu, LeakyRelu, Relu, Sigmoid, Silu, Softplus, Tanh
+from flowgrad.ops.attention import Attention
 from flowgrad.ops.indexing import Embedding, IndexSelect
 from flowgrad.ops.linalg import Bilinear, Linear, MatMul
+from flowgrad.ops.normalization import LayerNorm
 from flowgrad.ops.reduction import LogSoftmax, Norm2, Softmax
 from flowgrad.ops.shape import Pad
 
@@ -130,7 +132,11 @@ SPECS = [
            consts=_ints([0, 3, 2])),
     # --- normalisation -----------------------------------------------------------------------
     OpSpec("F.layer_norm", lambda m, x, w, b: F(m).layer_norm(x, (4,), w, b),
-           shapes=((3, 5, 4), (4,), (4,)), tol32=(1e-4, 1e-4)),
+           shapes=((3, 5, 4), (4,), (4,)), tol32=(1e-4, 1e-4), covers=(LayerNorm,)),
+    OpSpec("F.layer_norm_weight_only", lambda m, x, w: F(m).layer_norm(x, (6,), w),
+           shapes=((4, 6), (6,)), tol32=(1e-4, 1e-4)),
+    OpSpec("F.layer_norm_bias_only", lambda m, x, b: F(m).layer_norm(x, (6,), None, b),
+           shapes=((2, 2, 6), (6,)), tol32=(1e-4, 1e-4)),
     OpSpec("F.layer_norm_list_shape", lambda m, x: F(m).layer_norm(x, [4]), shapes=((5, 4),),
            tol32=(1e-4, 1e-4)),
     OpSpec("F.layer_norm_2dims", lambda m, x, w, b: F(m).layer_norm(x, [3, 4], w, b, eps=1e-3),
@@ -208,7 +214,7 @@ SPECS = [
            shapes=((3, 4),)),
     # --- attention ---------------------------------------------------------------------------
     OpSpec("F.sdpa", lambda m, q, k, v: F(m).scaled_dot_product_attention(q, k, v),
-           shapes=((2, 2, 3, 4), (2, 2, 5, 4), (2, 2, 5, 4)), covers=(MatMul,)),
+           shapes=((2, 2, 3, 4), (2, 2, 5, 4), (2, 2, 5, 4)), covers=(Attention,)),
     OpSpec("F.sdpa_3d_scale", lambda m, q, k, v: F(m).scaled_dot_product_attention(
         q, k, v, scale=0.3), shapes=((2, 3, 4), (2, 5, 4), (2, 5, 3))),
     OpSpec("F.sdpa_causal", lambda m, q, k, v: F(m).scaled_dot_product_attention(
@@ -228,6 +234,10 @@ SPECS = [
     OpSpec("F.sdpa_float_mask", lambda m, q, k, v, mask: F(m).scaled_dot_product_attention(
         q, k, v, attn_mask=mask), shapes=((2, 3, 4), (2, 5, 4), (2, 5, 4)),
         consts=lambda rng: (_FLOAT_MASK,)),
+    # a float mask that needs a gradient takes the recorded composition of matmuls and softmax
+    OpSpec("F.sdpa_float_mask_grad", lambda m, q, k, v, mask: F(m).scaled_dot_product_attention(
+        q, k, v, attn_mask=mask), shapes=((2, 3, 4), (2, 5, 4), (2, 5, 4), (3, 5)),
+        covers=(MatMul,)),
     OpSpec("F.sdpa_gqa", lambda m, q, k, v: F(m).scaled_dot_product_attention(
         q, k, v, enable_gqa=True), shapes=((1, 4, 3, 4), (1, 2, 5, 4), (1, 2, 5, 4))),
 ]

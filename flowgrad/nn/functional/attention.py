@@ -9,10 +9,11 @@ import warnings
 import numpy as np
 
 from ...errors import DTypeError, ShapeError
+from ...ops import attention as A
 from ...tensor import Tensor, where
 from ...tensor_functions import cat
 from ._util import _shape, _tensor
-from .dropout import _check_p, dropout
+from .dropout import _check_p, _dropout_mask, dropout
 from .linear import linear
 from .padding import pad
 
@@ -48,8 +49,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                              f"multiple of {hk} key/value heads")
         key, value = _repeat_heads(key, hq // hk), _repeat_heads(value, hq // hk)
     xp = query.xp
-    scores = (query @ key.transpose(-2, -1)) * (1.0 / math.sqrt(e) if scale is None else scale)
-    keep = dead = None
+    factor = 1.0 / math.sqrt(e) if scale is None else scale
+    keep = dead = bias = None
     if is_causal:
         keep = xp.tril(xp.ones((lq, s), dtype=bool))
     elif attn_mask is not None:
@@ -57,19 +58,27 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         if attn_mask.dtype.kind == "b":
             keep = attn_mask._data
         else:
-            bias = attn_mask.to(scores.dtype)
+            bias = attn_mask.to(query.dtype) if query.dtype.kind == "f" else attn_mask
             dead = xp.isneginf(bias._data).all(axis=-1, keepdims=True)
             if dead.any():
                 bias = where(Tensor._wrap(dead, None, False), 0.0, bias)
             else:
                 dead = None
-            scores = scores + bias  # (..., L, S)
     if keep is not None:
         dead = ~keep.any(axis=-1, keepdims=True)  # rows that may attend nowhere
         if dead.any():
             keep = keep | dead
         else:
             dead = None
+    shape = _scores_shape(query, key, lq, s)
+    if _fusable(query, key, value, shape, keep, bias, dead):
+        drop = _dropout_mask(xp, dropout_p, shape, query.dtype) if dropout_p > 0.0 else None
+        return A.Attention.apply(query, key, value, factor, keep,
+                                 None if bias is None else bias._data, dead, drop)
+    scores = (query @ key.transpose(-2, -1)) * factor
+    if bias is not None:
+        scores = scores + bias  # (..., L, S)
+    if keep is not None:
         scores = scores.masked_fill(Tensor._wrap(~keep, None, False), float("-inf"))
     attn = scores.softmax(-1)  # (..., L, S)
     if dead is not None:
@@ -77,6 +86,30 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if dropout_p > 0.0:
         attn = dropout(attn, dropout_p, training=True)
     return attn @ value
+
+
+def _scores_shape(query: Tensor, key: Tensor, lq: int, s: int) -> tuple | None:
+    """The shape of Q Kᵀ, or None where the batch dimensions do not broadcast."""
+    try:
+        return np.broadcast_shapes(_shape(query)[:-2], _shape(key)[:-2]) + (lq, s)
+    except ValueError:
+        return None
+
+
+def _fusable(query, key, value, shape, keep, bias, dead) -> bool:
+    """Whether the one-node attention (flowgrad.ops.attention) computes this call: q, k and v
+    of one floating dtype, 2 dimensions or more, masks that do not enlarge the scores' shape,
+    and a float mask that needs no gradient (the recorded composition gives it one)."""
+    if shape is None or query.dtype.kind != "f" or query.ndim < 2 or \
+            key.dtype != query.dtype or value.dtype != query.dtype or value.ndim < 2:
+        return False
+    if bias is not None and (bias.requires_grad or bias.dtype != query.dtype):
+        return False
+    try:
+        return all(np.broadcast_shapes(shape, m.shape) == shape
+                   for m in (keep, bias, dead) if m is not None)
+    except ValueError:
+        return False
 
 
 def _repeat_heads(x: Tensor, g: int) -> Tensor:

@@ -22,12 +22,15 @@ def _drop(input: Tensor, p: float, mask_shape: tuple) -> Tensor:
         raise DTypeError(f"dropout: expected a floating-point input while training with 0 < p < 1,"
                          f" got {input.dtype} (the kept values are scaled by 1/(1-p)); convert it "
                          "with .float()")
+    return input * Tensor._wrap(_dropout_mask(xp, p, mask_shape, input.dtype), None, False)
+
+
+def _dropout_mask(xp, p: float, shape: tuple, dtype):
+    """An array of ``shape``: 0 with probability p, else 1/(1-p), from flowgrad's stream."""
     if p == 1.0:
-        mask = xp.zeros(mask_shape, dtype=input.dtype)
-    else:
-        keep = backend.rng(xp).random(mask_shape, dtype=np.float32) >= p
-        mask = keep.astype(input.dtype) * input.dtype.type(1.0 / (1.0 - p))
-    return input * Tensor._wrap(mask, None, False)
+        return xp.zeros(shape, dtype=dtype)
+    keep = backend.rng(xp).random(shape, dtype=np.float32) >= p
+    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True,

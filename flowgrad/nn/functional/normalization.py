@@ -7,6 +7,7 @@ import numpy as np
 from ...autograd.grad_mode import no_grad
 from ...dtypes import check_same, require_floating
 from ...errors import ShapeError
+from ...ops import normalization as N
 from ...tensor import Tensor
 from ._util import _shape
 
@@ -37,10 +38,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
                              f"normalized_shape {ns}")
     require_floating("layer_norm", input)
     check_same("layer_norm", (input, weight, bias), ("input", "weight", "bias"))
-    dims = tuple(range(input.ndim - k, input.ndim))
-    xc = input - input.mean(dim=dims, keepdim=True)
-    var = (xc * xc).mean(dim=dims, keepdim=True)
-    return _affine(xc * (var + eps).rsqrt(), weight, bias, ())
+    return N.LayerNorm.apply(input, weight, bias, k, float(eps))
 
 
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,

@@ -46,6 +46,7 @@ from .dtypes import (
     uint8,
 )
 from .errors import DeviceError, DTypeError, GraphError, ShapeError
+from .intraop import get_num_threads, set_num_threads
 from .tensor import Tensor, where
 from .tensor_functions import *  # noqa: F403
 from .tensor_functions import _namespace as _function_namespace
@@ -72,7 +73,8 @@ def cuda_is_available() -> bool:
 
 def _public():
     names = ["Tensor", "tensor", "where", "cat", "stack", "einsum", "no_grad", "enable_grad",
-             "set_grad_enabled", "manual_seed", "autograd", "nn"]
+             "set_grad_enabled", "manual_seed", "autograd", "nn", "get_num_threads",
+             "set_num_threads"]
     return names + list(_creation_all) + list(_function_namespace)
 
 

@@ -15,6 +15,7 @@ try:  # CPU-only machines: flowgrad still works, GPU tests skip
 except Exception:  # ImportError, or a CuPy without a usable CUDA driver
     cupy = None
 
+from . import intraop
 from .errors import DeviceError
 
 try:
@@ -181,7 +182,8 @@ _zero_rows: dict = {}
 def relu(xp, x):
     """max(x, 0) as a new array. NumPy's float ``maximum`` against a broadcast scalar runs about
     half as fast as against an array (no vector loop for the scalar operand), so a large
-    contiguous float array is taken as rows of 4096 against one cached row of zeros."""
+    contiguous float array is taken as rows of 4096 against one cached row of zeros, in blocks
+    of rows over the intra-op threads."""
     if xp is not np or x.size < 8 * _ZERO_ROW or x.dtype.kind != "f" or not x.flags.c_contiguous:
         return xp.maximum(x, 0)
     zero = _zero_rows.get(x.dtype)
@@ -190,10 +192,41 @@ def relu(xp, x):
     out = np.empty_like(x)
     flat, dst = x.reshape(-1), out.reshape(-1)
     body = flat.size - flat.size % _ZERO_ROW
-    np.maximum(flat[:body].reshape(-1, _ZERO_ROW), zero, out=dst[:body].reshape(-1, _ZERO_ROW))
+    rows, dst_rows = flat[:body].reshape(-1, _ZERO_ROW), dst[:body].reshape(-1, _ZERO_ROW)
+    intraop.for_rows(lambda a, b: np.maximum(rows[a:b], zero, out=dst_rows[a:b]),
+                     len(rows), body)
     if body < flat.size:
         np.maximum(flat[body:], zero[:flat.size - body], out=dst[body:])
     return out
+
+
+def binary(xp, ufunc, x, y):
+    """``ufunc(x, y)`` for two arrays: in blocks of rows over the intra-op threads when both
+    are NumPy float arrays of one dtype and one of them has the result's (large) shape, the
+    other broadcasting to it; plainly otherwise."""
+    if (xp is not np or type(x) is not np.ndarray or type(y) is not np.ndarray
+            or x.dtype != y.dtype or x.dtype.kind != "f"
+            or max(x.size, y.size) < intraop.MIN_ELEMENTS):
+        return ufunc(x, y)
+    full = x if x.size >= y.size else y
+    shape = full.shape
+    if x.shape != shape and not _broadcasts_into(x.shape, shape) or \
+            y.shape != shape and not _broadcasts_into(y.shape, shape):
+        return ufunc(x, y)
+    out = np.empty(shape, dtype=x.dtype)
+    xs, ys = (len(a.shape) == len(shape) and a.shape[0] == shape[0] for a in (x, y))
+
+    def block(a, b):
+        ufunc(x[a:b] if xs else x, y[a:b] if ys else y, out=out[a:b])
+    intraop.for_rows(block, shape[0], full.size)
+    return out
+
+
+def _broadcasts_into(small: tuple, shape: tuple) -> bool:
+    """Whether an array of shape ``small`` broadcasts to ``shape`` without enlarging it."""
+    if len(small) > len(shape):
+        return False
+    return all(s in (1, t) for s, t in zip(small[::-1], shape[::-1]))
 
 
 def all_finite(xp, a) -> bool:
@@ -211,6 +244,16 @@ def select(xp, mask, grad, out=None):
     where the mask is False gives 0, not NaN); into ``out`` if given. NumPy's ``where`` is about
     8x slower than a multiplication by the mask, so on NumPy the mask multiplies whenever every
     gradient is finite."""
+    if (xp is np and type(grad) is np.ndarray and grad.size >= intraop.MIN_ELEMENTS
+            and grad.ndim and type(mask) is np.ndarray and mask.shape == grad.shape):
+        dst = np.empty_like(grad) if out is None else out
+        intraop.for_rows(lambda a, b: _select(np, mask[a:b], grad[a:b], dst[a:b]),
+                         len(grad), grad.size)
+        return dst
+    return _select(xp, mask, grad, out)
+
+
+def _select(xp, mask, grad, out):
     if xp is np and (grad.dtype.kind != "f" or all_finite(xp, grad)):
         return np.multiply(grad, mask, out=out)
     picked = xp.where(mask, grad, grad.dtype.type(0))

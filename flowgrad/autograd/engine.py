@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import weakref
 
+from .. import backend
 from ..errors import GraphError
 from . import op
 from .broadcast import sum_to
@@ -199,7 +200,7 @@ def _send_to_inputs(ctx, input_grads: tuple, grads: dict, counts: dict, ready: l
             elif type(old) is OuterSum:
                 grads[k] = old.add(gp)
             else:
-                grads[k] = old + gp
+                grads[k] = backend.binary(ctx.xp, ctx.xp.add, old, gp)
         c = counts[k] - 1
         counts[k] = c
         if c == 0:

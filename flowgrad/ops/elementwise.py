@@ -11,7 +11,7 @@ from ..dtypes import FLOAT, NUMBER
 class Add(Op):
     @staticmethod
     def forward(ctx, x, y):
-        return x + y
+        return backend.binary(ctx.xp, ctx.xp.add, x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -21,7 +21,7 @@ class Add(Op):
 class Sub(Op):
     @staticmethod
     def forward(ctx, x, y):
-        return x - y
+        return backend.binary(ctx.xp, ctx.xp.subtract, x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -32,13 +32,15 @@ class Mul(Op):
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
-        return x * y
+        return backend.binary(ctx.xp, ctx.xp.multiply, x, y)
 
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved
         needs = ctx.needs_input_grad
-        return (grad * y if needs[0] else None), (grad * x if needs[1] else None)
+        xp = ctx.xp
+        return (backend.binary(xp, xp.multiply, grad, y) if needs[0] else None), \
+            (backend.binary(xp, xp.multiply, grad, x) if needs[1] else None)
 
 
 class Div(Op):

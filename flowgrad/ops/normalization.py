@@ -2,24 +2,27 @@
 
 Written as a composition of means, subtractions and products, layer norm records about ten
 nodes, each a pass over the activations, and backward walks all of them. As one node it makes
-four passes forward and six backward, with the gradient in closed form: for x̂ = (x − μ) / σ
-over n features and g = ∂L/∂y · w,
+four passes forward and six backward, over blocks of rows that the intra-op threads share,
+with the gradient in closed form: for x̂ = (x − μ) / σ over n features and g = ∂L/∂y · w,
 
     ∂L/∂x = (g − mean(g) − x̂ · mean(g · x̂)) / σ,   ∂L/∂w = Σ ∂L/∂y · x̂,   ∂L/∂b = Σ ∂L/∂y.
 
-Sums along a row or a column are matrix-vector products with a vector of ones, and sums of
-products along a row ``einsum``s: NumPy's reductions along an axis run several times slower.
+Sums along rows and columns, and sums of products, are ``einsum``s: NumPy's reductions along
+an axis run several times slower.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from .. import intraop
 from ..autograd.op import Op
 
 
 class LayerNorm(Op):
     """y = (x − mean) / sqrt(var + eps) · weight + bias over the last ``k`` dimensions (the
     biased variance, as in PyTorch); weight and bias, each optional, have those dimensions'
-    shape."""
+    shape. Rows go in blocks to the intra-op threads."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, k, eps):
@@ -29,19 +32,27 @@ class LayerNorm(Op):
         for s in norm_shape:
             n *= s
         rows = x.reshape(-1, n)
-        ones = xp.ones(n, dtype=x.dtype)
-        xhat = rows - (rows @ ones)[:, None] / n
-        var = xp.einsum("ij,ij->i", xhat, xhat) / n
-        rstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)[:, None]
-        xhat *= rstd
-        if weight is not None:
-            out = xhat * weight.reshape(n)
-            if bias is not None:
-                out += bias.reshape(n)
-        elif bias is not None:
-            out = xhat + bias.reshape(n)
-        else:
-            out = xhat.copy()
+        w = weight.reshape(n) if weight is not None else None
+        b = bias.reshape(n) if bias is not None else None
+        xhat = xp.empty(rows.shape, dtype=x.dtype)
+        out = xp.empty(rows.shape, dtype=x.dtype)
+        rstd = xp.empty((len(rows), 1), dtype=x.dtype)
+
+        def block(lo, hi):
+            r, xh, o = rows[lo:hi], xhat[lo:hi], out[lo:hi]
+            xp.subtract(r, xp.einsum("ij->i", r)[:, None] / n, out=xh)
+            var = xp.einsum("ij,ij->i", xh, xh) / n
+            rstd[lo:hi, 0] = 1.0 / xp.sqrt(var + eps)
+            xh *= rstd[lo:hi]
+            if w is not None:
+                xp.multiply(xh, w, out=o)
+                if b is not None:
+                    o += b
+            elif b is not None:
+                xp.add(xh, b, out=o)
+            else:
+                o[...] = xh
+        intraop.for_rows(block, len(rows), rows.size, xp is np)
         ctx.norm_shape, ctx.shape = norm_shape, x.shape
         ctx.save_for_backward(xhat, rstd, weight)
         return out.reshape(x.shape)
@@ -53,18 +64,25 @@ class LayerNorm(Op):
         needs = ctx.needs_input_grad
         n = xhat.shape[1]
         g = grad.reshape(-1, n)
-        gx = gw = gb = None
-        if needs[2]:
-            gb = (xp.ones(g.shape[0], dtype=g.dtype) @ g).reshape(ctx.norm_shape)
-        if needs[1]:
-            gw = xp.einsum("ij,ij->j", g, xhat).reshape(ctx.norm_shape)
-        if needs[0]:
-            gy = g * weight.reshape(n) if weight is not None else g
-            mean_gy_xhat = xp.einsum("ij,ij->i", gy, xhat)[:, None] / n
-            mean_gy = (gy @ xp.ones(n, dtype=gy.dtype))[:, None] / n
-            gx = xhat * mean_gy_xhat
-            xp.subtract(gy, gx, out=gx)
-            gx -= mean_gy
-            gx *= rstd
-            gx = gx.reshape(ctx.shape)
-        return gx, gw, gb
+        w = weight.reshape(n) if weight is not None else None
+        gx = xp.empty(g.shape, dtype=g.dtype) if needs[0] else None
+
+        def block(lo, hi):
+            gb_part = gw_part = None
+            gr, xh = g[lo:hi], xhat[lo:hi]
+            if needs[2]:
+                gb_part = xp.einsum("ij->j", gr)
+            if needs[1]:
+                gw_part = xp.einsum("ij,ij->j", gr, xh)
+            if needs[0]:
+                gy = gr * w if w is not None else gr
+                out = gx[lo:hi]
+                xp.multiply(xh, (xp.einsum("ij,ij->i", gy, xh) / n)[:, None], out=out)
+                xp.subtract(gy, out, out=out)
+                out -= xp.einsum("ij->i", gy)[:, None] / n
+                out *= rstd[lo:hi]
+            return gw_part, gb_part
+        parts = intraop.for_rows(block, len(g), g.size, xp is np)
+        gw = sum(p[0] for p in parts).reshape(ctx.norm_shape) if needs[1] else None
+        gb = sum(p[1] for p in parts).reshape(ctx.norm_shape) if needs[2] else None
+        return (gx.reshape(ctx.shape) if needs[0] else None), gw, gb

@@ -1,4 +1,5 @@
-"""Thread-pool limits for BLAS and OpenMP (threadpoolctl, which ships with scikit-learn).
+"""Thread-pool limits for flowgrad's intra-op threads, BLAS and OpenMP (threadpoolctl, which
+ships with scikit-learn).
 
 Small GEMMs run fastest on one thread, and processes sharing a machine should not fight over
 its cores: ``with limit_threads(1): ...`` caps the pools inside the block, and
@@ -9,16 +10,24 @@ from __future__ import annotations
 
 import contextlib
 
+from .. import intraop
+
 __all__ = ["limit_threads"]
 
 
+@contextlib.contextmanager
 def limit_threads(threads: int | None, user_api: str | None = None):
-    """A context manager capping the BLAS (and, unless ``user_api="blas"``, OpenMP) thread
-    pools at ``threads``; ``None`` leaves them as they are."""
+    """A context manager capping flowgrad's intra-op threads and the BLAS (and, unless
+    ``user_api="blas"``, OpenMP) thread pools at ``threads``; ``None`` leaves them as they
+    are."""
     if threads is None:
-        return contextlib.nullcontext()
+        yield
+        return
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(threads), user_api=user_api)
+        threadpool_limits = None
+    with intraop.limited(threads), (contextlib.nullcontext() if threadpool_limits is None
+                                    else threadpool_limits(limits=int(threads),
+                                                           user_api=user_api)):
+        yield

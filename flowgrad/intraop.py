@@ -1,0 +1,132 @@
+"""Intra-op threads: the element-wise work of one op spread over several cores (PyTorch's
+``torch.set_num_threads`` / ``torch.get_num_threads``).
+
+NumPy's ufuncs run on one thread, but they release the GIL inside their loops. So an op over a
+large array can cut it into row blocks and hand the blocks to a small pool of Python threads,
+which NumPy then runs at once; the GEMMs already use the BLAS library's own threads. Arrays
+under ``MIN_ELEMENTS`` numbers stay on the calling thread, where handing work over would cost
+more than it saves.
+
+The number of threads defaults to ``OMP_NUM_THREADS`` when set (as PyTorch's does), else to
+the cores this process may run on. ``set_num_threads(n)`` sets it and also caps the BLAS
+threads (through threadpoolctl, where installed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["get_num_threads", "set_num_threads"]
+
+# below this many numbers an op stays on one thread
+MIN_ELEMENTS = 1 << 17
+
+
+def _default_threads() -> int:
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+_threads = _default_threads()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_local = threading.local()  # .inside: this thread is running a block already
+
+
+def get_num_threads() -> int:
+    """The number of threads an op may use."""
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Let each op use ``n`` threads for its element-wise work, and cap the BLAS threads at
+    ``n`` (threadpoolctl, where installed)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
+    _set_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - comes with scikit-learn
+        return
+    threadpool_limits(limits=n, user_api="blas")
+
+
+def _set_threads(n: int) -> None:
+    global _threads, _pool
+    with _pool_lock:
+        if n != _threads and _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _threads = n
+
+
+@contextlib.contextmanager
+def limited(n: int | None):
+    """Within the block, ops use at most ``n`` threads (``None``: unchanged); the BLAS threads
+    are left to the caller (``flowgrad.utils.threads.limit_threads`` caps both)."""
+    before = _threads
+    if n is not None:
+        _set_threads(max(1, min(int(n), before)))
+    try:
+        yield
+    finally:
+        _set_threads(before)
+
+
+def _reset_after_fork() -> None:
+    """A forked child (a DataLoader worker) has none of the parent's pool threads."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def spans(rows: int, numbers: int) -> list[tuple[int, int]]:
+    """Row ranges [start, stop) covering ``rows`` rows that hold ``numbers`` numbers in all:
+    one per thread for a large array, a single range for a small one (or inside a block)."""
+    threads = _threads
+    if threads <= 1 or numbers < MIN_ELEMENTS or rows < 2 or getattr(_local, "inside", False):
+        return [(0, rows)]
+    threads = min(threads, rows, max(1, numbers // (MIN_ELEMENTS // 2)))
+    bounds = [rows * i // threads for i in range(threads + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _inside(kernel, start: int, stop: int):
+    _local.inside = True
+    try:
+        return kernel(start, stop)
+    finally:
+        _local.inside = False
+
+
+def run(kernel, ranges: list[tuple[int, int]]) -> list:
+    """``kernel(start, stop)`` for every range, the first on this thread and the others in the
+    pool; their results in order. An exception in any block is raised here."""
+    global _pool
+    if len(ranges) == 1:
+        return [kernel(*ranges[0])]
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, _threads - 1),
+                                       thread_name_prefix="flowgrad-intraop")
+        pool = _pool
+    futures = [pool.submit(_inside, kernel, a, b) for a, b in ranges[1:]]
+    first = _inside(kernel, *ranges[0])
+    return [first] + [f.result() for f in futures]
+
+
+def for_rows(kernel, rows: int, numbers: int, threads: bool = True) -> list:
+    """``run(kernel, spans(rows, numbers))``: a kernel over row blocks of a (rows, ...) array
+    of ``numbers`` numbers; ``threads=False`` (a GPU array) runs it once over all rows."""
+    return run(kernel, spans(rows, numbers) if threads else [(0, rows)])

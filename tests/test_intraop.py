@@ -1,0 +1,121 @@
+"""Intra-op threads (flowgrad.intraop, fg.set_num_threads): ops cut into row blocks on several
+threads give what they give on one, exceptions in a block reach the caller, and a forked
+child starts its own pool. Blocks are forced on small arrays by lowering MIN_ELEMENTS."""
+
+import multiprocessing
+import sys
+
+import numpy as np
+import pytest
+
+import flowgrad as fg
+import flowgrad.nn.functional as F
+from flowgrad import intraop
+
+
+@pytest.fixture
+def blocks(monkeypatch):
+    """Every op over 8 numbers or more cut into up to 3 blocks; counts the blocked runs."""
+    monkeypatch.setattr(intraop, "MIN_ELEMENTS", 8)
+    monkeypatch.setattr(intraop, "_threads", 3)
+    counted = {"blocked": 0}
+    run = intraop.run
+
+    def counting(kernel, ranges):
+        counted["blocked"] += len(ranges) > 1
+        return run(kernel, ranges)
+    monkeypatch.setattr(intraop, "run", counting)
+    return counted
+
+
+def _run_all(seed=0):
+    """Forward and every gradient of a small graph that reaches each blocked kernel."""
+    rng = np.random.default_rng(seed)
+    x = fg.tensor(rng.standard_normal((6, 5, 8)), requires_grad=True)
+    w = fg.tensor(rng.standard_normal(8), requires_grad=True)
+    b = fg.tensor(rng.standard_normal(8), requires_grad=True)
+    q = fg.tensor(rng.standard_normal((6, 2, 5, 4)), requires_grad=True)
+    keep = fg.tensor(rng.random((5, 5)) > 0.4)
+    fg.manual_seed(1)
+    h = F.layer_norm(x, (8,), w, b)
+    h = F.relu(h * x + w) - x * 0.5                    # Mul, Add (broadcast), Sub, ReLU
+    a = F.scaled_dot_product_attention(q, q, q, attn_mask=keep, dropout_p=0.3)
+    loss = (h * h).sum() + (a * a).sum() + (h + h).mean()   # x reached by several paths
+    grads = fg.autograd.grad(loss, (x, w, b, q))
+    return [h.detach().numpy(), a.detach().numpy()] + [g.numpy() for g in grads]
+
+
+def test_spans_cover_the_rows_once(monkeypatch):
+    monkeypatch.setattr(intraop, "_threads", 3)
+    assert intraop.spans(10, 10) == [(0, 10)]                     # small: one block
+    monkeypatch.setattr(intraop, "MIN_ELEMENTS", 4)
+    spans = intraop.spans(10, 100)
+    assert len(spans) == 3 and spans[0][0] == 0 and spans[-1][1] == 10
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert intraop.spans(2, 100) == [(0, 1), (1, 2)]              # no more blocks than rows
+
+
+def test_blocked_ops_give_what_one_thread_gives(blocks, monkeypatch):
+    many = _run_all()
+    assert blocks["blocked"] >= 8  # layer norm, ReLU, products, sums, attention: both ways
+    monkeypatch.setattr(intraop, "_threads", 1)
+    one = _run_all()
+    for got, want in zip(many, one):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_binary_broadcasts_either_operand_into_the_blocks(blocks):
+    rng = np.random.default_rng(2)
+    full = rng.standard_normal((7, 4, 3)).astype(np.float32)
+    for other in (rng.standard_normal((4, 3)), rng.standard_normal((1, 4, 3)),
+                  rng.standard_normal((7, 1, 3)), rng.standard_normal(3)):
+        other = other.astype(np.float32)
+        for x, y in ((full, other), (other, full)):
+            np.testing.assert_array_equal(fg.backend.binary(np, np.subtract, x, y), x - y)
+
+
+def test_an_exception_in_a_block_reaches_the_caller(blocks):
+    def kernel(lo, hi):
+        if lo > 0:
+            raise RuntimeError(f"block {lo}:{hi} failed")
+        return lo
+    with pytest.raises(RuntimeError, match="block"):
+        intraop.for_rows(kernel, 9, 900)
+
+
+def test_set_num_threads_checks_and_sets():
+    before = fg.get_num_threads()
+    with pytest.raises(ValueError, match="set_num_threads: expected a positive integer"):
+        fg.set_num_threads(0)
+    try:
+        fg.set_num_threads(before + 1)
+        assert fg.get_num_threads() == before + 1
+    finally:
+        fg.set_num_threads(before)
+
+
+def _child(queue):
+    queue.put(float(_run_all()[0].sum()))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_a_forked_child_runs_blocked_ops(blocks):
+    _run_all()  # the parent's pool exists before the fork
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child, args=(queue,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == pytest.approx(float(_run_all()[0].sum()))
+
+
+def test_limit_threads_caps_the_intra_op_threads_inside_its_block(monkeypatch):
+    from flowgrad.utils.threads import limit_threads
+
+    monkeypatch.setattr(intraop, "_threads", 3)
+    with limit_threads(1):
+        assert fg.get_num_threads() == 1
+    assert fg.get_num_threads() == 3
+    with limit_threads(None):
+        assert fg.get_num_threads() == 3

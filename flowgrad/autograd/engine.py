@@ -15,6 +15,7 @@ from . import op
 from .broadcast import sum_to
 from .lowrank import OuterSum
 from .op import _FREED
+from .scattered import ScatteredSum
 
 
 def _consumer_counts(roots) -> dict:
@@ -166,7 +167,7 @@ def _ready_roots(roots, counts: dict) -> list:
 def _complete_gradient(t, grads: dict, capture: dict | None):
     """dz/dt, now that every successor has contributed: run t's hooks, and capture it if asked."""
     g = grads.pop(id(t), None)
-    if type(g) is OuterSum:  # a weight's terms kept as factors: one product, now
+    if type(g) in _DEFERRED:  # a weight's terms kept as factors, or slices: one array, now
         g = g.materialize()
     if g is not None and t._hooks is not None:
         g = _run_hooks(t, g)
@@ -186,25 +187,37 @@ def _send_to_inputs(ctx, input_grads: tuple, grads: dict, counts: dict, ready: l
         gp = input_grads[i] if i < len(input_grads) else None
         if gp is not None:
             if gp.shape != p._data.shape or gp.dtype != p._data.dtype:
-                if type(gp) is OuterSum:
+                if type(gp) in _DEFERRED:
                     gp = gp.materialize()
                 if gp.shape != p._data.shape:
                     gp = sum_to(gp, p._data.shape, ctx.fn.__name__)
                 if gp.dtype != p._data.dtype:
                     gp = gp.astype(p._data.dtype)
             old = grads.get(k)
-            if old is None:
-                grads[k] = gp
-            elif type(gp) is OuterSum:
-                grads[k] = gp.add(old)
-            elif type(old) is OuterSum:
-                grads[k] = old.add(gp)
-            else:
-                grads[k] = backend.binary(ctx.xp, ctx.xp.add, old, gp)
+            grads[k] = gp if old is None else _merge(ctx.xp, old, gp)
         c = counts[k] - 1
         counts[k] = c
         if c == 0:
             ready.append(p)
+
+
+# gradients kept in a form other than an array until complete (see lowrank and scattered)
+_DEFERRED = (OuterSum, ScatteredSum)
+
+
+def _merge(xp, old, new):
+    """old + new for two gradients of one tensor, either of them possibly deferred."""
+    if type(old) is ScatteredSum:
+        old, new = new, old
+    if type(new) is ScatteredSum:  # dense, outer or scattered old: the slices go onto it
+        if type(old) is OuterSum:
+            old = old.materialize()
+        return new.add(old)
+    if type(new) is OuterSum:
+        return new.add(old)
+    if type(old) is OuterSum:
+        return old.add(new)
+    return backend.binary(xp, xp.add, old, new)
 
 
 def _free(ctx) -> None:
@@ -229,7 +242,7 @@ def _call_backward(ctx, g) -> tuple:
         raise GraphError(f"{ctx.fn.__name__}.backward returned {len(out)} gradients for "
                          f"{len(ctx.parents)} inputs")
     if op._anomaly_mode:  # flowgrad.debug.detect_anomaly: check every node's gradients
-        out = tuple(o.materialize() if type(o) is OuterSum else o for o in out)
+        out = tuple(o.materialize() if type(o) in _DEFERRED else o for o in out)
         op._anomaly_checker.backward(ctx, g, out)
     return out
 

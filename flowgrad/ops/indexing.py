@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd.op import Op
+from ..autograd.scattered import ScatteredSum
 
 
 def _is_basic(index) -> bool:
@@ -31,12 +32,10 @@ class GetItem(Op):
 
     @staticmethod
     def backward(ctx, grad):
-        xp = ctx.xp
-        gx = xp.zeros(ctx.shape, dtype=grad.dtype)
-        if ctx.basic:
-            gx[ctx.index] = grad
-        else:
-            backend.scatter_add(xp, gx, ctx.saved[0], grad)
+        if ctx.basic:  # kept as a slice: several slices of one input sum into one array
+            return ScatteredSum(ctx.shape, ctx.index, grad)
+        gx = ctx.xp.zeros(ctx.shape, dtype=grad.dtype)
+        backend.scatter_add(ctx.xp, gx, ctx.saved[0], grad)
         return gx
 
 

@@ -1,0 +1,40 @@
+"""The gradient of an array read in pieces, kept as its pieces until it is needed.
+
+``q, k, v = x.unbind(0)`` or ``x.chunk(4, -1)`` reads disjoint slices of ``x``; each slice's
+backward would make a zero array of ``x``'s shape holding its gradient in its slice, and the
+engine would then add those arrays up (the multiple-paths chain rule). Kept as (index,
+gradient) pairs instead, the sum is one array, each piece written into its slice once."""
+
+from __future__ import annotations
+
+from ..backend import get_array_module
+
+
+class ScatteredSum:
+    """Σ_i zeros(shape) with ``grads[i]`` added at the basic index ``indices[i]``."""
+
+    __slots__ = ("shape", "dtype", "indices", "grads")
+
+    def __init__(self, shape: tuple, index, grad) -> None:
+        self.shape, self.dtype = tuple(shape), grad.dtype
+        self.indices, self.grads = [index], [grad]
+
+    def add(self, other):
+        """This sum plus another ScatteredSum (kept as pieces) or a dense array (the result is
+        dense: a copy of it with the pieces added)."""
+        if type(other) is ScatteredSum:
+            self.indices += other.indices
+            self.grads += other.grads
+            return self
+        return self.materialize(base=other)
+
+    def materialize(self, base=None):
+        """The dense array: zeros (or a copy of ``base``) with each piece added in its slice."""
+        xp = get_array_module(self.grads[0])
+        if base is None:
+            out = xp.zeros(self.shape, dtype=self.dtype)
+        else:
+            out = base.astype(self.dtype, copy=True) if base.dtype != self.dtype else base.copy()
+        for index, grad in zip(self.indices, self.grads):
+            out[index] += grad
+        return out

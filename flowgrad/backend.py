@@ -222,6 +222,21 @@ def binary(xp, ufunc, x, y):
     return out
 
 
+def add_rows_(xp, out, row) -> None:
+    """out += row in place, for a 2-D ``out`` and a row broadcasting along it (a bias), in
+    blocks of rows over the intra-op threads."""
+    intraop.for_rows(lambda a, b: xp.add(out[a:b], row, out=out[a:b]), len(out), out.size,
+                     xp is np)
+
+
+def column_sums(xp, a):
+    """The sum of each column of a 2-D array (a bias's gradient): an einsum per block of rows
+    over the intra-op threads, the blocks' sums added."""
+    parts = intraop.for_rows(lambda lo, hi: xp.einsum("ij->j", a[lo:hi]), len(a), a.size,
+                             xp is np)
+    return parts[0] if len(parts) == 1 else sum(parts)
+
+
 def _broadcasts_into(small: tuple, shape: tuple) -> bool:
     """Whether an array of shape ``small`` broadcasts to ``shape`` without enlarging it."""
     if len(small) > len(shape):

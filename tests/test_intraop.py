@@ -39,6 +39,7 @@ def _run_all(seed=0):
     fg.manual_seed(1)
     h = F.layer_norm(x, (8,), w, b)
     h = F.relu(h * x + w) - x * 0.5                    # Mul, Add (broadcast), Sub, ReLU
+    h = F.linear(h, w.unsqueeze(0).expand(8, 8) * 0.1 + x[0, :, :].T @ x[0, :, :], b)
     a = F.scaled_dot_product_attention(q, q, q, attn_mask=keep, dropout_p=0.3)
     loss = (h * h).sum() + (a * a).sum() + (h + h).mean()   # x reached by several paths
     grads = fg.autograd.grad(loss, (x, w, b, q))
@@ -57,7 +58,8 @@ def test_spans_cover_the_rows_once(monkeypatch):
 
 def test_blocked_ops_give_what_one_thread_gives(blocks, monkeypatch):
     many = _run_all()
-    assert blocks["blocked"] >= 8  # layer norm, ReLU, products, sums, attention: both ways
+    # layer norm, ReLU, products, sums, a bias and its gradient, attention: both ways
+    assert blocks["blocked"] >= 10
     monkeypatch.setattr(intraop, "_threads", 1)
     one = _run_all()
     for got, want in zip(many, one):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import string
 
+from .. import backend
 from ..autograd.op import Op
 from ..dtypes import SAME
 from ..errors import ShapeError
@@ -76,12 +77,15 @@ class Linear(Op):
                              f"{w.shape[1]}")
         ctx.save_for_backward(x, w)
         if x.ndim > 2:  # one GEMM over all leading dims (a batched matmul would loop over them)
-            out = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])
+            out = x.reshape(-1, x.shape[-1]) @ w.T
         else:
             out = x @ w.T
         if b is not None:
-            out += b
-        return out
+            if out.ndim == 2 and b.ndim == 1 and out.flags.c_contiguous:
+                backend.add_rows_(ctx.xp, out, b)
+            else:
+                out += b
+        return out.reshape(*x.shape[:-1], w.shape[0]) if x.ndim > 2 else out
 
     @staticmethod
     def backward(ctx, grad):
@@ -94,7 +98,9 @@ class Linear(Op):
             if grad.ndim > 2:
                 gx = gx.reshape(*grad.shape[:-1], w.shape[1])
         gw = g2.T @ x.reshape(-1, x.shape[-1]) if needs[1] else None
-        gb = g2.sum(axis=0) if needs[2] else None
+        gb = None
+        if needs[2]:
+            gb = backend.column_sums(ctx.xp, g2) if g2.ndim == 2 else g2.sum(axis=0)
         return gx, gw, gb
 
 

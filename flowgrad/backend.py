@@ -237,6 +237,23 @@ def column_sums(xp, a):
     return parts[0] if len(parts) == 1 else sum(parts)
 
 
+def reshape(xp, a, shape):
+    """``a.reshape(shape)``; where that must copy (a permuted array: heads merged back), a
+    large NumPy array is copied in blocks of rows over the intra-op threads."""
+    if (xp is not np or a.size < intraop.MIN_ELEMENTS or a.ndim < 2 or a.flags.c_contiguous
+            or intraop.get_num_threads() < 2):
+        return a.reshape(shape)
+    try:
+        return a.reshape(shape, copy=False)  # a view where one exists, as NumPy gives
+    except TypeError:  # NumPy < 2.1: no copy argument
+        return a.reshape(shape)
+    except ValueError:  # a copy is needed
+        pass
+    out = np.empty(a.shape, dtype=a.dtype)
+    intraop.for_rows(lambda lo, hi: np.copyto(out[lo:hi], a[lo:hi]), len(a), a.size)
+    return out.reshape(shape)
+
+
 def _broadcasts_into(small: tuple, shape: tuple) -> bool:
     """Whether an array of shape ``small`` broadcasts to ``shape`` without enlarging it."""
     if len(small) > len(shape):

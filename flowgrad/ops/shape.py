@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import backend
 from ..autograd.op import Op
 
 
@@ -11,11 +12,11 @@ class Reshape(Op):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
-        return x.reshape(shape)
+        return backend.reshape(ctx.xp, x, shape)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.reshape(ctx.shape)
+        return backend.reshape(ctx.xp, grad, ctx.shape)
 
 
 class Permute(Op):

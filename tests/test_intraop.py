@@ -122,3 +122,30 @@ def test_limit_threads_caps_the_intra_op_threads_inside_its_block(monkeypatch):
     assert fg.get_num_threads() == 3
     with limit_threads(None):
         assert fg.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("make", [
+    lambda w: fg.optim.Adam([w], lr=0.1), lambda w: fg.optim.Adam([w], lr=0.1, amsgrad=True),
+    lambda w: fg.optim.SGD([w], lr=0.01, momentum=0.9, nesterov=True),
+    lambda w: fg.optim.SGD([w], lr=0.01)])
+def test_optimizers_share_a_large_parameter_among_the_threads_and_update_it_the_same(
+        blocks, monkeypatch, make):
+    from flowgrad.optim import optimizer, sgd
+
+    monkeypatch.setattr(optimizer, "UPDATE_CHUNK", 7)  # 6 chunks of the 40 numbers
+    monkeypatch.setattr(sgd, "_CHUNKED_ABOVE", 8)
+
+    def steps():
+        rng = np.random.default_rng(4)
+        w = fg.tensor(rng.standard_normal((5, 8)), requires_grad=True)
+        opt = make(w)
+        for _ in range(3):
+            opt.zero_grad()
+            ((w - 1.0) ** 3).sum().backward()
+            opt.step()
+        return w.detach().numpy()
+
+    many = steps()
+    assert blocks["blocked"] > 0
+    monkeypatch.setattr(intraop, "_threads", 1)
+    np.testing.assert_array_equal(many, steps())

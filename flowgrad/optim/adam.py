@@ -77,7 +77,10 @@ class Adam(Optimizer):
             step_size = lr / bias_correction1
             bias_correction2_sqrt = bias_correction2 ** 0.5
             state = [st[name]._data for name in arrays]
-            for a_c, d_c, m, v, *vmax, u in self._chunks((a, d, *state)):
+
+            def update(a_c, d_c, m, v, *rest, xp=xp, step_size=step_size,
+                       bias_correction2_sqrt=bias_correction2_sqrt):
+                *vmax, u = rest
                 _lerp_(xp, m, d_c, 1 - beta1, u)
                 _ema_square_(xp, v, d_c, beta2, u)   # v ← β₂v + (1−β₂)·g·g
                 if amsgrad:
@@ -89,6 +92,7 @@ class Adam(Optimizer):
                 xp.divide(m, u, out=u)
                 xp.multiply(u, step_size, out=u)     # θ ← θ − lr/(1−β₁ᵗ)·m/denom
                 xp.subtract(a_c, u, out=a_c)
+            self._each_chunk((a, d, *state), update)
 
 
 class AdamW(Adam):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend
+from .. import backend, intraop
 from ..autograd import grad_mode
 from ..errors import DTypeError
 from ..tensor import Tensor
@@ -274,6 +274,36 @@ class Optimizer:
                 small[k] = self._scratch_buffers[("chunk", k, a.dtype)] = np.empty(
                     UPDATE_CHUNK, a.dtype)
         yield from in_chunks(arrays, small)
+
+    def _each_chunk(self, arrays, update, n_scratch: int = 1) -> None:
+        """``update(chunk of each array..., scratch...)`` over ``_chunks(arrays)``; on NumPy
+        the chunks of a large parameter are shared out among the intra-op threads, each
+        with scratch of its own (the update is element-wise, so any split gives the same
+        result)."""
+        a = arrays[0]
+        if (type(a) is not np.ndarray or a.size < intraop.MIN_ELEMENTS
+                or intraop.get_num_threads() < 2
+                or not all(x.flags.c_contiguous for x in arrays)):
+            for chunk in self._chunks(arrays, n_scratch):
+                update(*chunk)
+            return
+        flats = [x.reshape(-1) for x in arrays]
+        n = a.size
+        pieces = [(i, min(n, i + UPDATE_CHUNK)) for i in range(0, n, UPDATE_CHUNK)]
+        ranges = intraop.spans(len(pieces), n)
+        slots = {lo: s for s, (lo, _) in enumerate(ranges)}
+
+        def block(lo, hi):
+            scratch = []
+            for k in range(n_scratch):
+                key = ("chunk", k, a.dtype, slots[lo])
+                buf = self._scratch_buffers.get(key)
+                if buf is None or buf.size < UPDATE_CHUNK:
+                    buf = self._scratch_buffers[key] = np.empty(UPDATE_CHUNK, a.dtype)
+                scratch.append(buf)
+            for i, j in pieces[lo:hi]:
+                update(*(f[i:j] for f in flats), *(t[:j - i] for t in scratch))
+        intraop.run(block, ranges)
 
     def _scratch(self, like, slot: int = 0):
         """A reusable work array of ``like``'s shape, dtype and device (not part of the state):

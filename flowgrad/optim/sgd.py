@@ -9,6 +9,9 @@ from .optimizer import Optimizer, _wrap, implementation_options
 __all__ = ["SGD"]
 
 
+# parameters above this many numbers take the chunked update; smaller ones one expression
+_CHUNKED_ABOVE = 4096
+
 class SGD(Optimizer):
     """θ ← θ − lr·v, with v = g (+ weight_decay·θ), or with momentum μ:
     b ← μ·b + (1 − dampening)·g (b = g at the first step), v = b, or v = g + μ·b (Nesterov).
@@ -49,10 +52,11 @@ class SGD(Optimizer):
         for p, a, d, xp in self._with_grads(group):
             d = self._direction(a, d, xp, wd, maximize)  # g + wd·θ, −g to maximize
             if momentum == 0:
-                if a.size > 4096:  # θ ← θ − lr·g
-                    for a_c, d_c, u in self._chunks((a, d)):
+                if a.size > _CHUNKED_ABOVE:  # θ ← θ − lr·g
+                    def plain(a_c, d_c, u, xp=xp):
                         xp.multiply(d_c, lr, out=u)
                         xp.subtract(a_c, u, out=a_c)
+                    self._each_chunk((a, d), plain)
                 else:  # a small temporary costs less than fetching the scratch
                     a -= lr * d
                 p._version += 1
@@ -65,7 +69,8 @@ class SGD(Optimizer):
                 st["momentum_buffer"] = _wrap(b)
             else:
                 b = buf._data
-            for a_c, d_c, b_c, u in self._chunks((a, d, b)):
+
+            def momentum_step(a_c, d_c, b_c, u, xp=xp, first=first):
                 if not first:  # b ← μ·b + (1 − dampening)·g
                     xp.multiply(b_c, momentum, out=b_c)
                     if dampening != 0:
@@ -80,4 +85,5 @@ class SGD(Optimizer):
                 else:
                     xp.multiply(b_c, lr, out=u)
                 xp.subtract(a_c, u, out=a_c)  # θ ← θ − lr·v
+            self._each_chunk((a, d, b), momentum_step)
             p._version += 1

@@ -42,7 +42,10 @@ def _run_all(seed=0):
     h = F.linear(h, w.unsqueeze(0).expand(8, 8) * 0.1 + x[0, :, :].T @ x[0, :, :], b)
     a = F.scaled_dot_product_attention(q, q, q, attn_mask=keep, dropout_p=0.3)
     t = x.transpose(0, 1).reshape(5, 48)                   # a reshape that copies
-    loss = (h * h).sum() + (a * a).sum() + (h + h).mean() + (t * t.detach()).sum()
+    target = fg.tensor(rng.integers(0, 8, 30))
+    ce = F.cross_entropy(h.reshape(30, 8), target) + F.cross_entropy(
+        h.reshape(30, 8), target, label_smoothing=0.1)
+    loss = (h * h).sum() + (a * a).sum() + (h + h).mean() + (t * t.detach()).sum() + ce
     grads = fg.autograd.grad(loss, (x, w, b, q))
     return [h.detach().numpy(), a.detach().numpy()] + [g.numpy() for g in grads]
 

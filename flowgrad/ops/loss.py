@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import intraop
 from ..autograd.op import Op
 from ..dtypes import FLOATING
 
@@ -87,15 +88,22 @@ class CrossEntropy(Op):
         xp = ctx.xp
         x2, t = _rows(xp, x, target)
         m, c = x2.shape
-        e = x2 - x2.max(axis=1, keepdims=True)  # shifted logits, then exp of them in place
         safe, wt = _target_weights(xp, t, weight, ignore_index, x.dtype)
-        rows = xp.arange(m)
-        shifted_t = e[rows, safe]  # (M,)
         eps = label_smoothing
-        if eps > 0:  # sum_j w_j s_j before e is overwritten
-            shifted_sum = e.sum(axis=1) if weight is None else e @ weight
-        xp.exp(e, out=e)
-        total_exp = e.sum(axis=1)  # (M,)
+        e = xp.empty(x2.shape, dtype=x2.dtype)  # shifted logits, then exp of them in place
+        shifted_t = xp.empty(m, dtype=x2.dtype)
+        total_exp = xp.empty(m, dtype=x2.dtype)
+        shifted_sum = xp.empty(m, dtype=x2.dtype) if eps > 0 else None
+
+        def block(lo, hi):  # rows lo:hi
+            b = e[lo:hi]
+            xp.subtract(x2[lo:hi], x2[lo:hi].max(axis=1, keepdims=True), out=b)
+            shifted_t[lo:hi] = b[xp.arange(hi - lo), safe[lo:hi]]
+            if eps > 0:  # sum_j w_j s_j before e is overwritten
+                shifted_sum[lo:hi] = b.sum(axis=1) if weight is None else b @ weight
+            xp.exp(b, out=b)
+            total_exp[lo:hi] = xp.einsum("ij->i", b)
+        intraop.for_rows(block, m, x2.size, xp is np)
         lse = xp.log(total_exp)
         per = -(shifted_t - lse) * wt  # (M,)
         if eps > 0:  # -sum_j w_j log p_j = -(sum_j w_j s_j - lse sum_j w_j)
@@ -126,7 +134,10 @@ class CrossEntropy(Op):
             gx = e * ((coef + gv * wsum) / total_exp)[:, None]
             gx -= gv[:, None] if weight is None else gv[:, None] * weight
         else:
-            gx = e * (coef / total_exp)[:, None]
+            scale = (coef / total_exp)[:, None]
+            gx = xp.empty(e.shape, dtype=e.dtype)
+            intraop.for_rows(lambda lo, hi: xp.multiply(e[lo:hi], scale[lo:hi], out=gx[lo:hi]),
+                             m, e.size, xp is np)
         gx[rows, safe] -= coef
         return _unrows(xp, gx.astype(e.dtype, copy=False), ctx.shape), None, None, None, \
             None, None

@@ -45,7 +45,8 @@ def _run_all(seed=0):
     target = fg.tensor(rng.integers(0, 8, 30))
     ce = F.cross_entropy(h.reshape(30, 8), target) + F.cross_entropy(
         h.reshape(30, 8), target, label_smoothing=0.1)
-    loss = (h * h).sum() + (a * a).sum() + (h + h).mean() + (t * t.detach()).sum() + ce
+    sm = (F.softmax(h, -1) * x).sum() + (F.log_softmax(h, -1) * x).sum()
+    loss = (h * h).sum() + (a * a).sum() + (h + h).mean() + (t * t.detach()).sum() + ce + sm
     grads = fg.autograd.grad(loss, (x, w, b, q))
     return [h.detach().numpy(), a.detach().numpy()] + [g.numpy() for g in grads]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import intraop
 from ..autograd.op import Op
 from ..dtypes import FLOAT, FLOATING
 
@@ -206,26 +207,52 @@ class LogSumExp(Op):
         return g * ctx.xp.exp(x - out)
 
 
+def _last_rows(xp, x, dim) -> bool:
+    """Whether a softmax over ``dim`` can go to the intra-op threads in blocks of its
+    leading rows: the last dimension of a NumPy array of 2 dimensions or more."""
+    return xp is np and x.ndim >= 2 and dim in (-1, x.ndim - 1)
+
+
 class Softmax(Op):
     dtype_rule = FLOATING
 
     @staticmethod
     def forward(ctx, x, dim):
         xp = ctx.xp
+        ctx.dim = dim
         if x.size == 0:  # nothing to normalise (max over an empty dim has no identity)
             ctx.save_for_backward(x)
-            ctx.dim = dim
             return x.copy()
-        e = xp.exp(x - x.max(axis=dim, keepdims=True))
-        y = e / e.sum(axis=dim, keepdims=True)
+        if not _last_rows(xp, x, dim):
+            e = xp.exp(x - x.max(axis=dim, keepdims=True))
+            y = e / e.sum(axis=dim, keepdims=True)
+            ctx.save_for_backward(y)
+            return y
+        y = xp.empty(x.shape, dtype=x.dtype)
+
+        def block(lo, hi):
+            b, xb = y[lo:hi], x[lo:hi]
+            xp.subtract(xb, xb.max(axis=-1, keepdims=True), out=b)
+            xp.exp(b, out=b)
+            b /= xp.einsum("...j->...", b)[..., None]
+        intraop.for_rows(block, len(x), x.size)
         ctx.save_for_backward(y)
-        ctx.dim = dim
         return y
 
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved
-        return y * (grad - (grad * y).sum(axis=ctx.dim, keepdims=True))
+        xp = ctx.xp
+        if not _last_rows(xp, y, ctx.dim) or grad.shape != y.shape:
+            return y * (grad - (grad * y).sum(axis=ctx.dim, keepdims=True))
+        gx = xp.empty(y.shape, dtype=np.result_type(y, grad))
+
+        def block(lo, hi):
+            g, yb, out = grad[lo:hi], y[lo:hi], gx[lo:hi]
+            xp.subtract(g, xp.einsum("...j,...j->...", g, yb)[..., None], out=out)
+            out *= yb
+        intraop.for_rows(block, len(y), y.size)
+        return gx
 
 
 class LogSoftmax(Op):
@@ -234,20 +261,40 @@ class LogSoftmax(Op):
     @staticmethod
     def forward(ctx, x, dim):
         xp = ctx.xp
+        ctx.dim = dim
         if x.size == 0:  # nothing to normalise (max over an empty dim has no identity)
             ctx.save_for_backward(x)
-            ctx.dim = dim
             return x.copy()
-        shifted = x - x.max(axis=dim, keepdims=True)
-        y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+        if not _last_rows(xp, x, dim):
+            shifted = x - x.max(axis=dim, keepdims=True)
+            y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+            ctx.save_for_backward(y)
+            return y
+        y = xp.empty(x.shape, dtype=x.dtype)
+
+        def block(lo, hi):
+            b, xb = y[lo:hi], x[lo:hi]
+            xp.subtract(xb, xb.max(axis=-1, keepdims=True), out=b)
+            b -= xp.log(xp.einsum("...j->...", xp.exp(b)))[..., None]
+        intraop.for_rows(block, len(x), x.size)
         ctx.save_for_backward(y)
-        ctx.dim = dim
         return y
 
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved
-        return grad - ctx.xp.exp(y) * grad.sum(axis=ctx.dim, keepdims=True)
+        xp = ctx.xp
+        if not _last_rows(xp, y, ctx.dim) or grad.shape != y.shape:
+            return grad - xp.exp(y) * grad.sum(axis=ctx.dim, keepdims=True)
+        gx = xp.empty(y.shape, dtype=np.result_type(y, grad))
+
+        def block(lo, hi):
+            g, out = grad[lo:hi], gx[lo:hi]
+            xp.exp(y[lo:hi], out=out)
+            out *= xp.einsum("...j->...", g)[..., None]
+            xp.subtract(g, out, out=out)
+        intraop.for_rows(block, len(y), y.size)
+        return gx
 
 
 class Norm2(Op):

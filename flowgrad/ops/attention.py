@@ -44,7 +44,7 @@ class Attention(Op):
     @staticmethod
     def forward(ctx, q, k, v, scale, keep, bias, dead, drop):
         xp = ctx.xp
-        s = xp.matmul(q, xp.swapaxes(k, -1, -2))
+        s = backend.matmul(xp, q, xp.swapaxes(k, -1, -2))
         shape = s.shape
         factor = s.dtype.type(scale)
         minus_inf = s.dtype.type(-xp.inf)
@@ -65,7 +65,7 @@ class Attention(Op):
         weights = s if drop is None else backend.binary(xp, xp.multiply, s, drop)
         ctx.scale = scale
         ctx.save_for_backward(q, k, v, s, drop)
-        return xp.matmul(weights, v)
+        return backend.matmul(xp, weights, v)
 
     @staticmethod
     def backward(ctx, grad):
@@ -75,9 +75,9 @@ class Attention(Op):
         gq = gk = gv = None
         if needs[2]:
             weights = attn if drop is None else backend.binary(xp, xp.multiply, attn, drop)
-            gv = xp.matmul(xp.swapaxes(weights, -1, -2), grad)
+            gv = backend.matmul(xp, xp.swapaxes(weights, -1, -2), grad)
         if needs[0] or needs[1]:
-            ga = xp.matmul(grad, xp.swapaxes(v, -1, -2))
+            ga = backend.matmul(xp, grad, xp.swapaxes(v, -1, -2))
             factor = ga.dtype.type(ctx.scale)
             shape = ga.shape
 
@@ -90,9 +90,9 @@ class Attention(Op):
                 g *= factor
             _blocks(xp, block, ga)
             if needs[0]:
-                gq = xp.matmul(ga, k)
+                gq = backend.matmul(xp, ga, k)
             if needs[1]:
-                gk = xp.matmul(xp.swapaxes(ga, -1, -2), q)
+                gk = backend.matmul(xp, xp.swapaxes(ga, -1, -2), q)
         return gq, gk, gv
 
 

@@ -31,7 +31,7 @@ class MatMul(Op):
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
         try:
-            return x @ y
+            return backend.matmul(ctx.xp, x, y)
         except ValueError:
             check_matmul(x.shape, y.shape)
             raise ShapeError(f"matmul: batch dimensions of {x.shape} and {y.shape} "
@@ -53,11 +53,11 @@ class MatMul(Op):
             G = G[..., None]
         gx = gy = None
         if needs[0]:
-            gx = G @ Y.swapaxes(-1, -2)
+            gx = backend.matmul(ctx.xp, G, Y.swapaxes(-1, -2))
             if xd == 1:
                 gx = gx[..., 0, :]
         if needs[1]:
-            gy = X.swapaxes(-1, -2) @ G
+            gy = backend.matmul(ctx.xp, X.swapaxes(-1, -2), G)
             if yd == 1:
                 gy = gy[..., 0]
         return gx, gy

@@ -279,6 +279,25 @@ def matmul(xp, a, b):
     return out
 
 
+def flat_blocks(xp, arrays: tuple, n_out: int, kernel, *args) -> tuple:
+    """``kernel(xp, *arrays, *args)`` -> ``n_out`` arrays of the first array's shape and
+    dtype, for arrays of one shape: on NumPy, for large C-contiguous arrays, over flat blocks
+    that the intra-op threads share (the kernel must be element-wise); at once otherwise."""
+    first = arrays[0]
+    if (xp is not np or first.size < intraop.MIN_ELEMENTS or intraop.get_num_threads() < 2
+            or any(type(a) is not np.ndarray or a.shape != first.shape
+                   or not a.flags.c_contiguous for a in arrays)):
+        return kernel(xp, *arrays, *args)
+    flats = [a.reshape(-1) for a in arrays]
+    outs = [np.empty(first.size, dtype=first.dtype) for _ in range(n_out)]
+
+    def block(lo, hi):
+        for o, part in zip(outs, kernel(xp, *(f[lo:hi] for f in flats), *args)):
+            o[lo:hi] = part
+    intraop.for_rows(block, first.size, first.size)
+    return tuple(o.reshape(first.shape) for o in outs)
+
+
 def _broadcasts_into(small: tuple, shape: tuple) -> bool:
     """Whether an array of shape ``small`` broadcasts to ``shape`` without enlarging it."""
     if len(small) > len(shape):

@@ -47,6 +47,7 @@ def _run_all(seed=0):
         h.reshape(30, 8), target, label_smoothing=0.1)
     sm = (F.softmax(h, -1) * x).sum() + (F.log_softmax(h, -1) * x).sum()
     sm = sm + (q @ q.transpose(-1, -2) @ q).sum() + (x @ w).sum()   # batched products
+    sm = sm + (F.gelu(h) * x).sum() + (F.gelu(h, approximate="tanh") * x).sum()
     loss = (h * h).sum() + (a * a).sum() + (h + h).mean() + (t * t.detach()).sum() + ce + sm
     grads = fg.autograd.grad(loss, (x, w, b, q))
     return [h.detach().numpy(), a.detach().numpy()] + [g.numpy() for g in grads]

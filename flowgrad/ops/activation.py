@@ -154,23 +154,32 @@ class Gelu(Op):
     def forward(ctx, x, approximate):
         xp = ctx.xp
         ctx.approximate = approximate
+        out, saved = backend.flat_blocks(xp, (x,), 2, Gelu._forward, approximate)
+        ctx.save_for_backward(x, saved)
+        return out
+
+    @staticmethod
+    def _forward(xp, x, approximate):
+        """(gelu(x), what backward needs: tanh(...) or Phi(x)) for one block."""
         if approximate == "tanh":
             k = math.sqrt(2 / math.pi)
             t = xp.tanh(k * (x + 0.044715 * x * x * x))
-            ctx.save_for_backward(x, t)
-            return 0.5 * x * (1 + t)
+            return 0.5 * x * (1 + t), t
         cdf = 0.5 * (1 + backend.erf(xp, x * (1 / math.sqrt(2))).astype(x.dtype, copy=False))
-        ctx.save_for_backward(x, cdf)
-        return x * cdf  # gelu(+inf) = inf (PyTorch's float32 AVX-512 kernel gives NaN there)
+        return x * cdf, cdf  # gelu(+inf) = inf (PyTorch's float32 AVX-512 kernel gives NaN)
 
     @staticmethod
     def backward(ctx, grad):
         x, t_or_cdf = ctx.saved
-        xp = ctx.xp
-        if ctx.approximate == "tanh":
+        return backend.flat_blocks(ctx.xp, (grad, x, t_or_cdf), 1, Gelu._backward,
+                                   ctx.approximate)[0]
+
+    @staticmethod
+    def _backward(xp, grad, x, t_or_cdf, approximate):
+        if approximate == "tanh":
             k = math.sqrt(2 / math.pi)
             t = t_or_cdf
             dt = (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
-            return grad * (0.5 * (1 + t) + 0.5 * x * dt)
+            return (grad * (0.5 * (1 + t) + 0.5 * x * dt),)
         pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-        return grad * (t_or_cdf + x * pdf)
+        return (grad * (t_or_cdf + x * pdf),)

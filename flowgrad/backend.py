@@ -273,9 +273,10 @@ def matmul(xp, a, b):
     out = np.empty(shape, dtype=np.result_type(a, b))
     split_a = a.ndim == len(shape) and a.shape[0] == shape[0]
     split_b = b.ndim == len(shape) and b.shape[0] == shape[0]
-    intraop.run(lambda lo, hi: np.matmul(a[lo:hi] if split_a else a, b[lo:hi] if split_b else b,
-                                         out=out[lo:hi]),
-                intraop.spans(shape[0], work // 32))
+    with intraop.one_blas_thread():
+        intraop.run(lambda lo, hi: np.matmul(a[lo:hi] if split_a else a,
+                                             b[lo:hi] if split_b else b, out=out[lo:hi]),
+                    intraop.spans(shape[0], work // 32))
     return out
 
 
@@ -306,12 +307,13 @@ def _broadcasts_into(small: tuple, shape: tuple) -> bool:
 
 
 def all_finite(xp, a) -> bool:
-    """Whether every element of a float array is finite: one BLAS dot product for a contiguous
+    """Whether every element of a float array is finite: one dot product for a contiguous
     NumPy array (NaN or an infinity anywhere makes it non-finite; a huge but finite array may
-    overflow it, which only sends the caller down its exact path), else isfinite."""
+    overflow it, which only sends the caller down its exact path), else isfinite. The dot is
+    an einsum rather than BLAS's, which the intra-op threads may call at once."""
     if xp is np and a.flags.c_contiguous and a.dtype.kind == "f" and a.dtype.itemsize >= 4:
         flat = a.reshape(-1)
-        return bool(np.isfinite(np.dot(flat, flat)))
+        return bool(np.isfinite(np.einsum("i,i->", flat, flat)))
     return bool(xp.isfinite(a).all())
 
 

@@ -100,7 +100,8 @@ class CrossEntropy(Op):
             xp.subtract(x2[lo:hi], x2[lo:hi].max(axis=1, keepdims=True), out=b)
             shifted_t[lo:hi] = b[xp.arange(hi - lo), safe[lo:hi]]
             if eps > 0:  # sum_j w_j s_j before e is overwritten
-                shifted_sum[lo:hi] = b.sum(axis=1) if weight is None else b @ weight
+                shifted_sum[lo:hi] = (b.sum(axis=1) if weight is None
+                                      else xp.einsum("ij,j->i", b, weight))
             xp.exp(b, out=b)
             total_exp[lo:hi] = xp.einsum("ij->i", b)
         intraop.for_rows(block, m, x2.size, xp is np)

@@ -254,38 +254,10 @@ def reshape(xp, a, shape):
     return out.reshape(shape)
 
 
-# a product of fewer multiply-adds, or of fewer rows, stays one BLAS call
-_SPLIT_WORK = 1 << 22
-_SPLIT_ROWS = 128
-
-
-def gemm(a, b):
-    """``a @ b`` for two 2-D NumPy arrays. A large product is cut into blocks of rows of the
-    result, one per intra-op thread, each computed by the BLAS library on one thread. The BLAS
-    library's own threads are then never woken: once woken, OpenBLAS's spin for a while after
-    each call, and took a core from the element-wise work that follows (a transformer step ran
-    148 ms instead of 125 on 2 cores)."""
-    m, n = a.shape[0], b.shape[1]
-    threads = intraop.get_num_threads()
-    if (threads < 2 or m < _SPLIT_ROWS or a.shape[1] != b.shape[0]
-            or m * n * a.shape[1] < _SPLIT_WORK
-            or a.dtype.kind not in "fc" or b.dtype.kind not in "fc"):
-        return np.matmul(a, b)
-    out = np.empty((m, n), dtype=np.result_type(a, b))
-    ranges = intraop.spans(m, m * n)
-    if len(ranges) == 1:
-        return np.matmul(a, b)
-    with intraop.one_blas_thread():
-        intraop.run(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), ranges)
-    return out
-
-
 def matmul(xp, a, b):
     """``a @ b``; a batched product of small matrices on NumPy (attention's heads), which the
     BLAS library runs one matrix at a time on one thread, has its batch shared out among
     the intra-op threads along its first dimension."""
-    if xp is np and a.ndim == 2 and b.ndim == 2:
-        return gemm(a, b)
     if xp is not np or a.ndim < 3 and b.ndim < 3 or a.ndim < 2 or b.ndim < 2:
         return xp.matmul(a, b)
     try:

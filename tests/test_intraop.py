@@ -155,21 +155,3 @@ def test_optimizers_share_a_large_parameter_among_the_threads_and_update_it_the_
     assert blocks["blocked"] > 0
     monkeypatch.setattr(intraop, "_threads", 1)
     np.testing.assert_array_equal(many, steps())
-
-
-def test_a_large_product_is_cut_into_blocks_of_rows_with_the_same_result(blocks, monkeypatch):
-    from flowgrad import backend
-
-    monkeypatch.setattr(backend, "_SPLIT_WORK", 64)
-    monkeypatch.setattr(backend, "_SPLIT_ROWS", 4)
-    rng = np.random.default_rng(5)
-    a, b = rng.standard_normal((30, 20)), rng.standard_normal((7, 20))
-    for x, y in ((a, b.T), (a.T.copy().T, b.T), (b.T.T, a.T)):
-        np.testing.assert_allclose(backend.gemm(x, y), x @ y, rtol=1e-12, atol=1e-12)
-    assert blocks["blocked"] == 3
-    x = fg.tensor(a, requires_grad=True)
-    w = fg.tensor(b, requires_grad=True)
-    out = F.linear(x, w, fg.tensor(np.ones(7), requires_grad=True))
-    out.backward(fg.tensor(np.ones((30, 7))))
-    np.testing.assert_allclose(x.grad.numpy(), np.ones((30, 7)) @ b, rtol=1e-12)
-    np.testing.assert_allclose(w.grad.numpy(), np.ones((7, 30)) @ a, rtol=1e-12)

@@ -76,11 +76,10 @@ class Linear(Op):
                              f"(shape {tuple(x.shape)}) but the weight {tuple(w.shape)} expects "
                              f"{w.shape[1]}")
         ctx.save_for_backward(x, w)
-        xp = ctx.xp
         if x.ndim > 2:  # one GEMM over all leading dims (a batched matmul would loop over them)
-            out = backend.matmul(xp, x.reshape(-1, x.shape[-1]), w.T)
+            out = x.reshape(-1, x.shape[-1]) @ w.T
         else:
-            out = backend.matmul(xp, x, w.T) if x.ndim == 2 else x @ w.T
+            out = x @ w.T
         if b is not None:
             if out.ndim == 2 and b.ndim == 1 and out.flags.c_contiguous:
                 backend.add_rows_(ctx.xp, out, b)
@@ -94,13 +93,14 @@ class Linear(Op):
         needs = ctx.needs_input_grad
         g2 = grad.reshape(-1, grad.shape[-1]) if grad.ndim != 2 else grad
         gx = None
-        xp = ctx.xp
         if needs[0]:
-            gx = backend.matmul(xp, g2, w).reshape(*grad.shape[:-1], w.shape[1])
-        gw = backend.matmul(xp, g2.T, x.reshape(-1, x.shape[-1])) if needs[1] else None
+            gx = g2 @ w if grad.ndim > 2 else grad @ w
+            if grad.ndim > 2:
+                gx = gx.reshape(*grad.shape[:-1], w.shape[1])
+        gw = g2.T @ x.reshape(-1, x.shape[-1]) if needs[1] else None
         gb = None
         if needs[2]:
-            gb = backend.column_sums(xp, g2)
+            gb = backend.column_sums(ctx.xp, g2) if g2.ndim == 2 else g2.sum(axis=0)
         return gx, gw, gb
 
 

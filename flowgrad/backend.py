@@ -255,29 +255,8 @@ def reshape(xp, a, shape):
 
 
 def matmul(xp, a, b):
-    """``a @ b``; a batched product of small matrices on NumPy (attention's heads), which the
-    BLAS library runs one matrix at a time on one thread, has its batch shared out among
-    the intra-op threads along its first dimension."""
-    if xp is not np or a.ndim < 3 and b.ndim < 3 or a.ndim < 2 or b.ndim < 2:
-        return xp.matmul(a, b)
-    try:
-        lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        return xp.matmul(a, b)  # NumPy's own error
-    shape = lead + (a.shape[-2], b.shape[-1])
-    work = a.shape[-1]
-    for s in shape:
-        work *= s
-    if work < 32 * intraop.MIN_ELEMENTS or intraop.get_num_threads() < 2 or shape[0] < 2:
-        return xp.matmul(a, b)
-    out = np.empty(shape, dtype=np.result_type(a, b))
-    split_a = a.ndim == len(shape) and a.shape[0] == shape[0]
-    split_b = b.ndim == len(shape) and b.shape[0] == shape[0]
-    with intraop.one_blas_thread():
-        intraop.run(lambda lo, hi: np.matmul(a[lo:hi] if split_a else a,
-                                             b[lo:hi] if split_b else b, out=out[lo:hi]),
-                    intraop.spans(shape[0], work // 32))
-    return out
+    """``a @ b`` (one place for the products of ``MatMul`` and attention)."""
+    return xp.matmul(a, b)
 
 
 def flat_blocks(xp, arrays: tuple, n_out: int, kernel, *args) -> tuple:

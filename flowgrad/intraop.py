@@ -81,26 +81,6 @@ def limited(n: int | None):
         _set_threads(before)
 
 
-_controller = None
-
-
-def one_blas_thread():
-    """A context manager giving the BLAS library one thread while several of ours call it
-    at once (OpenBLAS's own threads would otherwise queue those calls one behind another);
-    a no-op without threadpoolctl."""
-    global _controller
-    if _controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - comes with scikit-learn
-            _controller = False
-        else:
-            _controller = ThreadpoolController()
-    if _controller is False:
-        return contextlib.nullcontext()
-    return _controller.limit(limits=1, user_api="blas")
-
-
 def _reset_after_fork() -> None:
     """A forked child (a DataLoader worker) has none of the parent's pool threads."""
     global _pool, _pool_lock

@@ -46,7 +46,7 @@ def _run_all(seed=0):
     ce = F.cross_entropy(h.reshape(30, 8), target) + F.cross_entropy(
         h.reshape(30, 8), target, label_smoothing=0.1)
     sm = (F.softmax(h, -1) * x).sum() + (F.log_softmax(h, -1) * x).sum()
-    sm = sm + (q @ q.transpose(-1, -2) @ q).sum() + (x @ w).sum()   # batched products
+    sm = sm + (q @ q.transpose(-1, -2) @ q).sum() + (x @ w).sum()
     sm = sm + (F.gelu(h) * x).sum() + (F.gelu(h, approximate="tanh") * x).sum()
     loss = (h * h).sum() + (a * a).sum() + (h + h).mean() + (t * t.detach()).sum() + ce + sm
     grads = fg.autograd.grad(loss, (x, w, b, q))

@@ -29,6 +29,9 @@ THREADS = 2
 NOISY_CORES = 0.25  # other processes' load (cores) above which a timing is flagged
 SETTLE_S = 0.3      # idle pause before timing (spinning BLAS/OpenMP threads go to sleep)
 LIBS = ("flowgrad", "pytorch")
+# the spin of OpenBLAS's idle threads (2**16 cycles) that flowgrad sets when it is imported
+# before NumPy (flowgrad/__init__.py); the workers import NumPy first, so it is set here
+OPENBLAS_THREAD_TIMEOUT = "16"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -43,6 +46,10 @@ def limit_threads(lib: str) -> dict:
         import torch
 
         torch.set_num_threads(THREADS)
+    else:
+        import flowgrad
+
+        flowgrad.set_num_threads(THREADS)
     threadpool_limits(limits=THREADS)
     pools = [f"{p['internal_api']} {p.get('version')} ({p['user_api']}, {p['num_threads']} "
              f"threads)" for p in threadpool_info()]
@@ -50,6 +57,11 @@ def limit_threads(lib: str) -> dict:
         import torch
 
         pools.insert(0, f"torch intra-op threads {torch.get_num_threads()}")
+    else:
+        import flowgrad
+
+        pools.insert(0, f"flowgrad intra-op threads {flowgrad.get_num_threads()}, "
+                        f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}")
     return {"threads": pools}
 
 
@@ -234,6 +246,7 @@ def run_worker(script: str, lib: str, name: str, seconds: float, warmup: float,
     cmd = [sys.executable, script, "--worker", lib, "--workload", name, "--seconds",
            str(seconds), "--warmup", str(warmup), "--repeats", str(repeats), *extra]
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", OPENBLAS_THREAD_TIMEOUT)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):

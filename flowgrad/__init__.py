@@ -11,6 +11,16 @@ Example:
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+# OpenBLAS's idle threads spin for 2**28 cycles (about 0.1 s) after each product before they
+# sleep, and on a machine with few cores that takes a core from the element-wise work of the
+# intra-op threads that follows (a transformer step on 2 cores: 143 ms against 126 ms with 2**16).
+# OpenBLAS reads this once, when NumPy loads it: it applies when flowgrad is imported first.
+if "numpy" not in _sys.modules:
+    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+
 from . import autograd, backend, dtypes, errors, ops
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.grad_mode import inference_mode

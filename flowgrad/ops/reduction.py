@@ -213,46 +213,84 @@ def _last_rows(xp, x, dim) -> bool:
     return xp is np and x.ndim >= 2 and dim in (-1, x.ndim - 1)
 
 
+def _normalised(ctx, x, dim, whole, rows):
+    """The forward of Softmax and LogSoftmax: ``whole(xp, x, dim)``, or ``rows(xp, x_block,
+    out_block)`` over blocks of leading rows for the last dimension; saved for backward."""
+    xp = ctx.xp
+    ctx.dim = dim
+    if x.size == 0:  # nothing to normalise (max over an empty dim has no identity)
+        ctx.save_for_backward(x)
+        return x.copy()
+    if _last_rows(xp, x, dim):
+        y = xp.empty(x.shape, dtype=x.dtype)
+        intraop.for_rows(lambda lo, hi: rows(xp, x[lo:hi], y[lo:hi]), len(x), x.size)
+    else:
+        y = whole(xp, x, dim)
+    ctx.save_for_backward(y)
+    return y
+
+
+def _normalised_grad(ctx, grad, whole, rows):
+    """The backward of Softmax and LogSoftmax, as ``_normalised`` splits its forward."""
+    (y,) = ctx.saved
+    xp = ctx.xp
+    if not _last_rows(xp, y, ctx.dim) or grad.shape != y.shape:
+        return whole(xp, y, grad, ctx.dim)
+    gx = xp.empty(y.shape, dtype=np.result_type(y, grad))
+    intraop.for_rows(lambda lo, hi: rows(xp, y[lo:hi], grad[lo:hi], gx[lo:hi]), len(y), y.size)
+    return gx
+
+
+def _softmax(xp, x, dim):
+    e = xp.exp(x - x.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+def _softmax_rows(xp, x, out):
+    xp.subtract(x, x.max(axis=-1, keepdims=True), out=out)
+    xp.exp(out, out=out)
+    out /= xp.einsum("...j->...", out)[..., None]
+
+
+def _softmax_grad(xp, y, grad, dim):  # noqa: ARG001 - one signature for both
+    return y * (grad - (grad * y).sum(axis=dim, keepdims=True))
+
+
+def _softmax_grad_rows(xp, y, grad, out):
+    xp.subtract(grad, xp.einsum("...j,...j->...", grad, y)[..., None], out=out)
+    out *= y
+
+
+def _log_softmax(xp, x, dim):
+    shifted = x - x.max(axis=dim, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+def _log_softmax_rows(xp, x, out):
+    xp.subtract(x, x.max(axis=-1, keepdims=True), out=out)
+    out -= xp.log(xp.einsum("...j->...", xp.exp(out)))[..., None]
+
+
+def _log_softmax_grad(xp, y, grad, dim):
+    return grad - xp.exp(y) * grad.sum(axis=dim, keepdims=True)
+
+
+def _log_softmax_grad_rows(xp, y, grad, out):
+    xp.exp(y, out=out)
+    out *= xp.einsum("...j->...", grad)[..., None]
+    xp.subtract(grad, out, out=out)
+
+
 class Softmax(Op):
     dtype_rule = FLOATING
 
     @staticmethod
     def forward(ctx, x, dim):
-        xp = ctx.xp
-        ctx.dim = dim
-        if x.size == 0:  # nothing to normalise (max over an empty dim has no identity)
-            ctx.save_for_backward(x)
-            return x.copy()
-        if not _last_rows(xp, x, dim):
-            e = xp.exp(x - x.max(axis=dim, keepdims=True))
-            y = e / e.sum(axis=dim, keepdims=True)
-            ctx.save_for_backward(y)
-            return y
-        y = xp.empty(x.shape, dtype=x.dtype)
-
-        def block(lo, hi):
-            b, xb = y[lo:hi], x[lo:hi]
-            xp.subtract(xb, xb.max(axis=-1, keepdims=True), out=b)
-            xp.exp(b, out=b)
-            b /= xp.einsum("...j->...", b)[..., None]
-        intraop.for_rows(block, len(x), x.size)
-        ctx.save_for_backward(y)
-        return y
+        return _normalised(ctx, x, dim, _softmax, _softmax_rows)
 
     @staticmethod
     def backward(ctx, grad):
-        (y,) = ctx.saved
-        xp = ctx.xp
-        if not _last_rows(xp, y, ctx.dim) or grad.shape != y.shape:
-            return y * (grad - (grad * y).sum(axis=ctx.dim, keepdims=True))
-        gx = xp.empty(y.shape, dtype=np.result_type(y, grad))
-
-        def block(lo, hi):
-            g, yb, out = grad[lo:hi], y[lo:hi], gx[lo:hi]
-            xp.subtract(g, xp.einsum("...j,...j->...", g, yb)[..., None], out=out)
-            out *= yb
-        intraop.for_rows(block, len(y), y.size)
-        return gx
+        return _normalised_grad(ctx, grad, _softmax_grad, _softmax_grad_rows)
 
 
 class LogSoftmax(Op):
@@ -260,41 +298,11 @@ class LogSoftmax(Op):
 
     @staticmethod
     def forward(ctx, x, dim):
-        xp = ctx.xp
-        ctx.dim = dim
-        if x.size == 0:  # nothing to normalise (max over an empty dim has no identity)
-            ctx.save_for_backward(x)
-            return x.copy()
-        if not _last_rows(xp, x, dim):
-            shifted = x - x.max(axis=dim, keepdims=True)
-            y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
-            ctx.save_for_backward(y)
-            return y
-        y = xp.empty(x.shape, dtype=x.dtype)
-
-        def block(lo, hi):
-            b, xb = y[lo:hi], x[lo:hi]
-            xp.subtract(xb, xb.max(axis=-1, keepdims=True), out=b)
-            b -= xp.log(xp.einsum("...j->...", xp.exp(b)))[..., None]
-        intraop.for_rows(block, len(x), x.size)
-        ctx.save_for_backward(y)
-        return y
+        return _normalised(ctx, x, dim, _log_softmax, _log_softmax_rows)
 
     @staticmethod
     def backward(ctx, grad):
-        (y,) = ctx.saved
-        xp = ctx.xp
-        if not _last_rows(xp, y, ctx.dim) or grad.shape != y.shape:
-            return grad - xp.exp(y) * grad.sum(axis=ctx.dim, keepdims=True)
-        gx = xp.empty(y.shape, dtype=np.result_type(y, grad))
-
-        def block(lo, hi):
-            g, out = grad[lo:hi], gx[lo:hi]
-            xp.exp(y[lo:hi], out=out)
-            out *= xp.einsum("...j->...", g)[..., None]
-            xp.subtract(g, out, out=out)
-        intraop.for_rows(block, len(y), y.size)
-        return gx
+        return _normalised_grad(ctx, grad, _log_softmax_grad, _log_softmax_grad_rows)
 
 
 class Norm2(Op):

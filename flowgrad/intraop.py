@@ -5,16 +5,19 @@ NumPy's ufuncs run on one thread, but they release the GIL inside their loops. S
 large array can cut it into row blocks and hand the blocks to a small pool of Python threads,
 which NumPy then runs at once; the GEMMs already use the BLAS library's own threads. Arrays
 under ``MIN_ELEMENTS`` numbers stay on the calling thread, where handing work over would cost
-more than it saves.
+more than it saves. The blocks call no BLAS routine (OpenBLAS queues calls made from several
+threads at once); their sums are einsums.
 
 The number of threads defaults to ``OMP_NUM_THREADS`` when set (as PyTorch's does), else to
 the cores this process may run on. ``set_num_threads(n)`` sets it and also caps the BLAS
-threads (through threadpoolctl, where installed).
+threads (through threadpoolctl, where installed). OpenBLAS's idle threads spinning after a
+product would take cores from these threads: flowgrad's ``__init__`` shortens that spin.
 """
 
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -49,8 +52,11 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Let each op use ``n`` threads for its element-wise work, and cap the BLAS threads at
     ``n`` (threadpoolctl, where installed)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
+        raise RuntimeError(f"set_num_threads expects an int, but got {type(n).__name__}")
+    n = operator.index(n)
+    if n < 1:
+        raise RuntimeError(f"set_num_threads expects a positive integer, got {n}")
     _set_threads(n)
     try:
         from threadpoolctl import threadpool_limits

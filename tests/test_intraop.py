@@ -94,8 +94,12 @@ def test_an_exception_in_a_block_reaches_the_caller(blocks):
 
 def test_set_num_threads_checks_and_sets():
     before = fg.get_num_threads()
-    with pytest.raises(ValueError, match="set_num_threads: expected a positive integer"):
+    with pytest.raises(RuntimeError, match="set_num_threads expects a positive integer"):
         fg.set_num_threads(0)
+    with pytest.raises(RuntimeError, match="set_num_threads expects an int, but got float"):
+        fg.set_num_threads(1.5)
+    with pytest.raises(RuntimeError, match="expects an int, but got bool"):
+        fg.set_num_threads(True)
     try:
         fg.set_num_threads(before + 1)
         assert fg.get_num_threads() == before + 1

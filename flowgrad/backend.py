@@ -254,11 +254,6 @@ def reshape(xp, a, shape):
     return out.reshape(shape)
 
 
-def matmul(xp, a, b):
-    """``a @ b`` (one place for the products of ``MatMul`` and attention)."""
-    return xp.matmul(a, b)
-
-
 def flat_blocks(xp, arrays: tuple, n_out: int, kernel, *args) -> tuple:
     """``kernel(xp, *arrays, *args)`` -> ``n_out`` arrays of the first array's shape and
     dtype, for arrays of one shape: on NumPy, for large C-contiguous arrays, over flat blocks

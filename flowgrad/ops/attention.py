@@ -47,7 +47,7 @@ class Attention(Op):
         # heads split from one projection are strided views: BLAS multiplies them about half
         # as fast as contiguous copies, which the six products of forward and backward share
         q, k, v = (xp.ascontiguousarray(a) for a in (q, k, v))
-        s = backend.matmul(xp, q, xp.swapaxes(k, -1, -2))
+        s = xp.matmul(q, xp.swapaxes(k, -1, -2))
         shape = s.shape
         factor = s.dtype.type(scale)
         minus_inf = s.dtype.type(-xp.inf)
@@ -68,7 +68,7 @@ class Attention(Op):
         weights = s if drop is None else backend.binary(xp, xp.multiply, s, drop)
         ctx.scale = scale
         ctx.save_for_backward(q, k, v, s, drop)
-        return backend.matmul(xp, weights, v)
+        return xp.matmul(weights, v)
 
     @staticmethod
     def backward(ctx, grad):
@@ -78,9 +78,9 @@ class Attention(Op):
         gq = gk = gv = None
         if needs[2]:
             weights = attn if drop is None else backend.binary(xp, xp.multiply, attn, drop)
-            gv = backend.matmul(xp, xp.swapaxes(weights, -1, -2), grad)
+            gv = xp.matmul(xp.swapaxes(weights, -1, -2), grad)
         if needs[0] or needs[1]:
-            ga = backend.matmul(xp, grad, xp.swapaxes(v, -1, -2))
+            ga = xp.matmul(grad, xp.swapaxes(v, -1, -2))
             factor = ga.dtype.type(ctx.scale)
             shape = ga.shape
 
@@ -93,9 +93,9 @@ class Attention(Op):
                 g *= factor
             _blocks(xp, block, ga)
             if needs[0]:
-                gq = backend.matmul(xp, ga, k)
+                gq = xp.matmul(ga, k)
             if needs[1]:
-                gk = backend.matmul(xp, xp.swapaxes(ga, -1, -2), q)
+                gk = xp.matmul(xp.swapaxes(ga, -1, -2), q)
         return gq, gk, gv
 
 

@@ -31,7 +31,7 @@ class MatMul(Op):
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
         try:
-            return backend.matmul(ctx.xp, x, y)
+            return x @ y
         except ValueError:
             check_matmul(x.shape, y.shape)
             raise ShapeError(f"matmul: batch dimensions of {x.shape} and {y.shape} "
@@ -53,11 +53,11 @@ class MatMul(Op):
             G = G[..., None]
         gx = gy = None
         if needs[0]:
-            gx = backend.matmul(ctx.xp, G, Y.swapaxes(-1, -2))
+            gx = G @ Y.swapaxes(-1, -2)
             if xd == 1:
                 gx = gx[..., 0, :]
         if needs[1]:
-            gy = backend.matmul(ctx.xp, X.swapaxes(-1, -2), G)
+            gy = X.swapaxes(-1, -2) @ G
             if yd == 1:
                 gy = gy[..., 0]
         return gx, gy
@@ -98,9 +98,7 @@ class Linear(Op):
             if grad.ndim > 2:
                 gx = gx.reshape(*grad.shape[:-1], w.shape[1])
         gw = g2.T @ x.reshape(-1, x.shape[-1]) if needs[1] else None
-        gb = None
-        if needs[2]:
-            gb = backend.column_sums(ctx.xp, g2) if g2.ndim == 2 else g2.sum(axis=0)
+        gb = backend.column_sums(ctx.xp, g2) if needs[2] else None
         return gx, gw, gb
 
 

@@ -208,9 +208,10 @@ class LogSumExp(Op):
 
 
 def _last_rows(xp, x, dim) -> bool:
-    """Whether a softmax over ``dim`` can go to the intra-op threads in blocks of its
-    leading rows: the last dimension of a NumPy array of 2 dimensions or more."""
-    return xp is np and x.ndim >= 2 and dim in (-1, x.ndim - 1)
+    """Whether a softmax over ``dim`` goes to the intra-op threads in blocks of its leading
+    rows: the last dimension of a large NumPy array of 2 dimensions or more, with threads."""
+    return (xp is np and x.ndim >= 2 and dim in (-1, x.ndim - 1)
+            and x.size >= intraop.MIN_ELEMENTS and intraop.get_num_threads() > 1)
 
 
 def _normalised(ctx, x, dim, whole, rows):

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 __all__ = ["get_num_threads", "set_num_threads"]
 
 # below this many numbers an op stays on one thread
-MIN_ELEMENTS = 1 << 17
+MIN_ELEMENTS = 1 << 19
 
 
 def _default_threads() -> int:

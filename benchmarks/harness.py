@@ -284,10 +284,16 @@ def compare(script: str, name: str, rounds: int, seconds: float, warmup: float,
 
 def profile(step, label: str, seconds: float = 2.0, top: int = 25) -> None:
     """cProfile ``step`` (flowgrad's, in this process) for about ``seconds`` and print the
-    ``top`` functions by own time per step."""
+    ``top`` functions by own time per step. OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when NumPy
+    loads it, which the script has done already: without it in the environment the script is
+    run again with it, so that the profile sees the spin the workers have."""
     import cProfile
     import pstats
 
+    if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+        env = {**os.environ, "OPENBLAS_THREAD_TIMEOUT": OPENBLAS_THREAD_TIMEOUT}
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     limit_threads("flowgrad")
     sec = measure(step, 1.0, 0.3, 3)["sec"]
     steps = max(10, int(seconds / sec))

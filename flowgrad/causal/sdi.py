@@ -9,8 +9,8 @@ Training alternates, as the official code (``causal/experiment.py``):
 1. Phase 1: the functional parameters are fitted by Adam on observational batches, a fresh
    configuration drawn from sigma(gamma) for each batch (mean NLL of all variables).
 2. Phase 2: an intervention happens; with unknown targets the intervened variable is predicted
-   as the one whose log-likelihood drops most (per-variable NLL summed over batches and
-   configurations) and its term is blocked. Sampled configurations are scored on
+   as the one the learner explains worst (the largest per-variable NLL, summed over batches
+   and configurations, as the official ``--predict``) and its term is blocked. Sampled configurations are scored on
    interventional batches.
 3. Phase 3: the estimator
    dR/dgamma_ij = sum_k (sum_c (sigma(gamma_ij) - c_ij))_k * softmax_k(log L_i^(k)),

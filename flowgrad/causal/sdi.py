@@ -10,8 +10,8 @@ Training alternates, as the official code (``causal/experiment.py``):
    configuration drawn from sigma(gamma) for each batch (mean NLL of all variables).
 2. Phase 2: an intervention happens; with unknown targets the intervened variable is predicted
    as the one the learner explains worst (the largest per-variable NLL, summed over batches
-   and configurations, as the official ``--predict``) and its term is blocked. Sampled configurations are scored on
-   interventional batches.
+   and configurations, as the official ``--predict``) and its term is blocked. Sampled
+   configurations are scored on interventional batches.
 3. Phase 3: the estimator
    dR/dgamma_ij = sum_k (sum_c (sigma(gamma_ij) - c_ij))_k * softmax_k(log L_i^(k)),
    k over batches, c over the configurations of a batch, L_i the likelihood of child i; plus

@@ -299,6 +299,33 @@ def test_recipe_cell_resumes_from_its_last_evaluation(tmp_path, monkeypatch, dat
         train_cell(*args, out=tmp_path / "cut", name="cell")
 
 
+def test_recipe_stops_at_perfect_validation_with_the_whole_budgets_result(monkeypatch, data):
+    import flowgrad.recipes.scan as scan_recipe
+
+    real_accuracy = scan_recipe.accuracy
+
+    def scripted(scores):
+        seen = {}
+
+        def accuracy(model, encoded, targets):
+            acc, predictions = real_accuracy(model, encoded, targets)
+            seen.setdefault("valid", id(targets))
+            if id(targets) == seen["valid"]:  # validation: the scripted scores, in order
+                return scores.pop(0), predictions
+            return acc, predictions
+        return accuracy
+
+    args = ("attention", "simple", 0, 6, 8, 2, 0.1, True, False)
+    monkeypatch.setattr(scan_recipe, "accuracy", scripted([0.5, 1.0, 1.0]))
+    whole = scan_recipe.train_cell(*args)
+    monkeypatch.setattr(scan_recipe, "accuracy", scripted([0.5, 1.0]))
+    stopped = scan_recipe.train_cell(*args, stop_at_perfect=True)
+    assert whole["stopped_at"] is None and stopped["stopped_at"] == 4
+    assert stopped["best_step"] == whole["best_step"] == 4
+    assert stopped["test_exact_match"] == whole["test_exact_match"]
+    assert stopped["curve"] == whole["curve"][:2]
+
+
 def test_recipe_reads_how_syntactic_attention_answers_the_primitive(data):
     import flowgrad as fg
     from flowgrad.models.syntactic_attention import SyntacticAttentionSeq2Seq

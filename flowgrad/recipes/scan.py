@@ -147,9 +147,13 @@ def learning_rate(base: float, step: int, steps: int, warmup: int, schedule: str
 def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
                eval_every: int, valid_fraction: float, quick: bool, progress: bool,
                out: Path | None = None, schedule: str = "constant",
-               teacher_forcing: float = 1.0, name: str | None = None) -> dict:
+               teacher_forcing: float = 1.0, name: str | None = None,
+               stop_at_perfect: bool = False) -> dict:
     """One run: train ``kind`` on ``split`` with ``seed``, keep the best validation weights,
-    test once. ``teacher_forcing`` < 1 (recurrent models only) feeds each training sequence,
+    test once. ``stop_at_perfect`` ends training at the first evaluation with 100% validation
+    exact match: only a strictly better score replaces the kept weights, so the kept weights,
+    and the test number, are those the whole budget would give.
+    ``teacher_forcing`` < 1 (recurrent models only) feeds each training sequence,
     with probability 1 - teacher_forcing, its own previous outputs instead of the targets
     (Lake & Baroni 2018 used 0.5). Returns the cell's record; with ``out``, the kept weights
     go to the run's checkpoint directory and, for seed 0 of a model with attention, a heatmap
@@ -189,7 +193,7 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
             epoch += 1
 
     curve, best, running, done, spent = [], (-1.0, 0, None), [], 0, 0.0
-    resume = best_path = None
+    resume = best_path = stopped_at = None
     key = {"model": kind, "split": split, "seed": seed, "steps": steps,
            "batch_size": batch_size, "eval_every": eval_every, "valid_fraction": valid_fraction,
            "quick": quick, "schedule": schedule, "teacher_forcing": teacher_forcing}
@@ -239,6 +243,9 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
                 if best_path is not None:
                     best_path.parent.mkdir(parents=True, exist_ok=True)
                     fg.save(best[2], best_path)
+            if stop_at_perfect and acc >= 1.0 and step < steps:
+                stopped_at = step
+                break
             if resume is not None and step < steps:
                 save_checkpoint(resume, model, optimizer, extra={
                     "key": key, "curve": curve, "running": running, "step": step,
@@ -259,7 +266,7 @@ def train_cell(kind: str, split: str, seed: int, steps: int, batch_size: int,
     return {"model": kind, "split": split, "seed": seed, "test_exact_match": test_acc,
             "valid_exact_match": best[0], "best_step": best[1], "steps": steps,
             "batch_size": batch_size, "lr": lr, "warmup": warmup, "schedule": schedule,
-            "teacher_forcing": teacher_forcing, "curve": curve,
+            "teacher_forcing": teacher_forcing, "curve": curve, "stopped_at": stopped_at,
             "train_seconds": train_seconds, "test_seconds": tt.seconds,
             "num_parameters": sum(p.numel() for p in model.parameters()),
             "sizes": {"train": len(train), "valid": len(valid), "test": len(test)},
@@ -324,12 +331,14 @@ def _keep(model, kind: str, split: str, seed: int, test: list, data, out: Path) 
 
 def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=3000,
         batch_size=32, eval_every=500, valid_fraction=0.1, schedule="constant",
-        teacher_forcing=1.0, train=True, threads=None, out=None, quick=False,
-        progress=True) -> dict:
+        teacher_forcing=1.0, stop_at_perfect=False, train=True, threads=None, out=None,
+        quick=False, progress=True) -> dict:
     """Train every (model, split, seed) not finished yet in ``out``, then summarise all the
     cells found there. ``models`` and ``splits`` are comma-separated names; ``seeds`` a count
     (seeds 0..n-1) or a comma-separated list. ``teacher_forcing`` < 1 (recurrent models): the
     share of training sequences fed the targets, the others reading back their own outputs.
+    ``stop_at_perfect`` ends a run once its validation exact match is 100%: its kept weights
+    and test number are then those of the whole budget, in less time.
     ``train=False`` only rewrites the summary of the cells already in ``out``."""
     from .ptb_lstm import _limit_threads
 
@@ -368,7 +377,8 @@ def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=300
                         continue
                     cell = train_cell(kind, split, seed, steps, batch_size, eval_every,
                                       valid_fraction, quick, progress, out, schedule,
-                                      float(teacher_forcing), name=path.stem)
+                                      float(teacher_forcing), name=path.stem,
+                                      stop_at_perfect=bool(stop_at_perfect))
                     cell["setup"] = setup
                     _write_atomic(path, cell)
                     for partial in _resume_paths(out, path.stem):
@@ -482,6 +492,8 @@ def _summarise(cells: list, command: str, quick: bool) -> dict:
             "stats": stats, "cells": len(cells), "quick": quick, "command": command,
             "seed": "see each cell", "published": PUBLISHED, "sources": SOURCES,
             "heatmaps": sorted({c["heatmap"] for c in cells if c.get("heatmap")}),
+            "stopped": [f"{c['model']}, {SPLIT_NAMES[c['split']]}, seed {c['seed']}: "
+                        f"update {c['stopped_at']:,}" for c in cells if c.get("stopped_at")],
             "examples": {f"{c['model']}/{c['split']}/{c['seed']}": c["errors"][:2]
                          for c in cells if c["seed"] == 0},
             "primitive": [{"seed": c["seed"], "budget": _budget(c),
@@ -622,6 +634,11 @@ def _write(s: dict, out: Path) -> None:
         "whole target action sequence. Each run keeps the weights with the best exact match "
         "on the held-out part of its training file and decodes the test file once.",
         "",
+        *([("Runs that reached 100% validation exact match stopped there (`--set "
+            "stop_at_perfect=True`): only a strictly better validation score replaces the kept "
+            "weights, so their kept weights and test numbers are those of the whole budget, and "
+            "the commands above without that option give the same numbers in more time. "
+            "Stopped: " + "; ".join(s["stopped"]) + "."), ""] if s.get("stopped") else []),
         "Where a model was run on a split with several budgets, the first row is the one "
         "trained with its paper's protocol where there is one, else the largest budget, and "
         "among learning-rate schedules of that size the one with the better validation exact "

@@ -222,3 +222,28 @@ def test_recipe_empty_graph_reference_counts_the_true_edges():
 
     assert [true_edge_count(g) for g in ("asia", "sachs", "collider8", "chain13", "jungle13",
                                          "collider13", "full13")] == [8, 17, 7, 12, 22, 12, 78]
+
+
+def test_recipe_summary_gathers_cells_of_several_budgets(tmp_path):
+    import json
+
+    from flowgrad.recipes.sdi import run
+
+    cells = tmp_path / "sdi_cells"
+    cells.mkdir()
+    for graph, nodes, epochs in (("asia", 8, 100), ("sachs", 11, 20)):
+        budget = {"epochs": epochs, "functional_batches": 10 * epochs, "seed": 1}
+        cell = {"graph": graph, "method": "sdi", "seed": 1, "shd": 3, "seconds": 5.0,
+                "seconds_per_epoch": 0.05, "edge_probs": np.full((nodes, nodes), 0.2).tolist(),
+                "true_adjacency": np.eye(nodes, k=1, dtype=int).tolist(), "budget": budget,
+                "setup": {"epochs": epochs}}
+        (cells / f"{graph}_sdi_seed1.json").write_text(json.dumps(cell))
+    args = {"table": "1", "large_graphs": "asia,sachs", "methods": "sdi", "seeds": "1",
+            "out": tmp_path, "progress": False}
+    summary = run(train=False, **args)
+    assert summary["table1"]["asia/sdi"]["worst"] == 3
+    text = (tmp_path / "sdi.md").read_text()
+    assert "SDI budget of asia: epochs=100, functional_batches=1000;" in text
+    assert "SDI budget of sachs: epochs=20, functional_batches=200;" in text
+    with pytest.raises(ValueError, match="other settings"):  # training checks each cell found
+        run(train=True, **args)

@@ -173,11 +173,15 @@ def baseline_cell(graph: str, method: str, seed: int, setup: dict, categories: i
             "budget": {"samples": setup["baseline_samples"], "data": "observational"}}
 
 
-def _cell(cells: Path, graph: str, method: str, seed: int, setup: dict, make) -> dict:
+def _cell(cells: Path, graph: str, method: str, seed: int, setup: dict, make,
+          check: bool = True) -> dict:
+    """The cell's record from ``cells``, or ``make()``'s, written there. ``check``: a cell
+    found must have been written with ``setup`` (off when only summarising: a table may then
+    gather cells of several budgets, each listed with its own)."""
     path = cells / f"{graph}_{method}_seed{seed}.json"
     if path.exists():
         done = json.loads(path.read_text())
-        if done.get("setup") != setup:
+        if check and done.get("setup") != setup:
             raise ValueError(f"{path} was written with other settings ({done.get('setup')}); "
                              f"this run has {setup}. Choose another --out")
         return done
@@ -236,7 +240,7 @@ def run(table="both", small_graphs=DEFAULTS["small_graphs"],
                                               "categories": categories},
                                              lambda g=graph, s=seed: sdi_cell(
                                                  g, s, setup, epochs, categories, True,
-                                                 progress)))
+                                                 progress), check=train))
         if "1" in tables:
             for graph in large:
                 n = categories if graph in BIF else large_categories
@@ -253,7 +257,8 @@ def run(table="both", small_graphs=DEFAULTS["small_graphs"],
                             cells_dir, graph, method, seed, key,
                             lambda g=graph, m=method, s=seed, n=n: (
                                 sdi_cell(g, s, setup, large_epochs, n, False, progress)
-                                if m == "sdi" else baseline_cell(g, m, s, setup, n))))
+                                if m == "sdi" else baseline_cell(g, m, s, setup, n)),
+                            check=train))
     summary, table_rows, notes, figures = _summarise(small_cells, large_cells, small, large,
                                                      kinds, out, plot_graph_comparison)
     summary.update({"title": "SDI: structure discovery from interventions (Ke et al. 2019)",
@@ -402,10 +407,16 @@ def _summarise(small_cells, large_cells, small, large, kinds, out, plot) -> tupl
             figures.append(plot(np.array(c["edge_probs"]), np.array(c["true_adjacency"]),
                                 out / "sdi_table1_graph.png",
                                 title=f"SDI on {c['graph']}, seed {c['seed']}"))
-            lines += ["", "SDI budget per cell: " + ", ".join(
-                f"{k}={v}" for k, v in c["budget"].items()) + "; seconds per epoch: " +
-                ", ".join(f"{x['graph']} seed {x['seed']} {x['seconds_per_epoch']:.0f} s"
-                          for x in sdi_cells)]
+            budgets = {}  # the cells of each budget (SDIConfig less its seed)
+            for x in sdi_cells:
+                key = json.dumps({k: v for k, v in x["budget"].items() if k != "seed"})
+                budgets.setdefault(key, []).append(x)
+            for group in budgets.values():
+                budget = {k: v for k, v in group[0]["budget"].items() if k != "seed"}
+                lines += ["", f"SDI budget of {', '.join(dict.fromkeys(x['graph'] for x in group))}"
+                          ": " + ", ".join(f"{k}={v}" for k, v in budget.items()) + "; seconds per "
+                          "epoch: " + ", ".join(f"{x['graph']} seed {x['seed']} "
+                                                f"{x['seconds_per_epoch']:.0f} s" for x in group)]
         lines += ["", "\"not run\": no cell for it in the run directory yet; rerunning the "
                   "same command with the same --out computes only the missing cells.",
                   "", "NOTEARS, PC and GES see observational samples only (they are "

@@ -212,6 +212,16 @@ def test_recipe_cells_of_several_budgets_share_a_directory():
     assert st["steps"] == [8000] and st["schedules"] == ["cosine"] and st["mean"] == 97.0
     assert [(o["steps"], o["schedules"]) for o in st["others"]] == [([8000], ["constant"]),
                                                                     ([3000], ["constant"])]
+    collapsed = dict(cell(3000, "constant", 0.0, 0.0), model="syntactic", end_slot_share=1.0,
+                     curve=[{"step": 3000, "train_loss": 1.86, "valid_exact_match": 0.0}],
+                     stopped_at=None)
+    stopped = dict(cell(8000, "constant", 1.0, 1.0), model="syntactic", end_slot_share=0.0,
+                   stopped_at=2000, split="addprim_jump")
+    summary = _summarise(cells + [collapsed, stopped], "flowgrad train scan", False)
+    assert summary["collapsed"] == ["syntactic, simple (random 80/20), 3,000x32, seed 0 (share "
+                                    "1.00; validation exact match 0.0%, last training loss "
+                                    "1.86)"]
+    assert summary["stopped"] == ["syntactic, add-primitive: jump, seed 0: update 2,000"]
 
 
 def test_recipe_teacher_forcing_cells_are_their_own_budget():
@@ -324,6 +334,24 @@ def test_recipe_stops_at_perfect_validation_with_the_whole_budgets_result(monkey
     assert stopped["best_step"] == whole["best_step"] == 4
     assert stopped["test_exact_match"] == whole["test_exact_match"]
     assert stopped["curve"] == whole["curve"][:2]
+
+
+def test_recipe_measures_attention_collapsed_onto_the_end_slot(data):
+    import flowgrad as fg
+    from flowgrad.models.syntactic_attention import SyntacticAttentionSeq2Seq
+    from flowgrad.recipes.scan import end_slot_share
+
+    scan = data["addprim_jump"]
+    fg.manual_seed(0)
+    model = SyntacticAttentionSeq2Seq.from_paper(len(scan.src_vocab), len(scan.tgt_vocab))
+    assert end_slot_share(model, scan.valid, scan, limit=50) < 0.05  # spread at the start
+    # a collapsed run: every output step puts all of its attention on the end slot
+    def on_end(keys, mask, query):
+        last = mask.numpy().sum(1) - 1
+        return fg.tensor(np.eye(mask.shape[1], dtype=np.float32)[last])
+
+    model._attend = on_end
+    assert end_slot_share(model, scan.valid, scan, limit=50) == 1.0
 
 
 def test_recipe_reads_how_syntactic_attention_answers_the_primitive(data):

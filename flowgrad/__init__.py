@@ -27,6 +27,7 @@ from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.grad_mode import inference_mode
 from .creation import *  # noqa: F403
 from .creation import __all__ as _creation_all
+from .denormal import set_flush_denormal
 from .devices import (
     BoolTensor,
     ByteTensor,
@@ -85,7 +86,7 @@ def cuda_is_available() -> bool:
 def _public():
     names = ["Tensor", "tensor", "where", "cat", "stack", "einsum", "no_grad", "enable_grad",
              "set_grad_enabled", "manual_seed", "autograd", "nn", "get_num_threads",
-             "set_num_threads"]
+             "set_num_threads", "set_flush_denormal"]
     return names + list(_creation_all) + list(_function_namespace)
 
 

@@ -22,6 +22,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from . import denormal
+
 __all__ = ["get_num_threads", "set_num_threads"]
 
 # below this many numbers an op stays on one thread
@@ -72,6 +74,16 @@ def _set_threads(n: int) -> None:
             _pool.shutdown(wait=True)
             _pool = None
         _threads = n
+
+
+def restart_pool() -> None:
+    """Let the pool's threads end; the next op starts new ones (which take the current
+    per-thread settings, such as ``denormal.set_flush_denormal``'s)."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
 
 
 @contextlib.contextmanager
@@ -125,7 +137,8 @@ def run(kernel, ranges: list[tuple[int, int]]) -> list:
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=max(1, _threads - 1),
-                                       thread_name_prefix="flowgrad-intraop")
+                                       thread_name_prefix="flowgrad-intraop",
+                                       initializer=denormal.thread_start)
         pool = _pool
     futures = [pool.submit(_inside, kernel, a, b) for a, b in ranges[1:]]
     first = _inside(kernel, *ranges[0])

@@ -245,5 +245,6 @@ def test_recipe_summary_gathers_cells_of_several_budgets(tmp_path):
     text = (tmp_path / "sdi.md").read_text()
     assert "SDI budget of asia: epochs=100, functional_batches=1000;" in text
     assert "SDI budget of sachs: epochs=20, functional_batches=200;" in text
+    assert "Machine: each cell on the machine of the run that wrote it" in text
     with pytest.raises(ValueError, match="other settings"):  # training checks each cell found
         run(train=True, **args)

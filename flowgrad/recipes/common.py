@@ -13,6 +13,13 @@ import numpy as np
 import flowgrad as fg
 
 
+def summary_machine() -> str:
+    """The machine line of a summary written from the cells of earlier runs (train=False):
+    the cells ran where their runs did, which may be other machines than this one."""
+    return ("each cell on the machine of the run that wrote it (the commands listed below); "
+            f"this summary written on {machine()}")
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

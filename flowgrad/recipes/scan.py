@@ -40,7 +40,7 @@ import numpy as np
 import flowgrad as fg
 
 from .. import nn
-from .common import Timer, command_line, resolve_out, write_results
+from .common import Timer, command_line, resolve_out, summary_machine, write_results
 
 SPLITS = ("simple", "length", "addprim_turn_left", "addprim_jump")
 SPLIT_NAMES = {"simple": "simple (random 80/20)", "length": "length",
@@ -414,6 +414,8 @@ def run(models=DEFAULTS["models"], splits=DEFAULTS["splits"], seeds=3, steps=300
                                    f"{cell['best_step']}; {cell['train_seconds']:.0f} s)")
     cells = [json.loads(p.read_text()) for p in sorted(cells_dir.glob("*.json"))]
     summary = _summarise(cells, command, quick)
+    if not train:
+        summary["machine"] = summary_machine()
     summary["seconds"] = t.seconds if train else sum(c["train_seconds"] + c["test_seconds"]
                                                      for c in cells)
     _write(summary, out)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import Timer, command_line, resolve_out, write_results
+from .common import Timer, command_line, resolve_out, summary_machine, write_results
 
 SMALL = ("chain3", "fork3", "collider3", "confounder3")
 LARGE = ("asia", "sachs", "collider8", "chain13", "jungle13", "collider13", "full13")
@@ -267,6 +267,8 @@ def run(table="both", small_graphs=DEFAULTS["small_graphs"],
                         c.get("seconds", 0.0) for c in small_cells + large_cells),
                     "setup": setup, "epochs": epochs,
                     "large_epochs": large_epochs, "quick": bool(quick)})
+    if not train:
+        summary["machine"] = summary_machine()
     commands = _cell_commands(small_cells, large_cells)
     notes += ("\n\nThe runs behind these tables (each writes its cells in sdi_cells/; a run skips "
               "the cells its output directory holds already):\n\n"

@@ -19,7 +19,7 @@ operation on it reads 0.
 
 Flushing changes results that depend on numbers that small. Adam, for one, divides by the
 square root of its second moment: a gradient of 1e-20 squares to a denormal, which flushing
-turns into 0, and the step becomes a step of size g/eps instead of one of size lr.
+turns into 0, so the step lr·g/(√v + eps) falls from about lr to about 1e-12·lr.
 """
 
 from __future__ import annotations
@@ -77,11 +77,6 @@ def thread_start() -> None:
     """Give a new worker thread the current mode (flowgrad's intra-op pool calls it)."""
     if _enabled:
         _apply(True)
-
-
-def flush_denormal_enabled() -> bool:
-    """Whether ``set_flush_denormal(True)`` is in force."""
-    return _enabled
 
 
 def set_flush_denormal(mode: bool) -> bool:

@@ -68,22 +68,26 @@ def set_num_threads(n: int) -> None:
 
 
 def _set_threads(n: int) -> None:
-    global _threads, _pool
+    global _threads
     with _pool_lock:
-        if n != _threads and _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
+        if n != _threads:
+            _drop_pool()
         _threads = n
 
 
 def restart_pool() -> None:
     """Let the pool's threads end; the next op starts new ones (which take the current
     per-thread settings, such as ``denormal.set_flush_denormal``'s)."""
-    global _pool
     with _pool_lock:
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
+        _drop_pool()
+
+
+def _drop_pool() -> None:
+    """End the pool's threads (the caller holds ``_pool_lock``)."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
 
 
 @contextlib.contextmanager

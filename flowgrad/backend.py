@@ -259,6 +259,30 @@ def reshape(xp, a, shape):
     return out.reshape(shape)
 
 
+def copy_into(xp, dst, src, axis: int = 0) -> None:
+    """``dst[...] = src`` for two arrays of one shape; for large NumPy arrays in blocks along
+    ``axis`` (the images of a batch) over the intra-op threads."""
+    if xp is not np or dst.size < intraop.MIN_ELEMENTS or intraop.get_num_threads() < 2:
+        dst[...] = src
+        return
+    lead = (slice(None),) * axis
+
+    def block(lo, hi):
+        part = lead + (slice(lo, hi),)
+        dst[part] = src[part]
+    intraop.for_rows(block, dst.shape[axis], dst.size)
+
+
+def copy_contiguous(xp, a, axis: int = 0):
+    """A C-contiguous copy of ``a`` (a strided view: an im2col window, a transposed layout),
+    made in blocks along ``axis`` over the intra-op threads when large (``copy_into``)."""
+    if xp is not np or a.size < intraop.MIN_ELEMENTS or intraop.get_num_threads() < 2:
+        return xp.ascontiguousarray(a)
+    out = np.empty(a.shape, dtype=a.dtype)
+    copy_into(xp, out, a, axis)
+    return out
+
+
 def flat_blocks(xp, arrays: tuple, n_out: int, kernel, *args) -> tuple:
     """``kernel(xp, *arrays, *args)`` -> ``n_out`` arrays of the first array's shape and
     dtype, for arrays of one shape: on NumPy, for large C-contiguous arrays, over flat blocks

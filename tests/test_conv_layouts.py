@@ -7,6 +7,7 @@ import torch
 
 import flowgrad as fg
 import flowgrad.nn.functional as F
+from flowgrad import intraop
 from flowgrad.ops import conv as conv_ops
 
 
@@ -15,17 +16,26 @@ def _pair(shape, seed, requires_grad=True):
     return fg.tensor(a, requires_grad=requires_grad), torch.tensor(a, requires_grad=requires_grad)
 
 
-# col2im's two ways (channels-last): a GEMM per kernel offset (0) or one for all (4096)
-ONE_GEMM = pytest.mark.parametrize("one_gemm_columns", [0, 4096])
+# col2im's three ways (channels-last): a GEMM per kernel offset, one for all offsets, and one
+# per block of images (one image here) with the slice-adds shared by 3 intra-op threads
+ONE_GEMM = pytest.mark.parametrize("col2im", ["per_offset", "one_gemm", "shared"])
+
+
+def _col2im_mode(monkeypatch, mode: str) -> None:
+    monkeypatch.setattr(conv_ops, "ONE_GEMM_COLUMNS", 4096 if mode == "one_gemm" else 0)
+    if mode == "shared":
+        monkeypatch.setattr(intraop, "MIN_ELEMENTS", 8)
+        monkeypatch.setattr(intraop, "_threads", 3)
+        monkeypatch.setattr(conv_ops, "SHARED_BLOCK", 1)
 
 
 @ONE_GEMM
 @pytest.mark.parametrize("layout", ["nhwc", "nchw"])
 @pytest.mark.parametrize("groups,stride,dilation", [(1, 1, 1), (2, 2, 1), (1, 1, 2)])
 def test_conv_matches_torch_on_both_layouts(monkeypatch, layout, groups, stride, dilation,
-                                            one_gemm_columns):
+                                            col2im):
     monkeypatch.setattr(conv_ops, "LAYOUT", layout)
-    monkeypatch.setattr(conv_ops, "ONE_GEMM_COLUMNS", one_gemm_columns)
+    _col2im_mode(monkeypatch, col2im)
     fx, tx = _pair((3, 4, 9, 8), 0)
     fw, tw = _pair((6, 4 // groups, 3, 3), 1)
     fb, tb = _pair((6,), 2)
@@ -43,9 +53,9 @@ def test_conv_matches_torch_on_both_layouts(monkeypatch, layout, groups, stride,
 @ONE_GEMM
 @pytest.mark.parametrize("layout", ["nhwc", "nchw"])
 @pytest.mark.parametrize("groups", [1, 2])
-def test_conv_transpose_on_both_layouts(monkeypatch, layout, groups, one_gemm_columns):
+def test_conv_transpose_on_both_layouts(monkeypatch, layout, groups, col2im):
     monkeypatch.setattr(conv_ops, "LAYOUT", layout)
-    monkeypatch.setattr(conv_ops, "ONE_GEMM_COLUMNS", one_gemm_columns)
+    _col2im_mode(monkeypatch, col2im)
     fx, tx = _pair((2, 6, 4, 6), 4)
     fw, tw = _pair((6, 3, 3, 3), 5)
     kw = dict(stride=2, padding=1, groups=groups, dilation=2 if groups == 2 else 1)

@@ -11,6 +11,7 @@ import pytest
 import flowgrad as fg
 import flowgrad.nn.functional as F
 from flowgrad import intraop
+from flowgrad.ops import conv as conv_ops
 
 
 @pytest.fixture
@@ -48,9 +49,16 @@ def _run_all(seed=0):
     sm = (F.softmax(h, -1) * x).sum() + (F.log_softmax(h, -1) * x).sum()
     sm = sm + (q @ q.transpose(-1, -2) @ q).sum() + (x @ w).sum()
     sm = sm + (F.gelu(h) * x).sum() + (F.gelu(h, approximate="tanh") * x).sum()
+    running = fg.zeros(5, dtype=fg.float64), fg.ones(5, dtype=fg.float64)
+    bn = F.batch_norm(x, *running, w[:5], b[:5], training=True)            # (N, C, L) = x
+    kernel = x.reshape(-1)[:36].reshape(2, 2, 3, 3)
+    conv = F.conv2d(q, kernel, b[:2], stride=2, padding=1)                 # col2im in backward
+    up = F.conv_transpose2d(q, kernel, b[:2], stride=2, padding=1)         # col2im forward
+    sm = sm + (bn * x).sum() + (F.leaky_relu(h, 0.2) * x).sum() + (conv * conv).sum() + (up * up).sum()
     loss = (h * h).sum() + (a * a).sum() + (h + h).mean() + (t * t.detach()).sum() + ce + sm
     grads = fg.autograd.grad(loss, (x, w, b, q))
-    return [h.detach().numpy(), a.detach().numpy()] + [g.numpy() for g in grads]
+    return [h.detach().numpy(), a.detach().numpy()] + [r.numpy() for r in running] + [
+        g.numpy() for g in grads]
 
 
 def test_spans_cover_the_rows_once(monkeypatch):
@@ -64,8 +72,11 @@ def test_spans_cover_the_rows_once(monkeypatch):
 
 
 def test_blocked_ops_give_what_one_thread_gives(blocks, monkeypatch):
+    monkeypatch.setattr(conv_ops, "LAYOUT", "nhwc")  # the layout whose copies are blocked
+    monkeypatch.setattr(conv_ops, "SHARED_BLOCK", 1)
     many = _run_all()
-    # layer norm, ReLU, products, sums, a bias and its gradient, attention: both ways
+    # layer and batch norm, ReLU, products, sums, a bias and its gradient, attention,
+    # convolutions: both ways
     assert blocks["blocked"] >= 10
     monkeypatch.setattr(intraop, "_threads", 1)
     one = _run_all()

@@ -36,18 +36,27 @@ class LeakyRelu(Op):
         ctx.save_for_backward(x)
         ctx.slope = slope
         if 0 < slope <= 1:  # max(x, slope x): two passes instead of where's four (same at inf/NaN)
-            y = x * slope
-            return xp.maximum(x, y, out=y)
+            return backend.flat_blocks(xp, (x,), 1, _leaky, slope)[0]
         return xp.where(x > 0, x, x * slope)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved
         xp, slope = ctx.xp, ctx.slope
-        if 0 < slope < 1:  # grad times the derivative, exactly 1 or slope: max(1[x > 0], slope)
-            d = (x > 0).astype(grad.dtype)
-            return grad * xp.maximum(d, grad.dtype.type(slope), out=d)
+        if 0 < slope < 1 and x.dtype == grad.dtype:
+            return backend.flat_blocks(xp, (x, grad), 1, _leaky_grad, slope)[0]
         return xp.where(x > 0, grad, grad * slope)
+
+
+def _leaky(xp, x, slope):
+    y = x * slope
+    return (xp.maximum(x, y, out=y),)
+
+
+def _leaky_grad(xp, x, grad, slope):
+    """grad times the derivative, exactly 1 or slope: max(1[x > 0], slope)."""
+    d = (x > 0).astype(grad.dtype)
+    return (grad * xp.maximum(d, grad.dtype.type(slope), out=d),)
 
 
 class Elu(Op):

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import operator
 
-from .. import backend
+import numpy as np
+
+from .. import backend, intraop
 from ..autograd.op import Op
 from ..errors import DTypeError, ShapeError
 from . import depthwise
@@ -104,9 +106,9 @@ def _pad_last(xp, x, groups: int, top: int, left: int, rows: int, cols: int):
     N, C, H, W = x.shape
     src = x.reshape(N, groups, C // groups, H, W).transpose(1, 0, 3, 4, 2)
     if rows == H and cols == W:
-        return xp.ascontiguousarray(src)
+        return backend.copy_contiguous(xp, src, axis=1)
     out = xp.zeros((groups, N, rows, cols, C // groups), dtype=x.dtype)
-    out[:, :, top:top + H, left:left + W] = src
+    backend.copy_into(xp, out[:, :, top:top + H, left:left + W], src, axis=1)
     return out
 
 
@@ -126,10 +128,13 @@ def _from_last(xp, a, top: int, left: int, H: int, W: int, bias=None):
     G, N, _, _, Cg = a.shape
     out = xp.empty((N, G * Cg, H, W), dtype=a.dtype)
     src = a[:, :, top:top + H, left:left + W].transpose(1, 0, 4, 2, 3)
+    dst = out.reshape(N, G, Cg, H, W)
     if bias is None:
-        out.reshape(N, G, Cg, H, W)[...] = src
+        backend.copy_into(xp, dst, src)
     else:
-        xp.add(src, bias.reshape(1, G, Cg, 1, 1), out=out.reshape(N, G, Cg, H, W))
+        b = bias.reshape(1, G, Cg, 1, 1)
+        intraop.for_rows(lambda lo, hi: xp.add(src[lo:hi], b, out=dst[lo:hi]), N, out.size,
+                         xp is np)
     return out
 
 
@@ -145,7 +150,8 @@ def _im2col_last(xp, a, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, Ho
     order, copied once from a sliding-window view."""
     G, N = a.shape[:2]
     v = _window_view(xp, a, (2, 3), kh, kw, sh, sw, dh, dw, Ho, Wo)  # (G, N, Ho, Wo, Cg, kh, kw)
-    return xp.ascontiguousarray(v.transpose(0, 1, 2, 3, 5, 6, 4)).reshape(G, N * Ho * Wo, -1)
+    return backend.copy_contiguous(xp, v.transpose(0, 1, 2, 3, 5, 6, 4), axis=1).reshape(
+        G, N * Ho * Wo, -1)
 
 
 def _im2col_first(xp, a, groups: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
@@ -162,29 +168,47 @@ def _im2col_first(xp, a, groups: int, kh: int, kw: int, sh: int, sw: int, dh: in
 # col2im with at most this many output columns (kernel offsets x channels written) makes one
 # GEMM for all offsets: a GEMM per offset with a few columns runs at matrix-vector speed
 ONE_GEMM_COLUMNS = 256
+# with several intra-op threads, col2im computes every offset's product at once for this many
+# numbers at most (a block of images), then the threads share its slice-adds image by image
+SHARED_BLOCK = 1 << 22
 
 
 def _col2im_last(g, w_k, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
                  Ho: int, Wo: int):
-    """canvas (G, N, Hp, Wp, B) += col2im(g @ w_k): for each kernel offset k one GEMM
-    g (G, N*Ho*Wo, A) @ w_k[k] (G, A, B), added at once (still in cache) into the strided slice
-    of the canvas that offset k meets: kh*kw slice-adds, the adjoint of _im2col_last. With few
-    output columns (kh*kw*B <= ONE_GEMM_COLUMNS) one GEMM computes every offset's product."""
+    """canvas (G, N, Hp, Wp, B) += col2im(g @ w_k): for each kernel offset k the product
+    g (G, N*Ho*Wo, A) @ w_k[k] (G, A, B), added into the strided slice of the canvas that
+    offset k meets: kh*kw slice-adds, the adjoint of _im2col_last.
+
+    On one thread each offset's GEMM is added at once (still in cache); with few output
+    columns (kh*kw*B <= ONE_GEMM_COLUMNS) one GEMM computes every offset's product. With
+    several intra-op threads and a large product, one GEMM per block of images computes every
+    offset's product and the threads share the slice-adds, image by image (the adds, on one
+    thread, take as long as the GEMMs on all)."""
     G, N, _, _, B = canvas.shape
-    every = None
-    if kh * kw * B <= ONE_GEMM_COLUMNS:  # few output channels: one GEMM for every offset
-        w_all = w_k.transpose(1, 2, 0, 3).reshape(G, w_k.shape[2], kh * kw * B)
-        every = (g[0] @ w_all[0] if G == 1 else g @ w_all).reshape(G, N, Ho, Wo, kh * kw, B)
-    k = 0
-    for i in range(kh):
-        rows = _win(i, dh, sh, Ho)
-        for j in range(kw):
-            if every is not None:
-                p = every[:, :, :, :, k]
-            else:
-                p = (g[0] @ w_k[k, 0] if G == 1 else g @ w_k[k]).reshape(G, N, Ho, Wo, B)
-            canvas[:, :, rows, _win(j, dw, sw, Wo)] += p
-            k += 1
+    taps = kh * kw
+    wins = [(_win(i, dh, sh, Ho), _win(j, dw, sw, Wo)) for i in range(kh) for j in range(kw)]
+    total = N * Ho * Wo * taps * B
+    shared = (isinstance(canvas, np.ndarray) and intraop.get_num_threads() > 1
+              and total >= intraop.MIN_ELEMENTS and N > 1)
+    if shared or taps * B <= ONE_GEMM_COLUMNS:
+        w_all = w_k.transpose(1, 2, 0, 3).reshape(G, w_k.shape[2], taps * B)
+        step = max(1, SHARED_BLOCK // (Ho * Wo * taps * B)) if shared else N
+        g4 = g.reshape(G, N, Ho * Wo, -1)
+        for n0 in range(0, N, step):
+            n1 = min(N, n0 + step)
+            rows = g4[:, n0:n1].reshape(G, (n1 - n0) * Ho * Wo, -1)
+            every = (rows[0] @ w_all[0] if G == 1 else rows @ w_all).reshape(
+                G, n1 - n0, Ho, Wo, taps, B)
+
+            def add(lo, hi, n0=n0, every=every):
+                dst, src = canvas[:, n0 + lo:n0 + hi], every[:, lo:hi]
+                for k, (r, c) in enumerate(wins):
+                    dst[:, :, r, c] += src[:, :, :, :, k]
+            intraop.for_rows(add, n1 - n0, every.size, shared)
+        return
+    for k, (r, c) in enumerate(wins):
+        p = (g[0] @ w_k[k, 0] if G == 1 else g @ w_k[k]).reshape(G, N, Ho, Wo, B)
+        canvas[:, :, r, c] += p
 
 
 def _col2im_first(w_k, g, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
@@ -310,7 +334,8 @@ class Conv2d(Op):
         O, Cg = G * Og, C // G
         gx = gw = gb = None
         if last:
-            g = xp.ascontiguousarray(grad.reshape(N, G, Og, Ho, Wo).transpose(1, 0, 3, 4, 2))
+            g = backend.copy_contiguous(xp, grad.reshape(N, G, Og, Ho, Wo).transpose(
+                1, 0, 3, 4, 2), axis=1)
             g = g.reshape(G, N * Ho * Wo, Og)
             if needs[0]:
                 w_k = xp.ascontiguousarray(w.reshape(G, Og, Cg, kh * kw).transpose(3, 0, 1, 2))

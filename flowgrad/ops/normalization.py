@@ -1,4 +1,5 @@
-"""Layer normalisation as one node of the flow graph (Ba, Kiros & Hinton 2016).
+"""Layer and batch normalisation as one node each of the flow graph (Ba, Kiros & Hinton 2016;
+Ioffe & Szegedy 2015).
 
 Written as a composition of means, subtractions and products, layer norm records about ten
 nodes, each a pass over the activations, and backward walks all of them. As one node it makes
@@ -7,8 +8,9 @@ with the gradient in closed form: for x̂ = (x − μ) / σ over n features and 
 
     ∂L/∂x = (g − mean(g) − x̂ · mean(g · x̂)) / σ,   ∂L/∂w = Σ ∂L/∂y · x̂,   ∂L/∂b = Σ ∂L/∂y.
 
-Sums along rows and columns, and sums of products, are ``einsum``s: NumPy's reductions along
-an axis run several times slower.
+Batch norm has the same gradient with the statistics taken per channel over the batch and the
+positions instead of per row. Sums along rows and columns, and sums of products, are
+``einsum``s: NumPy's reductions along an axis run several times slower.
 """
 
 from __future__ import annotations
@@ -86,3 +88,89 @@ class LayerNorm(Op):
         gw = sum(p[0] for p in parts).reshape(ctx.norm_shape) if needs[1] else None
         gb = sum(p[1] for p in parts).reshape(ctx.norm_shape) if needs[2] else None
         return (gx.reshape(ctx.shape) if needs[0] else None), gw, gb
+
+
+def _channel_sums(xp, blocks, expr: str, *arrays):
+    """Per-channel sums over (N, C, L) arrays: an einsum per block of images over the intra-op
+    threads, the blocks' sums added."""
+    def block(lo, hi):
+        return xp.einsum(expr, *(a[lo:hi] for a in arrays))
+    parts = intraop.run(block, blocks)
+    return parts[0] if len(parts) == 1 else sum(parts)
+
+
+class BatchNorm(Op):
+    """Training-mode batch norm: y = (x − mean) / sqrt(var + eps) · weight + bias per channel of
+    x (N, C, *), mean and (biased) variance over the batch and the positions; weight and bias
+    (C,), each optional. ``stats_out``: None, or a list that receives the batch's mean and
+    biased variance, (C,) each, for the running statistics. Blocks of images go to the
+    intra-op threads."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, stats_out=None):
+        xp = ctx.xp
+        n_img, c = x.shape[0], x.shape[1]
+        rows = x.reshape(n_img, c, -1)
+        count = rows.shape[0] * rows.shape[2]
+        blocks = intraop.spans(n_img, x.size) if xp is np else [(0, n_img)]
+        mean = _channel_sums(xp, blocks, "ncl->c", rows) / count
+        xhat = xp.empty(rows.shape, dtype=x.dtype)
+        m3 = mean[:, None]
+
+        def center(lo, hi):
+            xp.subtract(rows[lo:hi], m3, out=xhat[lo:hi])
+            return xp.einsum("ncl,ncl->c", xhat[lo:hi], xhat[lo:hi])
+        parts = intraop.run(center, blocks)
+        var = (parts[0] if len(parts) == 1 else sum(parts)) / count
+        rstd = 1.0 / xp.sqrt(var + eps)
+        out = xp.empty(rows.shape, dtype=x.dtype)
+        r3 = rstd[:, None]
+        w3 = weight.reshape(c, 1) if weight is not None else None
+        b3 = bias.reshape(c, 1) if bias is not None else None
+
+        def scale(lo, hi):
+            xh, o = xhat[lo:hi], out[lo:hi]
+            xh *= r3
+            if w3 is not None:
+                xp.multiply(xh, w3, out=o)
+                if b3 is not None:
+                    o += b3
+            elif b3 is not None:
+                xp.add(xh, b3, out=o)
+            else:
+                o[...] = xh
+        intraop.run(scale, blocks)
+        if stats_out is not None:
+            stats_out.extend((mean, var))
+        ctx.shape, ctx.blocks = x.shape, blocks
+        ctx.bias_shape = bias.shape if bias is not None else None
+        ctx.save_for_backward(xhat, rstd, weight)
+        return out.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, rstd, weight = ctx.saved
+        xp = ctx.xp
+        needs = ctx.needs_input_grad
+        g = grad.reshape(xhat.shape)
+        count = xhat.shape[0] * xhat.shape[2]
+        gb = _channel_sums(xp, ctx.blocks, "ncl->c", g)
+        gw = _channel_sums(xp, ctx.blocks, "ncl,ncl->c", g, xhat)
+        gx = None
+        if needs[0]:
+            s3 = (rstd * weight.reshape(-1) if weight is not None else rstd)[:, None]
+            k_xhat, k_mean = (gw / count)[:, None], (gb / count)[:, None]
+            gx = xp.empty(xhat.shape, dtype=g.dtype)
+
+            def block(lo, hi):  # (g − mean(g) − x̂ · mean(g · x̂)) · weight / σ
+                out = gx[lo:hi]
+                xp.multiply(xhat[lo:hi], k_xhat, out=out)
+                xp.subtract(g[lo:hi], out, out=out)
+                out -= k_mean
+                out *= s3
+            intraop.run(block, ctx.blocks)
+            gx = gx.reshape(ctx.shape)
+        if weight is not None:
+            gw = gw.reshape(weight.shape)
+        return (gx, gw if needs[1] else None,
+                gb.reshape(ctx.bias_shape) if needs[2] else None, None, None)

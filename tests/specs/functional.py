@@ -7,7 +7,7 @@ from flowgrad.ops.activation import Elu, Gelu, LeakyRelu, Relu, Sigmoid, Silu, S
 from flowgrad.ops.attention import Attention
 from flowgrad.ops.indexing import Embedding, IndexSelect
 from flowgrad.ops.linalg import Bilinear, Linear, MatMul
-from flowgrad.ops.normalization import LayerNorm
+from flowgrad.ops.normalization import BatchNorm, LayerNorm
 from flowgrad.ops.reduction import LogSoftmax, Norm2, Softmax
 from flowgrad.ops.shape import Pad
 
@@ -148,7 +148,10 @@ SPECS = [
     OpSpec("F.batch_norm_train",
            lambda m, x, w, b, rm, rv: F(m).batch_norm(x, rm, rv, w, b, training=True),
            shapes=((4, 3, 2, 2), (3,), (3,)), consts=lambda rng: (np.zeros(3), np.ones(3)),
-           tol32=(1e-4, 1e-4)),
+           tol32=(1e-4, 1e-4), covers=(BatchNorm,)),
+    OpSpec("F.batch_norm_train_weight_only",
+           lambda m, x, w: F(m).batch_norm(x, None, None, w, None, training=True),
+           shapes=((5, 2, 3), (2,)), tol32=(1e-4, 1e-4)),
     OpSpec("F.batch_norm_train_2d_noaffine",
            lambda m, x: F(m).batch_norm(x, None, None, training=True, eps=1e-3),
            shapes=((6, 4),), tol32=(1e-4, 1e-4)),

@@ -88,24 +88,22 @@ def batch_norm(input: Tensor, running_mean: Tensor | None,
     check_same("batch_norm", (input, weight, bias, running_mean, running_var),
                ("input", "weight", "bias", "running_mean", "running_var"))
     if training:
-        dims = (0,) + tuple(range(2, input.ndim))
         n = input.numel() // c if c else 0
         if n <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                              f"training, got input of shape {_shape(input)}")
-        mean = input.mean(dim=dims, keepdim=True)
-        xc = input - mean
-        var = (xc * xc).mean(dim=dims, keepdim=True)
         if momentum is None:
             raise ValueError("batch_norm: momentum must be a number; for a cumulative average "
                              "pass momentum=1/num_batches_tracked")
+        stats = []
+        out = N.BatchNorm.apply(input, weight, bias, float(eps), stats)
+        mean, var = (Tensor._wrap(a, None, False) for a in stats)
         with no_grad():
             if running_mean is not None:
-                running_mean.mul_(1 - momentum).add_(mean.detach().reshape(c), alpha=momentum)
+                running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
             if running_var is not None:
-                running_var.mul_(1 - momentum).add_(var.detach().reshape(c),
-                                                    alpha=momentum * n / (n - 1))
-        out = xc * (var + eps).rsqrt()
+                running_var.mul_(1 - momentum).add_(var, alpha=momentum * n / (n - 1))
+        return out
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are required when "

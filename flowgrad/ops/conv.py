@@ -3,11 +3,13 @@
 
 A convolution is GEMMs over an im2col matrix: every output position's receptive field is one row
 (or column), gathered by one copy of a sliding-window view. Backward's weight gradient is a GEMM
-with the same matrix; its input gradient is one GEMM per kernel offset, each added straight into
-the strided slice of the input that the offset meets (col2im as kh*kw slice-adds, never
-``np.add.at``). Two internal memory layouts share that arithmetic and are picked per call by
-size (see ``channels_last``): channels-last for many channels on small images, channels-first
-for few channels, large images and 1x1 kernels. Pooling works on NCHW directly, as kh*kw strided
+with the same matrix; its input gradient is a GEMM per kernel offset (or one for all offsets, when
+they write few channels or when intra-op threads share the adds), each product added into the
+strided slice of the input that the offset meets (col2im as kh*kw slice-adds, never
+``np.add.at``). Large copies and adds go in blocks of images to the intra-op threads. Two
+internal memory layouts share that arithmetic and are picked per call by size (see
+``channels_last``): channels-last for many channels on small images, channels-first for few
+channels, large images and 1x1 kernels. Pooling works on NCHW directly, as kh*kw strided
 slices of the (padded) input, with arithmetic (no masked copies).
 
 Weights keep PyTorch's layouts: conv (C_out, C_in/groups, kh, kw), transposed conv

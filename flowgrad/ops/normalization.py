@@ -21,6 +21,18 @@ from .. import intraop
 from ..autograd.op import Op
 
 
+def _affine_into(xp, out, xhat, weight, bias) -> None:
+    """out = xhat · weight + bias, each term optional (None), in one or two passes."""
+    if weight is not None:
+        xp.multiply(xhat, weight, out=out)
+        if bias is not None:
+            out += bias
+    elif bias is not None:
+        xp.add(xhat, bias, out=out)
+    else:
+        out[...] = xhat
+
+
 class LayerNorm(Op):
     """y = (x − mean) / sqrt(var + eps) · weight + bias over the last ``k`` dimensions (the
     biased variance, as in PyTorch); weight and bias, each optional, have those dimensions'
@@ -46,14 +58,7 @@ class LayerNorm(Op):
             var = xp.einsum("ij,ij->i", xh, xh) / n
             rstd[lo:hi, 0] = 1.0 / xp.sqrt(var + eps)
             xh *= rstd[lo:hi]
-            if w is not None:
-                xp.multiply(xh, w, out=o)
-                if b is not None:
-                    o += b
-            elif b is not None:
-                xp.add(xh, b, out=o)
-            else:
-                o[...] = xh
+            _affine_into(xp, o, xh, w, b)
         intraop.for_rows(block, len(rows), rows.size, xp is np)
         ctx.norm_shape, ctx.shape = norm_shape, x.shape
         ctx.save_for_backward(xhat, rstd, weight)
@@ -129,16 +134,9 @@ class BatchNorm(Op):
         b3 = bias.reshape(c, 1) if bias is not None else None
 
         def scale(lo, hi):
-            xh, o = xhat[lo:hi], out[lo:hi]
+            xh = xhat[lo:hi]
             xh *= r3
-            if w3 is not None:
-                xp.multiply(xh, w3, out=o)
-                if b3 is not None:
-                    o += b3
-            elif b3 is not None:
-                xp.add(xh, b3, out=o)
-            else:
-                o[...] = xh
+            _affine_into(xp, out[lo:hi], xh, w3, b3)
         intraop.run(scale, blocks)
         if stats_out is not None:
             stats_out.extend((mean, var))

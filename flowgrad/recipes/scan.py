@@ -662,7 +662,9 @@ def _write(s: dict, out: Path) -> None:
         "",
         "Test exact match: the fraction of test commands whose greedy output equals the "
         "whole target action sequence. Each run keeps the weights with the best exact match "
-        "on the held-out part of its training file and decodes the test file once.",
+        "on the held-out part of its training file and decodes the test file once. Each row "
+        "gives the mean over its seeds ± their standard deviation (over the seeds run, "
+        "dividing by their number), then each seed's value.",
         "",
         *([("Runs that reached 100% validation exact match stopped there (`--set "
             "stop_at_perfect=True`): only a strictly better validation score replaces the kept "

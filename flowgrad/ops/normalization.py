@@ -152,8 +152,10 @@ class BatchNorm(Op):
         needs = ctx.needs_input_grad
         g = grad.reshape(xhat.shape)
         count = xhat.shape[0] * xhat.shape[2]
-        gb = _channel_sums(xp, ctx.blocks, "ncl->c", g)
-        gw = _channel_sums(xp, ctx.blocks, "ncl,ncl->c", g, xhat)
+        # both sums enter the input's gradient; each alone only its parameter's
+        gb = _channel_sums(xp, ctx.blocks, "ncl->c", g) if needs[0] or needs[2] else None
+        gw = (_channel_sums(xp, ctx.blocks, "ncl,ncl->c", g, xhat) if needs[0] or needs[1]
+              else None)
         gx = None
         if needs[0]:
             s3 = (rstd * weight.reshape(-1) if weight is not None else rstd)[:, None]
@@ -168,7 +170,7 @@ class BatchNorm(Op):
                 out *= s3
             intraop.run(block, ctx.blocks)
             gx = gx.reshape(ctx.shape)
-        if weight is not None:
+        if weight is not None and needs[1]:
             gw = gw.reshape(weight.shape)
         return (gx, gw if needs[1] else None,
                 gb.reshape(ctx.bias_shape) if needs[2] else None, None, None)

@@ -142,7 +142,8 @@ def run(epochs=60, batch_size=100, lr=0.1, seed=0, n_samples=10_000, n_valid=100
     its validation curve and best generator."""
     if rewrite:
         return _rewrite(out)
-    command = command_line(NAME, run, locals())
+    # the command of the whole run: a resumed run is that command again with resume=True
+    command = command_line(NAME, run, {**locals(), "resume": False})
     out = resolve_out(NAME, out)
     n_train, n_test = 50_000, 10_000
     if quick:  # epochs and eval_every stay as given when they differ from the defaults
@@ -210,7 +211,8 @@ def run(epochs=60, batch_size=100, lr=0.1, seed=0, n_samples=10_000, n_valid=100
         "estimated_full_epoch_seconds": per_epoch_full,
         "estimated_epochs_in_budget": int(TIME_BUDGET // max(per_epoch_full, 1e-9)),
         "published": PUBLISHED, "threads": threads, "command": command, "seed": seed,
-        "seconds": total.seconds}
+        # a resumed run's wall time includes the epochs run before it stopped
+        "seconds": total.seconds + float(np.sum(epoch_seconds[:start_epoch]))}
     if write:
         figures = (save_image_grid(samples[:100], f"{out}/gan_mnist_samples.png", nrow=10),
                    _nearest_figure(samples[:10], train, out),
@@ -280,9 +282,10 @@ def _notes(s) -> str:
     data = (f"the first {s['n_train']:,} of MNIST train[0:50000] (short variant)" if quick
             else "MNIST train[0:50000]")
     resumed = s.get("resumed_from_epoch", 0)
-    resumed = (f" The run was stopped after epoch {resumed} and resumed from its checkpoint "
-               "(both networks, both optimizers with the schedule's learning rate and momentum, "
-               "every random stream, the validation curve and the best generator so far)."
+    resumed = (f" The run was stopped and resumed from its checkpoint (the command above with "
+               f"--set resume=True; the last time after epoch {resumed}), which restores both "
+               "networks, both optimizers with the schedule's learning rate and momentum, every "
+               "random stream, the validation curve and the best generator so far."
                if resumed else "")
     return (
         f"Protocol: trained on {data}, {s['epochs']} epochs of minibatches of "

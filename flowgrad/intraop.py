@@ -5,8 +5,9 @@ NumPy's ufuncs run on one thread, but they release the GIL inside their loops. S
 large array can cut it into row blocks and hand the blocks to a small pool of Python threads,
 which NumPy then runs at once; the GEMMs already use the BLAS library's own threads. Arrays
 under ``MIN_ELEMENTS`` numbers stay on the calling thread, where handing work over would cost
-more than it saves. The blocks call no BLAS routine (OpenBLAS queues calls made from several
-threads at once); their sums are einsums.
+more than it saves. Blocks call no BLAS routine (OpenBLAS queues calls made from several
+threads at once; their sums are einsums), except inside ``blas_single()``, which holds the
+BLAS to one thread so that each block's many small products run at once (attention's).
 
 The number of threads defaults to ``OMP_NUM_THREADS`` when set (as PyTorch's does), else to
 the cores this process may run on. ``set_num_threads(n)`` sets it and also caps the BLAS
@@ -101,6 +102,54 @@ def limited(n: int | None):
         yield
     finally:
         _set_threads(before)
+
+
+_blas = None  # threadpoolctl's controller of the loaded BLAS libraries (False: none)
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+
+
+def _blas_libraries():
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            found = ThreadpoolController().select(user_api="blas")
+            _blas = found if found.lib_controllers else False
+        except Exception:  # threadpoolctl comes with scikit-learn; without it, no limit
+            _blas = False
+    return _blas
+
+
+def blas_single_available() -> bool:
+    """Whether ``blas_single`` can hold the BLAS to one thread (threadpoolctl is installed and
+    found the BLAS library)."""
+    return bool(_blas_libraries())
+
+
+@contextlib.contextmanager
+def blas_single():
+    """Within the block, the BLAS libraries run each call on the calling thread, so that calls
+    from several intra-op threads run at once instead of queueing for the BLAS's threads. The
+    first of overlapping blocks sets the limit and the last restores it."""
+    global _blas_users, _blas_limiter
+    blas = _blas_libraries()
+    if not blas:
+        yield
+        return
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = blas.limit(limits=1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
 
 
 def _reset_after_fork() -> None:

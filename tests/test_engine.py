@@ -482,3 +482,32 @@ def test_slices_of_one_tensor_sum_their_gradients_with_every_other_path():
     tw = torch.tensor(ws, requires_grad=True)
     for got, want in zip(run(fg, fx, fw), run(torch, tx, tw)):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_pieces_that_tile_a_tensor_give_its_gradient_and_near_misses_add_up():
+    """All of unbind's or chunk's pieces (written into an empty array) and pieces that miss
+    a slice or overlap (added into zeros) both give PyTorch's gradient."""
+    import torch
+
+    from flowgrad.autograd.scattered import _tile
+
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((3, 4, 5))
+    readers = [lambda x: sum((p * (i + 1)).sum() for i, p in enumerate(x.unbind(0))),
+               lambda x: sum((p ** 2).sum() for p in reversed(x.chunk(2, dim=2))),
+               lambda x: (x[:, 1:].sum() + x[:, :1].exp().sum()),
+               lambda x: x[0].sum() + x[2].sum(),               # misses x[1]
+               lambda x: x[:, :3].sum() + x[:, 2:].sum()]       # overlaps at column 2
+    for read in readers:
+        fx, tx = fg.tensor(xs, requires_grad=True), torch.tensor(xs, requires_grad=True)
+        read(fx).backward()
+        read(tx).backward()
+        np.testing.assert_allclose(fx.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    shape = (3, 4, 5)
+    assert _tile(shape, [(2,), (0,), (1,)]) and _tile(shape, [-1, 0, 1])
+    assert _tile(shape, [(slice(None), slice(None), slice(3, 5)),
+                         (slice(None), slice(None), slice(0, 3))])
+    assert not _tile(shape, [(0,), (2,)]) and not _tile(shape, [(0,), (0,), (1,), (2,)])
+    assert not _tile(shape, [(slice(None), slice(0, 3)), (slice(None), slice(2, 4))])
+    assert not _tile(shape, [(0,), (slice(None), slice(None), 1)])   # two axes
+    assert not _tile(shape, [(slice(0, 3, 2),), (1,)]) and not _tile(shape, [(Ellipsis, 0)])

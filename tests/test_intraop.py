@@ -170,3 +170,79 @@ def test_optimizers_share_a_large_parameter_among_the_threads_and_update_it_the_
     assert blocks["blocked"] > 0
     monkeypatch.setattr(intraop, "_threads", 1)
     np.testing.assert_array_equal(many, steps())
+
+
+def _attention_case(seed=0):
+    """Attention's forward and gradients with a float mask that masks whole rows (-inf), a
+    bool mask broadcast over the batch and dropout, on q, k, v of shared batch dims."""
+    rng = np.random.default_rng(seed)
+    q, k, v = (fg.tensor(rng.standard_normal((5, 3, 6, 4)), requires_grad=True)
+               for _ in range(3))
+    bias = rng.standard_normal((5, 1, 6, 6))
+    bias[1, 0, 2] = -np.inf                                  # a row that attends nowhere
+    keep = fg.tensor(rng.random((6, 6)) > 0.3)
+    fg.manual_seed(2)
+    a = F.scaled_dot_product_attention(q, k, v, attn_mask=fg.tensor(bias), dropout_p=0.2)
+    b = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=0.3)
+    loss = (a * a).sum() + (b * b.detach()).sum()
+    return [a.detach().numpy(), b.detach().numpy()] + [
+        g.numpy() for g in fg.autograd.grad(loss, (q, k, v))]
+
+
+def test_attention_in_tiles_on_several_threads_gives_what_one_thread_gives(blocks, monkeypatch):
+    from flowgrad.ops import attention
+
+    monkeypatch.setattr(attention, "TILE", 40)  # chunks of one batch row: several per block
+    tiled = _attention_case()
+    assert blocks["blocked"] > 0
+    assert np.isnan(tiled[0]).sum() == 0 and np.all(tiled[0][1, :, 2] == 0)
+    monkeypatch.setattr(intraop, "_threads", 1)
+    monkeypatch.setattr(attention, "TILE", 1 << 18)
+    for got, want in zip(tiled, _attention_case()):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_blas_single_holds_the_blas_to_one_thread_and_restores_it():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+              if lib["user_api"] == "blas"]
+    if not intraop.blas_single_available():
+        pytest.skip("threadpoolctl found no BLAS library")
+    with intraop.blas_single():
+        with intraop.blas_single():  # overlapping blocks: the last one out restores
+            pass
+        inside = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                  if lib["user_api"] == "blas"]
+        assert set(inside) == {1}
+    after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+             if lib["user_api"] == "blas"]
+    assert after == before
+
+
+@pytest.mark.parametrize("make, shared", [
+    (lambda ps: fg.optim.Adam(ps, lr=0.1), True),
+    (lambda ps: fg.optim.Adam([{"params": ps[:3]}, {"params": ps[3:], "weight_decay": 0.1}],
+                              lr=0.1, amsgrad=True), True),
+    # the direction is in a scratch buffer the next parameter reuses: updated one by one
+    (lambda ps: fg.optim.AdamW(ps, lr=0.1, maximize=True), False),
+    (lambda ps: fg.optim.SGD(ps, lr=0.01, momentum=0.9), True),
+    (lambda ps: fg.optim.SGD(ps, lr=0.01, momentum=0.9, weight_decay=0.1, nesterov=True),
+     False)])
+def test_optimizers_share_small_parameters_among_the_threads_and_update_them_the_same(
+        blocks, monkeypatch, make, shared):
+    def steps():
+        rng = np.random.default_rng(5)
+        ps = [fg.tensor(rng.standard_normal(s), requires_grad=True)
+              for s in [(3,), (2, 2), (5,), (7,), (), (5, 8), (1, 6)]]
+        opt = make(ps)
+        for _ in range(3):
+            opt.zero_grad()
+            sum(((p - 1.0) ** 3).sum() for p in ps).backward()
+            opt.step()
+        return [p.detach().numpy() for p in ps]
+
+    many = steps()
+    assert (blocks["blocked"] > 0) == shared
+    monkeypatch.setattr(intraop, "_threads", 1)
+    for got, want in zip(many, steps()):
+        np.testing.assert_array_equal(got, want)

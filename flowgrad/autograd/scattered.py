@@ -29,8 +29,14 @@ class ScatteredSum:
         return self.materialize(base=other)
 
     def materialize(self, base=None):
-        """The dense array: zeros (or a copy of ``base``) with each piece added in its slice."""
+        """The dense array: zeros (or a copy of ``base``) with each piece added in its slice;
+        pieces that tile the array (``unbind``'s, ``chunk``'s) are written into an empty one."""
         xp = get_array_module(self.grads[0])
+        if base is None and _tile(self.shape, self.indices):
+            out = xp.empty(self.shape, dtype=self.dtype)
+            for index, grad in zip(self.indices, self.grads):
+                out[index] = grad
+            return out
         if base is None:
             out = xp.zeros(self.shape, dtype=self.dtype)
         else:
@@ -38,3 +44,36 @@ class ScatteredSum:
         for index, grad in zip(self.indices, self.grads):
             out[index] += grad
         return out
+
+
+def _tile(shape: tuple, indices: list) -> bool:
+    """Whether the basic ``indices`` cut an array of ``shape`` into disjoint pieces that cover
+    it: each selects an int or a unit-step slice along one and the same axis, all of every
+    other axis, and their ranges along that axis meet end to end."""
+    axis, spans = None, []
+    for index in indices:
+        index = index if isinstance(index, tuple) else (index,)
+        if len(index) > len(shape):
+            return False
+        cut = [(k, i) for k, i in enumerate(index) if i != slice(None)]
+        if len(cut) != 1 or (axis is not None and cut[0][0] != axis):
+            return False
+        axis, i = cut[0]
+        n = shape[axis]
+        if isinstance(i, slice):
+            if i.step not in (None, 1):
+                return False
+            lo, hi, _ = i.indices(n)
+        elif isinstance(i, int) and not isinstance(i, bool) and -n <= i < n:
+            lo = i % n
+            hi = lo + 1
+        else:
+            return False
+        spans.append((lo, hi))
+    spans.sort()
+    end = 0
+    for lo, hi in spans:
+        if lo != end or hi <= lo:
+            return False
+        end = hi
+    return axis is not None and end == shape[axis]

@@ -70,7 +70,7 @@ class Adam(Optimizer):
         eps = group["eps"]
         amsgrad = group["amsgrad"]
         arrays = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
-        for _, a, d, xp, st in self._prepared(group, arrays):
+        for p, a, d, xp, st in self._prepared(group, arrays):
             step = st["step"]
             bias_correction1 = 1 - beta1 ** step
             bias_correction2 = 1 - beta2 ** step
@@ -92,7 +92,7 @@ class Adam(Optimizer):
                 xp.divide(m, u, out=u)
                 xp.multiply(u, step_size, out=u)     # θ ← θ − lr/(1−β₁ᵗ)·m/denom
                 xp.subtract(a_c, u, out=a_c)
-            self._each_chunk((a, d, *state), update)
+            self._each_chunk((a, d, *state), update, defer=d is p.grad._data)
 
 
 class AdamW(Adam):

@@ -203,7 +203,13 @@ class Optimizer:
         mode.enabled = False
         try:
             for group in self.param_groups:
-                self._step_group(group)
+                self._deferred = []
+                try:
+                    self._step_group(group)
+                    tasks = self._deferred
+                finally:
+                    self._deferred = None
+                self._run_deferred(tasks)
         finally:
             mode.enabled = prev
         self._opt_called = True
@@ -275,12 +281,20 @@ class Optimizer:
                     UPDATE_CHUNK, a.dtype)
         yield from in_chunks(arrays, small)
 
-    def _each_chunk(self, arrays, update, n_scratch: int = 1) -> None:
+    def _each_chunk(self, arrays, update, n_scratch: int = 1, defer: bool = False) -> None:
         """``update(chunk of each array..., scratch...)`` over ``_chunks(arrays)``; on NumPy
         the chunks of a large parameter are shared out among the intra-op threads, each
         with scratch of its own (the update is element-wise, so any split gives the same
-        result)."""
+        result). ``defer``: the arrays are no scratch of this step's, so the update of a
+        parameter too small to split may wait until the group's end, when the small
+        parameters' updates are shared out among the threads (``_run_deferred``)."""
         a = arrays[0]
+        if (defer and getattr(self, "_deferred", None) is not None
+                and type(a) is np.ndarray and a.size < intraop.MIN_ELEMENTS
+                and intraop.get_num_threads() > 1
+                and all(x.flags.c_contiguous for x in arrays)):
+            self._deferred.append((arrays, update, n_scratch))
+            return
         if (type(a) is not np.ndarray or a.size < intraop.MIN_ELEMENTS
                 or intraop.get_num_threads() < 2
                 or not all(x.flags.c_contiguous for x in arrays)):
@@ -304,6 +318,35 @@ class Optimizer:
             for i, j in pieces[lo:hi]:
                 update(*(f[i:j] for f in flats), *(t[:j - i] for t in scratch))
         intraop.run(block, ranges)
+
+    def _run_deferred(self, tasks: list) -> None:
+        """The deferred updates of one group's small parameters (each one whole, with scratch
+        of its shape): in the order given on one thread when they are few numbers in all,
+        else in bins of about equal size, one per intra-op thread, each with its scratch."""
+        if not tasks:
+            return
+        total = sum(arrays[0].size for arrays, _, _ in tasks)
+        n_bins = len(intraop.spans(len(tasks), total))
+        bins: list[list] = [[] for _ in range(n_bins)]
+        loads = [0] * n_bins
+        for task in sorted(tasks, key=lambda t: -t[0][0].size) if n_bins > 1 else tasks:
+            i = loads.index(min(loads))
+            bins[i].append(task)
+            loads[i] += task[0][0].size
+
+        def run_bin(i, _):
+            largest = max(arrays[0].size for arrays, _, _ in bins[i])
+            for arrays, update, n_scratch in bins[i]:
+                a = arrays[0]
+                scratch = []
+                for k in range(n_scratch):
+                    key = ("deferred", i, k, a.dtype)
+                    buf = self._scratch_buffers.get(key)
+                    if buf is None or buf.size < a.size:
+                        buf = self._scratch_buffers[key] = np.empty(largest, a.dtype)
+                    scratch.append(buf[:a.size].reshape(a.shape))
+                update(*arrays, *scratch)
+        intraop.run(run_bin, [(i, i + 1) for i in range(n_bins)])
 
     def _scratch(self, like, slot: int = 0):
         """A reusable work array of ``like``'s shape, dtype and device (not part of the state):

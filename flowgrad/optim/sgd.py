@@ -85,5 +85,5 @@ class SGD(Optimizer):
                 else:
                     xp.multiply(b_c, lr, out=u)
                 xp.subtract(a_c, u, out=a_c)  # θ ← θ − lr·v
-            self._each_chunk((a, d, b), momentum_step)
+            self._each_chunk((a, d, b), momentum_step, defer=d is p.grad._data)
             p._version += 1

@@ -511,3 +511,24 @@ def test_pieces_that_tile_a_tensor_give_its_gradient_and_near_misses_add_up():
     assert not _tile(shape, [(slice(None), slice(0, 3)), (slice(None), slice(2, 4))])
     assert not _tile(shape, [(0,), (slice(None), slice(None), 1)])   # two axes
     assert not _tile(shape, [(slice(0, 3, 2),), (1,)]) and not _tile(shape, [(Ellipsis, 0)])
+
+
+def test_gradient_of_pieces_of_a_permuted_view_keeps_the_view_layout():
+    """unbind of a permuted view (heads split from one projection): the pieces' gradient is
+    laid out as the view was, so the permutation's backward hands on a contiguous array."""
+    from flowgrad.autograd.scattered import memory_layout
+
+    rng = np.random.default_rng(2)
+    base = fg.tensor(rng.standard_normal((2, 5, 3, 4)), requires_grad=True)
+    view = base.permute(2, 0, 3, 1)                      # (3, 2, 4, 5), not contiguous
+    assert memory_layout(view.detach().numpy()) == (1, 3, 0, 2)
+    seen = {}
+    view.register_hook(lambda g: seen.setdefault("grad", g))
+    q, k, v = view.unbind(0)
+    ((q * 2).sum() + (k * k).sum() + v.exp().sum()).backward()
+    want = np.stack([np.full((2, 4, 5), 2.0), 2 * view.detach().numpy()[1],
+                     np.exp(view.detach().numpy()[2])])
+    np.testing.assert_allclose(seen["grad"].numpy(), want, rtol=1e-12)
+    assert memory_layout(seen["grad"].numpy()) == (1, 3, 0, 2)
+    assert base.grad.numpy().flags.c_contiguous
+    np.testing.assert_allclose(base.grad.numpy(), want.transpose(1, 3, 0, 2), rtol=1e-12)

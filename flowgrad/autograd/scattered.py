@@ -13,11 +13,12 @@ from ..backend import get_array_module
 class ScatteredSum:
     """Σ_i zeros(shape) with ``grads[i]`` added at the basic index ``indices[i]``."""
 
-    __slots__ = ("shape", "dtype", "indices", "grads")
+    __slots__ = ("shape", "dtype", "indices", "grads", "layout")
 
-    def __init__(self, shape: tuple, index, grad) -> None:
+    def __init__(self, shape: tuple, index, grad, layout: tuple | None = None) -> None:
         self.shape, self.dtype = tuple(shape), grad.dtype
         self.indices, self.grads = [index], [grad]
+        self.layout = layout  # the input's axes from the slowest to the fastest in memory
 
     def add(self, other):
         """This sum plus another ScatteredSum (kept as pieces) or a dense array (the result is
@@ -33,17 +34,38 @@ class ScatteredSum:
         pieces that tile the array (``unbind``'s, ``chunk``'s) are written into an empty one."""
         xp = get_array_module(self.grads[0])
         if base is None and _tile(self.shape, self.indices):
-            out = xp.empty(self.shape, dtype=self.dtype)
+            out = self._allocate(xp.empty)
             for index, grad in zip(self.indices, self.grads):
                 out[index] = grad
             return out
         if base is None:
-            out = xp.zeros(self.shape, dtype=self.dtype)
+            out = self._allocate(xp.zeros)
         else:
             out = base.astype(self.dtype, copy=True) if base.dtype != self.dtype else base.copy()
         for index, grad in zip(self.indices, self.grads):
             out[index] += grad
         return out
+
+    def _allocate(self, make):
+        """A new array of the input's shape laid out in memory as the input was (a permuted
+        view's gradient is then a permuted view too, and the permutation's backward gives a
+        contiguous array, which a reshape takes without a copy)."""
+        if self.layout is None:
+            return make(self.shape, dtype=self.dtype)
+        base = make(tuple(self.shape[a] for a in self.layout), dtype=self.dtype)
+        inverse = [0] * len(self.layout)
+        for position, axis in enumerate(self.layout):
+            inverse[axis] = position
+        return base.transpose(inverse)
+
+
+def memory_layout(x) -> tuple | None:
+    """The axes of ``x`` from the slowest to the fastest in memory when ``x`` is a
+    permutation of a C-contiguous array that is not C-contiguous itself, else None."""
+    if x.ndim < 2 or x.flags.c_contiguous:
+        return None
+    order = tuple(sorted(range(x.ndim), key=lambda a: -x.strides[a]))
+    return order if x.transpose(order).flags.c_contiguous else None
 
 
 def _tile(shape: tuple, indices: list) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd.op import Op
-from ..autograd.scattered import ScatteredSum
+from ..autograd.scattered import ScatteredSum, memory_layout
 
 _csr = []  # scipy.sparse.csr_matrix once looked up (None without SciPy), imported on first use
 
@@ -38,6 +38,7 @@ class GetItem(Op):
         ctx.basic = basic = _is_basic(index)
         if basic:  # ints, slices, None, ...: no arrays
             ctx.index = index
+            ctx.layout = memory_layout(x)
         else:  # index arrays live in saved, freed after backward like every saved array
             ctx.save_for_backward(index)
         return x[index]
@@ -45,7 +46,7 @@ class GetItem(Op):
     @staticmethod
     def backward(ctx, grad):
         if ctx.basic:  # kept as a slice: several slices of one input sum into one array
-            return ScatteredSum(ctx.shape, ctx.index, grad)
+            return ScatteredSum(ctx.shape, ctx.index, grad, ctx.layout)
         gx = ctx.xp.zeros(ctx.shape, dtype=grad.dtype)
         backend.scatter_add(ctx.xp, gx, ctx.saved[0], grad)
         return gx

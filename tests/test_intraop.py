@@ -246,3 +246,23 @@ def test_optimizers_share_small_parameters_among_the_threads_and_update_them_the
     monkeypatch.setattr(intraop, "_threads", 1)
     for got, want in zip(many, steps()):
         np.testing.assert_array_equal(got, want)
+
+
+def test_attention_without_a_blas_limit_runs_its_tiles_on_one_thread(blocks, monkeypatch):
+    """Without threadpoolctl, the products of several threads would queue at the BLAS: the
+    tiles then run on the calling thread, with the same results."""
+    from flowgrad.ops import attention
+
+    monkeypatch.setattr(attention, "TILE", 40)
+    monkeypatch.setattr(intraop, "_blas", False)
+    assert not intraop.blas_single_available()
+    with intraop.blas_single():  # no limit to set: a plain block
+        pass
+    q = np.zeros((5, 3, 6, 4))
+    assert attention._plan(np, q, q, q, (5, 3, 6, 6)) == ([(0, 5)], 1)
+    one = _attention_case(seed=3)
+    monkeypatch.setattr(intraop, "_threads", 1)
+    for got, want in zip(one, _attention_case(seed=3)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(intraop, "_blas", None)  # found again on the next use
+    assert attention._plan(np, q, q, q, (5, 3, 6, 6))[0] == [(0, 5)]  # one thread now

@@ -7,6 +7,7 @@ gradient) pairs instead, the sum is one array, each piece written into its slice
 
 from __future__ import annotations
 
+from .. import backend
 from ..backend import get_array_module
 
 
@@ -36,7 +37,11 @@ class ScatteredSum:
         if base is None and _tile(self.shape, self.indices):
             out = self._allocate(xp.empty)
             for index, grad in zip(self.indices, self.grads):
-                out[index] = grad
+                piece = out[index]
+                if piece.shape == grad.shape:  # a large piece in blocks over the threads
+                    backend.copy_into(xp, piece, grad)
+                else:
+                    out[index] = grad
             return out
         if base is None:
             out = self._allocate(xp.zeros)

@@ -38,7 +38,8 @@ class GetItem(Op):
         ctx.basic = basic = _is_basic(index)
         if basic:  # ints, slices, None, ...: no arrays
             ctx.index = index
-            ctx.layout = memory_layout(x)
+            # the layout only matters to a gradient, so it is read only when one is recorded
+            ctx.layout = memory_layout(x) if ctx.needs_input_grad[0] else None
         else:  # index arrays live in saved, freed after backward like every saved array
             ctx.save_for_backward(index)
         return x[index]

@@ -16,8 +16,9 @@ def _pair(shape, seed, requires_grad=True):
     return fg.tensor(a, requires_grad=requires_grad), torch.tensor(a, requires_grad=requires_grad)
 
 
-# col2im's three ways (channels-last): a GEMM per kernel offset, one for all offsets, and one
-# per block of images (one image here) with the slice-adds shared by 3 intra-op threads
+# col2im's three ways (channels-last): a GEMM per kernel offset, one for all offsets, and
+# blocks of images (one image here) on 3 intra-op threads, each multiplying and adding its own
+# (in the channels-first layout, "shared" splits the images over the threads as well)
 ONE_GEMM = pytest.mark.parametrize("col2im", ["per_offset", "one_gemm", "shared"])
 
 

@@ -157,21 +157,80 @@ def _im2col_last(xp, a, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, Ho
 
 
 def _im2col_first(xp, a, groups: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
-                  Ho: int, Wo: int):
+                  Ho: int, Wo: int, out=None):
     """(N, C, Hp, Wp) -> (N, G, Cg*kh*kw, Ho*Wo): one receptive field per column, (c, i, j)
-    order, copied once from a sliding-window view."""
+    order, copied once from a sliding-window view (into ``out`` when given)."""
     N, C, Hp, Wp = a.shape
     a = a.reshape(N, groups, C // groups, Hp, Wp)
     v = _window_view(xp, a, (3, 4), kh, kw, sh, sw, dh, dw, Ho, Wo)  # (N, G, Cg, Ho, Wo, kh, kw)
-    return xp.ascontiguousarray(v.transpose(0, 1, 2, 5, 6, 3, 4)).reshape(
-        N, groups, -1, Ho * Wo)
+    v = v.transpose(0, 1, 2, 5, 6, 3, 4)
+    if out is None:
+        return xp.ascontiguousarray(v).reshape(N, groups, -1, Ho * Wo)
+    out.reshape(v.shape)[...] = v
+    return out
+
+
+def _image_blocks(xp, n: int, numbers: int):
+    """The blocks of images that the intra-op threads take in the channels-first path, each
+    padding, copying and multiplying its own images with the BLAS held to one thread; None
+    where the work is done at once (a GPU array, one thread, a small problem, or a BLAS that
+    cannot be held to one thread: the threads' products would queue at it)."""
+    if xp is not np or n < 2:
+        return None
+    blocks = intraop.spans(n, numbers)
+    if len(blocks) < 2 or not intraop.blas_single_available():
+        return None
+    return blocks
+
+
+def _conv_first(xp, x, wk, bias, pads: tuple, geom: tuple):
+    """Channels-first convolution of x (N, C, H, W): zero padding to (Hp, Wp) with x at
+    (top, left), im2col, wk (G, Og, K) @ cols per image, plus ``bias`` (G*Og,) or None ->
+    (out (N, G, Og, Ho*Wo) or None where wk is None, cols (N, G, K, Ho*Wo)). With several
+    intra-op threads each pads, copies and multiplies a block of images (its copies still in
+    cache for its GEMMs)."""
+    top, left, Hp, Wp = pads
+    G, kh, kw, sh, sw, dh, dw, Ho, Wo = geom
+    N, C, H, W = x.shape
+    K = C // G * kh * kw
+    Og = 0 if wk is None else wk.shape[1]
+    pointwise = (kh, kw, sh, sw, Hp, Wp) == (1, 1, 1, 1, H, W)  # cols is x itself, no copy
+    blocks = None if pointwise else _image_blocks(xp, N, N * G * (Og + K) * Ho * Wo)
+    if blocks is None:
+        cols = _im2col_first(xp, _pad_first(xp, x, top, left, Hp, Wp), G, kh, kw, sh, sw, dh,
+                             dw, Ho, Wo)
+        if wk is None:
+            return None, cols
+        out = (wk[0] @ cols[:, 0] if G == 1 else wk @ cols).reshape(N, G, Og, Ho * Wo)
+        if bias is not None:
+            out += bias.reshape(G, Og, 1)
+        return out, cols
+    cols = np.empty((N, G, K, Ho * Wo), dtype=x.dtype)
+    out = None if wk is None else np.empty((N, G, Og, Ho * Wo), dtype=x.dtype)
+
+    def block(lo: int, hi: int) -> None:
+        a = _pad_first(xp, x[lo:hi], top, left, Hp, Wp)
+        _im2col_first(xp, a, G, kh, kw, sh, sw, dh, dw, Ho, Wo, out=cols[lo:hi])
+        if wk is not None:
+            np.matmul(wk, cols[lo:hi], out=out[lo:hi])
+            if bias is not None:
+                out[lo:hi] += bias.reshape(G, Og, 1)
+    _over_images(blocks, block)
+    return out, cols
+
+
+def _over_images(blocks, body) -> list:
+    """``body(lo, hi)`` for every block of images, over the intra-op threads, the BLAS held to
+    one thread while they run; their results in order."""
+    with intraop.blas_single():
+        return intraop.run(body, blocks)
 
 
 # col2im with at most this many output columns (kernel offsets x channels written) makes one
 # GEMM for all offsets: a GEMM per offset with a few columns runs at matrix-vector speed
 ONE_GEMM_COLUMNS = 256
-# with several intra-op threads, col2im computes every offset's product at once for this many
-# numbers at most (a block of images), then the threads share its slice-adds image by image
+# with several intra-op threads, col2im's threads hold every offset's product for this many
+# numbers at most in all (each a chunk of its images) while they add them into the canvas
 SHARED_BLOCK = 1 << 22
 
 
@@ -183,34 +242,49 @@ def _col2im_last(g, w_k, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw
 
     On one thread each offset's GEMM is added at once (still in cache); with few output
     columns (kh*kw*B <= ONE_GEMM_COLUMNS) one GEMM computes every offset's product. With
-    several intra-op threads and a large product, one GEMM per block of images computes every
-    offset's product and the threads share the slice-adds, image by image (the adds, on one
-    thread, take as long as the GEMMs on all)."""
+    several intra-op threads and a large product, each thread takes a block of images and, a
+    chunk of them at a time, computes every offset's product with the BLAS held to one thread
+    and adds it into its own images: the threads' GEMMs and adds run side by side instead of
+    the adds waiting for a GEMM over all images. Where the BLAS cannot be held to one thread,
+    one GEMM per chunk uses its threads and the intra-op threads share the adds."""
     G, N, _, _, B = canvas.shape
     taps = kh * kw
     wins = [(_win(i, dh, sh, Ho), _win(j, dw, sw, Wo)) for i in range(kh) for j in range(kw)]
     total = N * Ho * Wo * taps * B
     shared = (isinstance(canvas, np.ndarray) and intraop.get_num_threads() > 1
               and total >= intraop.MIN_ELEMENTS and N > 1)
-    if shared or taps * B <= ONE_GEMM_COLUMNS:
-        w_all = w_k.transpose(1, 2, 0, 3).reshape(G, w_k.shape[2], taps * B)
-        step = max(1, SHARED_BLOCK // (Ho * Wo * taps * B)) if shared else N
-        g4 = g.reshape(G, N, Ho * Wo, -1)
-        for n0 in range(0, N, step):
-            n1 = min(N, n0 + step)
-            rows = g4[:, n0:n1].reshape(G, (n1 - n0) * Ho * Wo, -1)
-            every = (rows[0] @ w_all[0] if G == 1 else rows @ w_all).reshape(
-                G, n1 - n0, Ho, Wo, taps, B)
-
-            def add(lo, hi, n0=n0, every=every):
-                dst, src = canvas[:, n0 + lo:n0 + hi], every[:, lo:hi]
-                for k, (r, c) in enumerate(wins):
-                    dst[:, :, r, c] += src[:, :, :, :, k]
-            intraop.for_rows(add, n1 - n0, every.size, shared)
+    if not (shared or taps * B <= ONE_GEMM_COLUMNS):
+        for k, (r, c) in enumerate(wins):
+            p = (g[0] @ w_k[k, 0] if G == 1 else g @ w_k[k]).reshape(G, N, Ho, Wo, B)
+            canvas[:, :, r, c] += p
         return
-    for k, (r, c) in enumerate(wins):
-        p = (g[0] @ w_k[k, 0] if G == 1 else g @ w_k[k]).reshape(G, N, Ho, Wo, B)
-        canvas[:, :, r, c] += p
+    w_all = w_k.transpose(1, 2, 0, 3).reshape(G, w_k.shape[2], taps * B)
+    threads = intraop.get_num_threads()
+    chunk = max(1, SHARED_BLOCK // (threads * Ho * Wo * taps * B)) if shared else N
+    g4 = g.reshape(G, N, Ho * Wo, -1)
+
+    def product(n0: int, n1: int):
+        rows = g4[:, n0:n1].reshape(G, (n1 - n0) * Ho * Wo, -1)
+        return (rows[0] @ w_all[0] if G == 1 else rows @ w_all).reshape(
+            G, n1 - n0, Ho, Wo, taps, B)
+
+    def add(dst, every) -> None:
+        for k, (r, c) in enumerate(wins):
+            dst[:, :, r, c] += every[:, :, :, :, k]
+
+    if shared and intraop.blas_single_available():
+        def block(lo: int, hi: int) -> None:
+            for n0 in range(lo, hi, chunk):
+                n1 = min(hi, n0 + chunk)
+                add(canvas[:, n0:n1], product(n0, n1))
+        with intraop.blas_single():
+            intraop.for_rows(block, N, total)
+        return
+    for n0 in range(0, N, chunk):
+        n1 = min(N, n0 + chunk)
+        every = product(n0, n1)
+        intraop.for_rows(lambda lo, hi, n0=n0, every=every: add(
+            canvas[:, n0 + lo:n0 + hi], every[:, lo:hi]), n1 - n0, every.size, shared)
 
 
 def _col2im_first(w_k, g, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
@@ -218,9 +292,16 @@ def _col2im_first(w_k, g, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, d
     """canvas (N, G*B, Hp, Wp) += col2im(w_k @ g): for each kernel offset k the per-image GEMMs
     w_k[k] (G, B, A) @ g (N, G, A, Ho*Wo), added into the strided slice offset k meets (the
     adjoint of _im2col_first); with few output channels one GEMM computes every offset's
-    product, as in _col2im_last."""
+    product, as in _col2im_last. With several intra-op threads each takes a block of
+    images."""
     N, _, Hp, Wp = canvas.shape
     G, B = w_k.shape[1], w_k.shape[2]
+    blocks = _image_blocks(np if isinstance(canvas, np.ndarray) else None, N,
+                           N * G * B * kh * kw * Ho * Wo)
+    if blocks is not None:  # each thread its own images
+        _over_images(blocks, lambda lo, hi: _col2im_first(
+            w_k, g[lo:hi], canvas[lo:hi], kh, kw, sh, sw, dh, dw, Ho, Wo))
+        return
     c5 = canvas.reshape(N, G, B, Hp, Wp)
     every = None
     if kh * kw * B <= ONE_GEMM_COLUMNS:  # few output channels: one GEMM for every offset
@@ -311,12 +392,9 @@ class Conv2d(Op):
             y = cols[0] @ wk[0] if G == 1 else cols @ wk                  # (G, M, Og)
             out = _from_last(xp, y.reshape(G, N, Ho, Wo, Og), 0, 0, Ho, Wo, b)
         else:
-            a = _pad_first(xp, x, pt, pl, Hp, Wp)
-            cols = _im2col_first(xp, a, G, kh, kw, sh, sw, dh, dw, Ho, Wo)  # (N, G, K, Ho*Wo)
-            wk = w.reshape(G, Og, -1)
-            out = (wk[0] @ cols[:, 0] if G == 1 else wk @ cols).reshape(N, O, Ho, Wo)
-            if b is not None:
-                out += b.reshape(1, O, 1, 1)
+            out, cols = _conv_first(xp, x, w.reshape(G, Og, -1), b, (pt, pl, Hp, Wp),
+                                    (G, kh, kw, sh, sw, dh, dw, Ho, Wo))
+            out = out.reshape(N, O, Ho, Wo)
         ctx.geom = (last, N, C, H, W, G, Og, kh, kw, sh, sw, dh, dw, pt, pl, Hp, Wp, Ho, Wo)
         # x too: cols may be a view of it (1x1 kernels), so in-place changes must be caught
         ctx.save_for_backward(cols if ctx.needs_input_grad[1] else None, w, x)
@@ -358,10 +436,22 @@ class Conv2d(Op):
                 _col2im_first(w_k, g, canvas, kh, kw, sh, sw, dh, dw, Ho, Wo)
                 gx = _from_first(xp, canvas, pt, pl, H, W)
             if needs[1]:
-                gw = (g @ cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(O, Cg, kh, kw)
+                gw = _weight_grad_first(xp, g, cols).reshape(O, Cg, kh, kw)
         if needs[2]:
             gb = grad.sum(axis=(0, 2, 3))
         return gx, gw, gb, None, None, None, None
+
+
+def _weight_grad_first(xp, g, cols):
+    """sum over images of g (N, G, A, P) @ cols (N, G, B, P)^T -> (G, A, B); with several
+    intra-op threads each sums the products of a block of images, then the blocks are added."""
+    N = g.shape[0]
+    blocks = _image_blocks(xp, N, g.size + cols.size)
+    if blocks is None:
+        return (g @ cols.transpose(0, 1, 3, 2)).sum(axis=0)
+    parts = _over_images(blocks, lambda lo, hi: (
+        g[lo:hi] @ cols[lo:hi].transpose(0, 1, 3, 2)).sum(axis=0))
+    return sum(parts[1:], parts[0])
 
 
 def conv_transpose_size(n: int, k: int, s: int, p: int, op: int, d: int) -> int:
@@ -441,13 +531,12 @@ class ConvTranspose2d(Op):
                 gw = xp.ascontiguousarray(gwk.reshape(G, Cg, kh, kw, Og).transpose(
                     0, 1, 4, 2, 3)).reshape(C, Og, kh, kw)
         elif needs[0] or needs[1]:
-            cols = _im2col_first(xp, _pad_first(xp, grad, pt, pl, Hf, Wf), G,
-                                 kh, kw, sh, sw, dh, dw, H, W)             # (N, G, Og*k, H*W)
+            gx, cols = _conv_first(xp, grad, w.reshape(G, Cg, -1) if needs[0] else None, None,
+                                   (pt, pl, Hf, Wf), (G, kh, kw, sh, sw, dh, dw, H, W))
             if needs[0]:
-                wk = w.reshape(G, Cg, -1)
-                gx = (wk[0] @ cols[:, 0] if G == 1 else wk @ cols).reshape(N, C, H, W)
+                gx = gx.reshape(N, C, H, W)
             if needs[1]:
-                gw = (a @ cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(C, Og, kh, kw)
+                gw = _weight_grad_first(xp, a, cols).reshape(C, Og, kh, kw)
         if needs[2]:
             gb = grad.sum(axis=(0, 2, 3))
         return gx, gw, gb, None, None, None, None, None

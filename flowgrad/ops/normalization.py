@@ -95,6 +95,21 @@ class LayerNorm(Op):
         return (gx.reshape(ctx.shape) if needs[0] else None), gw, gb
 
 
+# per-channel values (C,) are spread over each channel's positions, (C, L), where the positions
+# are fewer than this: NumPy then runs its element-wise loops along whole C*L rows rather than
+# along rows of L against a broadcast scalar (1.5-2.4x faster for 7x7 maps)
+SPREAD_BELOW = 256
+SPREAD_MAX = 1 << 18
+
+
+def _per_channel(xp, v, positions: int):
+    """``v`` (C,) shaped to broadcast against (N, C, L) arrays: (C, L) copies for few
+    positions (see SPREAD_BELOW), else (C, 1)."""
+    if 1 < positions < SPREAD_BELOW and v.size * positions <= SPREAD_MAX:
+        return xp.repeat(v, positions).reshape(v.size, positions)
+    return v.reshape(v.size, 1)
+
+
 def _channel_sums(xp, blocks, expr: str, *arrays):
     """Per-channel sums over (N, C, L) arrays: an einsum per block of images over the intra-op
     threads, the blocks' sums added."""
@@ -120,7 +135,8 @@ class BatchNorm(Op):
         blocks = intraop.spans(n_img, x.size) if xp is np else [(0, n_img)]
         mean = _channel_sums(xp, blocks, "ncl->c", rows) / count
         xhat = xp.empty(rows.shape, dtype=x.dtype)
-        m3 = mean[:, None]
+        positions = rows.shape[2]
+        m3 = _per_channel(xp, mean, positions)
 
         def center(lo, hi):
             xp.subtract(rows[lo:hi], m3, out=xhat[lo:hi])
@@ -129,9 +145,9 @@ class BatchNorm(Op):
         var = (parts[0] if len(parts) == 1 else sum(parts)) / count
         rstd = 1.0 / xp.sqrt(var + eps)
         out = xp.empty(rows.shape, dtype=x.dtype)
-        r3 = rstd[:, None]
-        w3 = weight.reshape(c, 1) if weight is not None else None
-        b3 = bias.reshape(c, 1) if bias is not None else None
+        r3 = _per_channel(xp, rstd, positions)
+        w3 = _per_channel(xp, weight.reshape(c), positions) if weight is not None else None
+        b3 = _per_channel(xp, bias.reshape(c), positions) if bias is not None else None
 
         def scale(lo, hi):
             xh = xhat[lo:hi]
@@ -158,8 +174,11 @@ class BatchNorm(Op):
               else None)
         gx = None
         if needs[0]:
-            s3 = (rstd * weight.reshape(-1) if weight is not None else rstd)[:, None]
-            k_xhat, k_mean = (gw / count)[:, None], (gb / count)[:, None]
+            positions = xhat.shape[2]
+            s3 = _per_channel(xp, rstd * weight.reshape(-1) if weight is not None else rstd,
+                              positions)
+            k_xhat = _per_channel(xp, gw / count, positions)
+            k_mean = _per_channel(xp, gb / count, positions)
             gx = xp.empty(xhat.shape, dtype=g.dtype)
 
             def block(lo, hi):  # (g − mean(g) − x̂ · mean(g · x̂)) · weight / σ

@@ -173,6 +173,24 @@ def spans(rows: int, numbers: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+def blas_spans(rows: int, numbers: int) -> list[tuple[int, int]]:
+    """``spans`` for kernels that call the BLAS: a single range where the BLAS cannot be held
+    to one thread (several threads' products would queue at it)."""
+    ranges = spans(rows, numbers)
+    if len(ranges) > 1 and not blas_single_available():
+        return [(0, rows)]
+    return ranges
+
+
+def run_blas_single(kernel, ranges: list[tuple[int, int]]) -> list:
+    """``run`` for kernels that call the BLAS: the BLAS held to one thread while several
+    blocks run at once, so that their products run side by side."""
+    if len(ranges) == 1:
+        return [kernel(*ranges[0])]
+    with blas_single():
+        return run(kernel, ranges)
+
+
 def _inside(kernel, start: int, stop: int):
     _local.inside = True
     try:

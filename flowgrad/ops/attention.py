@@ -60,10 +60,7 @@ def _plan(xp, q, k, v, shape: tuple):
     per_row = 1
     for n in shape[1:]:
         per_row *= n
-    blocks = intraop.spans(shape[0], per_row * shape[0])
-    if len(blocks) > 1 and not intraop.blas_single_available():
-        blocks = [(0, shape[0])]  # several threads' products would queue at the BLAS
-    return blocks, max(1, TILE // per_row)
+    return intraop.blas_spans(shape[0], per_row * shape[0]), max(1, TILE // per_row)
 
 
 def _tiled(plan, body) -> None:
@@ -74,11 +71,7 @@ def _tiled(plan, body) -> None:
     def block(lo, hi):
         for start in range(lo, hi, chunk):
             body(slice(start, min(start + chunk, hi)))
-    if len(blocks) == 1:
-        block(*blocks[0])
-        return
-    with intraop.blas_single():
-        intraop.run(block, blocks)
+    intraop.run_blas_single(block, blocks)
 
 
 def _rowdot(xp, a, b):

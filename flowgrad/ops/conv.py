@@ -175,12 +175,10 @@ def _image_blocks(xp, n: int, numbers: int):
     padding, copying and multiplying its own images with the BLAS held to one thread; None
     where the work is done at once (a GPU array, one thread, a small problem, or a BLAS that
     cannot be held to one thread: the threads' products would queue at it)."""
-    if xp is not np or n < 2:
+    if xp is not np:
         return None
-    blocks = intraop.spans(n, numbers)
-    if len(blocks) < 2 or not intraop.blas_single_available():
-        return None
-    return blocks
+    blocks = intraop.blas_spans(n, numbers)
+    return blocks if len(blocks) > 1 else None
 
 
 def _conv_first(xp, x, wk, bias, pads: tuple, geom: tuple):
@@ -215,15 +213,8 @@ def _conv_first(xp, x, wk, bias, pads: tuple, geom: tuple):
             np.matmul(wk, cols[lo:hi], out=out[lo:hi])
             if bias is not None:
                 out[lo:hi] += bias.reshape(G, Og, 1)
-    _over_images(blocks, block)
+    intraop.run_blas_single(block, blocks)
     return out, cols
-
-
-def _over_images(blocks, body) -> list:
-    """``body(lo, hi)`` for every block of images, over the intra-op threads, the BLAS held to
-    one thread while they run; their results in order."""
-    with intraop.blas_single():
-        return intraop.run(body, blocks)
 
 
 # col2im with at most this many output columns (kernel offsets x channels written) makes one
@@ -277,8 +268,7 @@ def _col2im_last(g, w_k, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, dw
             for n0 in range(lo, hi, chunk):
                 n1 = min(hi, n0 + chunk)
                 add(canvas[:, n0:n1], product(n0, n1))
-        with intraop.blas_single():
-            intraop.for_rows(block, N, total)
+        intraop.run_blas_single(block, intraop.spans(N, total))
         return
     for n0 in range(0, N, chunk):
         n1 = min(N, n0 + chunk)
@@ -296,11 +286,11 @@ def _col2im_first(w_k, g, canvas, kh: int, kw: int, sh: int, sw: int, dh: int, d
     images."""
     N, _, Hp, Wp = canvas.shape
     G, B = w_k.shape[1], w_k.shape[2]
-    blocks = _image_blocks(np if isinstance(canvas, np.ndarray) else None, N,
+    blocks = _image_blocks(backend.get_array_module(canvas), N,
                            N * G * B * kh * kw * Ho * Wo)
     if blocks is not None:  # each thread its own images
-        _over_images(blocks, lambda lo, hi: _col2im_first(
-            w_k, g[lo:hi], canvas[lo:hi], kh, kw, sh, sw, dh, dw, Ho, Wo))
+        intraop.run_blas_single(lambda lo, hi: _col2im_first(
+            w_k, g[lo:hi], canvas[lo:hi], kh, kw, sh, sw, dh, dw, Ho, Wo), blocks)
         return
     c5 = canvas.reshape(N, G, B, Hp, Wp)
     every = None
@@ -449,8 +439,8 @@ def _weight_grad_first(xp, g, cols):
     blocks = _image_blocks(xp, N, g.size + cols.size)
     if blocks is None:
         return (g @ cols.transpose(0, 1, 3, 2)).sum(axis=0)
-    parts = _over_images(blocks, lambda lo, hi: (
-        g[lo:hi] @ cols[lo:hi].transpose(0, 1, 3, 2)).sum(axis=0))
+    parts = intraop.run_blas_single(lambda lo, hi: (
+        g[lo:hi] @ cols[lo:hi].transpose(0, 1, 3, 2)).sum(axis=0), blocks)
     return sum(parts[1:], parts[0])
 
 
